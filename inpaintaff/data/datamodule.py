@@ -1,0 +1,266 @@
+"""LightningDataModule over a CTC-layout dataset: raw crops, labeled crops and frames to predict."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from inpaintaff.data import ctc
+from inpaintaff.data.budget import budget_crop, choose_label_frames, count_instances
+from inpaintaff.data.normalize import percentile_normalize
+from inpaintaff.utils.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("raw", "train", "val", "test", "predict")
+# Splits whose frames default to "every frame with GT" rather than "every raw frame".
+_LABELED_SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One frame of a sequence, with its GT segmentation if there is one."""
+
+    seq: str
+    frame: int
+    raw_path: Path
+    gt_path: Path | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.seq}/t{self.frame:03d}"
+
+
+class CropDataset(Dataset):
+    """Random square crops of in-memory frames (labels optional); ``length`` crops per epoch.
+
+    Crop positions come from torch's global RNG, which Lightning seeds (also in workers), so runs
+    are reproducible and each epoch sees new crops.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        crop_size: int,
+        length: int,
+        labels: Sequence[np.ndarray] | None = None,
+        fixed_seed: int | None = None,
+    ):
+        self.images, self.labels = list(images), None if labels is None else list(labels)
+        self.crop, self.length, self.fixed_seed = int(crop_size), int(length), fixed_seed
+        # Larger frames are drawn more often, so every pixel is equally likely to be seen.
+        areas = np.array([im.size for im in self.images], dtype=np.float64)
+        self.p = areas / areas.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        if self.fixed_seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        else:
+            seed = self.fixed_seed * 1_000_003 + idx
+        rng = np.random.default_rng(seed)
+        i = int(rng.choice(len(self.images), p=self.p))
+        image = self.images[i]
+        h, w = image.shape
+        y = int(rng.integers(0, h - self.crop + 1))
+        x = int(rng.integers(0, w - self.crop + 1))
+        sl = (slice(y, y + self.crop), slice(x, x + self.crop))
+        out = {"image": torch.from_numpy(np.ascontiguousarray(image[sl]))[None]}
+        if self.labels is not None:
+            out["labels"] = torch.from_numpy(np.ascontiguousarray(self.labels[i][sl]))
+        return out
+
+
+class FrameDataset(Dataset):
+    """Whole normalised frames, one per item, for prediction."""
+
+    def __init__(self, refs: Sequence[FrameRef], loader):
+        self.refs, self.loader = list(refs), loader
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, idx: int) -> dict:
+        ref = self.refs[idx]
+        return {"image": torch.from_numpy(self.loader(ref))[None], "seq": ref.seq, "frame": ref.frame}
+
+
+class CTCDataModule(pl.LightningDataModule):
+    """Serves a CTC-layout dataset by split.
+
+    ``splits`` maps a split name (raw, train, val, test, predict) to a list of
+    ``{seq, frames, exclude}`` entries; ``frames: null`` means every raw frame (split ``raw`` and
+    ``predict``) or every frame with GT (``train``, ``val``, ``test``). ``train_mode`` chooses what
+    the train loader yields: ``raw`` crops of the ``raw`` split (self-supervised) or ``labeled``
+    crops of the ``train`` split, reduced by the label budget (``label_frames``, ``max_instances``).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        dataset: str,
+        splits: Mapping[str, Sequence[Mapping]],
+        train_mode: str = "raw",
+        crop_size: int = 128,
+        batch_size: int = 8,
+        samples_per_epoch: int = 256,
+        val_samples: int = 32,
+        num_workers: int = 0,
+        normalize: Mapping[str, float] | None = None,
+        label_frames: int | None = None,
+        max_instances: int | None = None,
+        seed: int = 0,
+        generate: Mapping | None = None,
+    ):
+        super().__init__()
+        if train_mode not in ("raw", "labeled"):
+            raise ValueError(f"data.train_mode must be 'raw' or 'labeled', got {train_mode!r}")
+        unknown = set(splits) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"unknown split(s) {sorted(unknown)} in data.splits; known: {SPLITS}")
+        self.root, self.dataset = Path(root), dataset
+        self.splits = {k: [dict(e) for e in (v or [])] for k, v in splits.items()}
+        self.train_mode, self.crop_size, self.batch_size = train_mode, int(crop_size), int(batch_size)
+        self.samples_per_epoch, self.val_samples = int(samples_per_epoch), int(val_samples)
+        self.num_workers = int(num_workers)
+        self.normalize = dict(normalize or {"low": 1.0, "high": 99.8})
+        self.label_frames, self.max_instances, self.seed = label_frames, max_instances, int(seed)
+        self.generate = dict(generate) if generate else None
+        self._cache: dict[Path, np.ndarray] = {}
+        self._train: Dataset | None = None
+        self._val: Dataset | None = None
+
+    # -- files -------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Generate the synthetic data set when configured and absent."""
+        if self.generate and not (self.root / self.dataset).is_dir():
+            from inpaintaff.data.synthetic import make_synthetic_dataset
+
+            make_synthetic_dataset(self.root, self.dataset, **self.generate)
+        if not self.root.is_dir():
+            raise InputError(self.root, "data root not found (set data.root to a CTC dataset folder)")
+        if not (self.root / self.dataset).is_dir():
+            raise InputError(self.root / self.dataset, "dataset folder not found under data.root")
+
+    def frames(self, split: str) -> list[FrameRef]:
+        """The frames of a split; a missing raw frame (or GT of an explicitly listed labeled frame)
+        is an error naming the file."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
+        refs: list[FrameRef] = []
+        for entry in self.splits.get(split, []):
+            seq = str(entry["seq"])
+            frames = entry.get("frames")
+            if frames is None:
+                if split in _LABELED_SPLITS:
+                    frames = ctc.list_gt_frames(self.root, self.dataset, seq)
+                else:
+                    frames = ctc.list_raw_frames(self.root, self.dataset, seq)
+            exclude = {int(f) for f in entry.get("exclude") or []}
+            for f in (int(f) for f in frames):
+                if f in exclude:
+                    continue
+                raw = ctc.raw_path(self.root, self.dataset, seq, f)
+                if split in _LABELED_SPLITS and entry.get("frames") is not None:
+                    gt = ctc.gt_seg_path(self.root, self.dataset, seq, f)
+                else:
+                    try:
+                        gt = ctc.gt_seg_path(self.root, self.dataset, seq, f)
+                    except InputError:
+                        gt = None
+                refs.append(FrameRef(seq, f, raw, gt))
+        return refs
+
+    def load_image(self, ref: FrameRef) -> np.ndarray:
+        """The frame, percentile-normalised (cached)."""
+        if ref.raw_path not in self._cache:
+            raw = ctc.read_image(ref.raw_path)
+            self._cache[ref.raw_path] = percentile_normalize(raw, source=ref.raw_path, **self.normalize)
+        return self._cache[ref.raw_path]
+
+    def load_labels(self, ref: FrameRef) -> np.ndarray:
+        """The GT instance labels of the frame (error if it has none)."""
+        if ref.gt_path is None:
+            raise InputError(ref.raw_path, "this frame has no GT segmentation")
+        labels = ctc.read_labels(ref.gt_path)
+        if labels.shape != self.load_image(ref).shape:
+            raise InputError(ref.gt_path, f"GT shape {labels.shape} differs from the raw frame's")
+        return labels
+
+    # -- datasets ----------------------------------------------------------------------------
+    def _check_size(self, ref: FrameRef, shape: tuple[int, ...]) -> None:
+        if min(shape) < self.crop_size:
+            raise InputError(ref.raw_path, f"image of shape {shape} is smaller than crop_size {self.crop_size}")
+
+    def _budget(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        refs = [r for r in self.frames("train") if r.gt_path is not None]
+        if not refs:
+            raise InputError(self.root / self.dataset, "train_mode=labeled but the train split has no GT frames")
+        refs = choose_label_frames(refs, self.label_frames, self.seed)
+        images, labels, total = [], [], 0
+        for ref in refs:
+            lab = self.load_labels(ref)
+            sl = budget_crop(lab, self.max_instances)
+            img, lab = self.load_image(ref)[sl], lab[sl]
+            pad = [(0, max(0, self.crop_size - n)) for n in img.shape]
+            if any(p[1] for p in pad):
+                # Crop smaller than a training crop: pad; padded labels are -1 (ignore).
+                img = np.pad(img, pad, mode="reflect")
+                lab = np.pad(lab, pad, constant_values=-1)
+            total += count_instances(np.clip(lab, 0, None))
+            images.append(img)
+            labels.append(lab)
+        log.info("label budget: %d frame(s), %d instance(s)", len(refs), total)
+        self.n_train_instances = total
+        return images, labels
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate"):
+            if self.train_mode == "raw":
+                refs = self.frames("raw")
+                if not refs:
+                    raise InputError(self.root / self.dataset, "the raw split holds no frames")
+                images = [self.load_image(r) for r in refs]
+                for r, im in zip(refs, images):
+                    self._check_size(r, im.shape)
+                self._train = CropDataset(images, self.crop_size, self.samples_per_epoch)
+            else:
+                images, labels = self._budget()
+                self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, labels)
+            val_refs = self.frames("val")
+            if val_refs:
+                images = [self.load_image(r) for r in val_refs]
+                for r, im in zip(val_refs, images):
+                    self._check_size(r, im.shape)
+                labels = None
+                if self.train_mode == "labeled" and all(r.gt_path is not None for r in val_refs):
+                    labels = [self.load_labels(r) for r in val_refs]
+                self._val = CropDataset(images, self.crop_size, self.val_samples, labels, fixed_seed=self.seed + 1)
+
+    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self._train is None:
+            self.setup("fit")
+        return self._loader(self._train, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self._val is None:
+            self.setup("validate")
+        return [] if self._val is None else self._loader(self._val, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(FrameDataset(self.frames("predict"), self.load_image), batch_size=1)

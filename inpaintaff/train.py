@@ -1,0 +1,35 @@
+"""The training job behind train.py."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from inpaintaff.utils.instantiate import build_trainer
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit ``cfg.model`` on ``cfg.data``; returns the final metrics and the checkpoint path."""
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    trainer = build_trainer(cfg)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).exists():
+        raise FileNotFoundError(f"{ckpt_path}: checkpoint to resume from not found")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = None
+    if trainer.checkpoint_callback is not None:
+        best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    log.info("final metrics: %s; checkpoint: %s", metrics, best)
+    return {"metrics": metrics, "checkpoint": best}

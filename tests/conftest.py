@@ -1,0 +1,68 @@
+"""Shared fixtures: the synthetic data set, the shared HeLa data, and the real Hydra config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+import inpaintaff  # noqa: F401  (registers the config resolvers)
+from inpaintaff.data.synthetic import make_synthetic_dataset
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+CONF_DIR = PROJECT_DIR / "conf"
+SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
+SYNTH_DATASET = "SYNTH-HeLa"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide ``paths.data_dir`` holding the generated synthetic data set."""
+    root = tmp_path_factory.mktemp("data")
+    # Same parameters as conf/data/synthetic.yaml's `generate`.
+    make_synthetic_dataset(root / "synthetic", SYNTH_DATASET, n_sequences=2, n_frames=6, shape=(256, 256), seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(data_dir: Path) -> Path:
+    """Root of the synthetic CTC data set (dataset folder ``SYNTH-HeLa`` inside)."""
+    return data_dir / "synthetic"
+
+
+@pytest.fixture(scope="session")
+def shared_root() -> Path:
+    """The real HeLa frames in ../shared/data, or a skip saying why."""
+    if not (SHARED_DATA / "Fluo-N2DL-HeLa" / "01").is_dir():
+        pytest.skip(f"shared HeLa data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def compose(tmp_path: Path, data_dir: Path) -> Callable[..., DictConfig]:
+    """Compose the real Hydra config (``train`` or ``predict``) with tiny overrides.
+
+    Runs write below ``tmp_path``; the synthetic data come from the session's ``data_dir``.
+    """
+
+    def _compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(
+                config_name,
+                overrides=[f"paths.root_dir={tmp_path}", f"paths.data_dir={data_dir}", *(overrides or [])],
+            )
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "out")
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
