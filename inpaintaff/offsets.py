@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 # (dy, dx); the first two are attractive, the rest repulsive (mutex) edges.
 OFFSETS: list[list[int]] = [
@@ -51,4 +52,29 @@ def affinities_from_labels(
             v &= (a != 0) & (b != 0)
         valid[c][s] = v
         aff[c][s] *= v
+    return aff, valid
+
+
+def affinities_from_labels_torch(
+    labels: torch.Tensor,
+    offsets: list[list[int]] | None = None,
+    ignore_label: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched torch version of :func:`affinities_from_labels` for labels (B, H, W).
+
+    Returns float (B, C, H, W) affinities and bool validity; pairs leaving the image, and pairs
+    touching ``ignore_label`` if given, are invalid.
+    """
+    offsets = OFFSETS if offsets is None else offsets
+    b, h, w = labels.shape
+    aff = labels.new_zeros((b, len(offsets), h, w), dtype=torch.float32)
+    valid = torch.zeros((b, len(offsets), h, w), dtype=torch.bool, device=labels.device)
+    for c, off in enumerate(offsets):
+        s, d = _shifted_slices((h, w), tuple(off))
+        a, n = labels[(slice(None), *s)], labels[(slice(None), *d)]
+        v = torch.ones_like(a, dtype=torch.bool)
+        if ignore_label is not None:
+            v = (a != ignore_label) & (n != ignore_label)
+        aff[(slice(None), c, *s)] = ((a == n) & v).float()
+        valid[(slice(None), c, *s)] = v
     return aff, valid

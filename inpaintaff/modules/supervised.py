@@ -1,0 +1,73 @@
+"""Shared Lightning plumbing for the supervised pix2pix nets (FGNET, AFFNET)."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from inpaintaff.nets.pix2pix import Pix2PixUNet
+
+IGNORE = -1  # label value of padded pixels that must not count in a loss
+
+
+class SupervisedPix2PixModule(pl.LightningModule):
+    """A pix2pix U-Net trained on labeled crops (batches with ``image`` and ``labels``).
+
+    Subclasses set ``out_channels`` and implement ``loss(logits, labels)``.
+    """
+
+    out_channels: int = 1
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        depth: int = 6,
+        base_features: int = 64,
+        max_features: int = 512,
+        dropout: float = 0.5,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        image_log_every_n_steps: int = 200,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = Pix2PixUNet(in_channels, self.out_channels, depth, base_features, max_features, dropout)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_proba(self, image: torch.Tensor) -> torch.Tensor:
+        """Probabilities (B, out_channels, H, W) for normalised images (B, C, H, W)."""
+        return torch.sigmoid(self(image))
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["labels"])
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
+                 batch_size=batch["image"].shape[0])
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        every = self.hparams.image_log_every_n_steps
+        if every and self.global_step % every == 0:
+            self._log_images(batch)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def _log_images(self, batch: dict) -> None:
+        exp = getattr(self.logger, "experiment", None)
+        if exp is None or not hasattr(exp, "add_images"):
+            return
+        with torch.no_grad():
+            prob = self.predict_proba(batch["image"][:4])[:, :1]
+        exp.add_images("train/image", batch["image"][:4].clamp(0, 1), self.global_step)
+        exp.add_images("train/prediction", prob, self.global_step)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
