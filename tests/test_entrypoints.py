@@ -1,0 +1,36 @@
+"""train.py as a user runs it: a Hydra command line in a fresh process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "train.py", f"paths.root_dir={tmp_path}", *args],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_train_cli_writes_checkpoint_and_tensorboard(tmp_path, data_dir):
+    proc = _run([
+        f"paths.data_dir={data_dir}", "hydra.run.dir=" + str(tmp_path / "run"),
+        "model=fgnet", "model.depth=3", "model.base_features=8", "model.max_features=16",
+        "data.train_mode=labeled", "data.crop_size=64", "data.batch_size=2", "data.samples_per_epoch=4",
+        "data.val_samples=2", "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.log_every_n_steps=1",
+    ], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    assert list((run / "checkpoints").glob("*.ckpt")), sorted(p.name for p in run.rglob("*"))
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (run / ".hydra" / "config.yaml").exists()
+
+
+def test_train_cli_unknown_key_fails_clearly(tmp_path):
+    proc = _run(["trainer.max_epochz=1"], tmp_path)
+    assert proc.returncode != 0
+    assert "max_epochz" in proc.stderr and "Could not override" in proc.stderr
