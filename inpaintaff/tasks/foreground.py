@@ -1,0 +1,69 @@
+"""``task=foreground``: FGNET foreground probabilities for the frames of a split.
+
+Writes ``<out_dir>/<dataset>/<seq>_FG/fgNNN.tif`` (float32 probability, same size as the frame)
+and a PNG of each, which ``task=segment`` reads with ``task.foreground.source=dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from inpaintaff.data import ctc
+from inpaintaff.modules.fgnet import FGNetModule
+from inpaintaff.tasks.checkpoints import load_module
+from inpaintaff.utils.tiling import predict_with_halo
+
+log = logging.getLogger(__name__)
+
+
+def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int) -> Path:
+    """Where the foreground probability of a frame is written."""
+    return Path(out_dir) / dataset / f"{seq}_FG" / f"fg{frame:03d}.tif"
+
+
+def run(cfg: DictConfig) -> dict:
+    t = cfg.task
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto") else "cpu"
+    module = load_module(FGNetModule, cfg.ckpt, device)
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    written = []
+    for ref in dm.frames(t.split):
+        path = foreground_path(t.out_dir, dm.dataset, ref.seq, ref.frame)
+        if path.exists() and not t.overwrite:
+            log.info("%s exists, skipped", path)
+            written.append(str(path))
+            continue
+        image = dm.load_image(ref)
+        prob = predict_with_halo(module.predict_proba, image, t.tile, t.halo, device)[0]
+        ctc.write_image(path, prob.astype(np.float32))
+        _save_png(path.with_suffix(".png"), image, prob, t.threshold)
+        written.append(str(path))
+        log.info("foreground %s: %.1f %% above %.2f", ref.name, 100 * (prob > t.threshold).mean(), t.threshold)
+    return {"foreground": written}
+
+
+def _save_png(path: Path, image: np.ndarray, prob: np.ndarray, threshold: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inpaintaff.utils.io import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5 * image.shape[0] / image.shape[1] + 0.5))
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+    axes[0].contour(prob > threshold, levels=[0.5], colors="yellow", linewidths=0.6)
+    axes[1].imshow(prob, cmap="magma", vmin=0, vmax=1)
+    for ax, title in zip(axes, ["raw + foreground contour", "FGNET probability"]):
+        ax.set_title(title)
+        ax.axis("off")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,56 @@
+"""task=foreground: FGNET probabilities written per frame; tiled prediction with a halo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import tifffile
+import torch
+import torch.nn.functional as F
+
+from inpaintaff.modules.fgnet import FGNetModule
+from inpaintaff.tasks import run_task
+from inpaintaff.tasks.foreground import foreground_path
+from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.tiling import predict_with_halo
+
+
+def test_predict_with_halo_matches_whole_image():
+    kernel = torch.ones(1, 1, 5, 5) / 25
+    img = np.random.default_rng(0).random((70, 110)).astype(np.float32)
+    tiled = predict_with_halo(lambda t: F.conv2d(t, kernel, padding=2), img, tile=32, halo=4)
+    padded = torch.from_numpy(np.pad(img, 4, mode="reflect"))[None, None]
+    whole = F.conv2d(padded, kernel, padding=2)[0, :, 4:-4, 4:-4].numpy()
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    assert predict_with_halo(lambda t: t.repeat(1, 3, 1, 1), img, tile=512, halo=8).shape == (3, 70, 110)
+
+
+@pytest.fixture
+def fgnet_ckpt(tmp_path):
+    module = FGNetModule(depth=3, base_features=4, max_features=8)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(module)
+    path = tmp_path / "fgnet.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_foreground_task_writes_probabilities(compose, fgnet_ckpt, tmp_path):
+    cfg = compose("predict", ["task=foreground", f"ckpt={fgnet_ckpt}", "task.split=val", "task.tile=128"])
+    out = run_task(cfg)
+    assert len(out["foreground"]) == 2
+    path = foreground_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0)
+    prob = tifffile.imread(path)
+    assert prob.shape == (256, 256) and prob.dtype == np.float32
+    assert 0 <= prob.min() and prob.max() <= 1
+    assert path.with_suffix(".png").exists()
+
+
+def test_foreground_task_checkpoint_errors(compose, tmp_path):
+    with pytest.raises(InputError, match="checkpoint not found"):
+        run_task(compose("predict", ["task=foreground", f"ckpt={tmp_path / 'none.ckpt'}"]))
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    with pytest.raises(InputError, match="bad.ckpt: not a compatible FGNetModule checkpoint"):
+        run_task(compose("predict", ["task=foreground", f"ckpt={bad}"]))
