@@ -18,7 +18,8 @@ def train(cfg: DictConfig) -> dict:
     """Fit ``cfg.model`` on ``cfg.data``; returns the final metrics and the checkpoint path."""
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
+    # Plain containers, so that saved hyperparameters load with torch.load(weights_only=True).
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
     trainer = build_trainer(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).exists():
