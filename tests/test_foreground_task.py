@@ -54,3 +54,21 @@ def test_foreground_task_checkpoint_errors(compose, tmp_path):
     torch.save({"state_dict": {}}, bad)
     with pytest.raises(InputError, match="bad.ckpt: not a compatible FGNetModule checkpoint"):
         run_task(compose("predict", ["task=foreground", f"ckpt={bad}"]))
+
+
+def test_affnet_task_writes_readable_affinities(compose, tmp_path):
+    from inpaintaff.igm.affinities import aff_path, read_affinities
+    from inpaintaff.modules.affnet import AffNetModule
+    from inpaintaff.offsets import OFFSETS
+
+    module = AffNetModule(depth=3, base_features=4, max_features=8)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "affnet.ckpt")
+    cfg = compose("predict", ["task=affnet", f"ckpt={tmp_path / 'affnet.ckpt'}", "task.split=val", "task.tile=128"])
+    out = run_task(cfg)
+    assert len(out["affinities"]) == 2
+    aff, valid, offsets = read_affinities(aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 1))
+    assert offsets == OFFSETS and aff.shape == (12, 256, 256)
+    assert not valid[0, 0].any() and valid[0, 1:].all()  # offset (-1, 0) leaves the frame in row 0
+    assert 0 <= aff.min() and aff.max() <= 1 and aff[valid].std() > 0
