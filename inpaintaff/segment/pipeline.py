@@ -1,0 +1,141 @@
+"""One frame through the segmentation pipeline: inputs -> instances -> scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inpaintaff.metrics.ctc import SegResult, seg_from_overlap
+from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, DetectionCounts, detection_from_overlap
+from inpaintaff.metrics.overlap import overlap
+from inpaintaff.offsets import N_ATTRACTIVE
+from inpaintaff.segment.baselines import connected_components
+from inpaintaff.segment.mws import mutex_watershed
+from inpaintaff.segment.sources import Affinities, affinities_for_frame, foreground_for_frame
+from inpaintaff.utils.errors import InputError
+
+METHODS = ("mws", "cc")
+
+
+@dataclass
+class FrameInput:
+    """Everything needed to segment and score one frame."""
+
+    seq: str
+    frame: int
+    image: np.ndarray
+    labels: np.ndarray | None
+    foreground: np.ndarray
+    affinities: Affinities | None
+    # Full frame shape and where this input sits in it (a crop), for writing full-size masks.
+    frame_shape: tuple[int, int] | None = None
+    window: tuple[slice, slice] | None = None
+    # Fraction of the (cropped) frame that the affinities cover (pixels with a valid pair).
+    coverage: float = 1.0
+
+    def full_frame(self, labels: np.ndarray) -> np.ndarray:
+        """``labels`` of this input placed into a zero frame of the full size."""
+        if self.window is None:
+            return labels
+        out = np.zeros(self.frame_shape, dtype=labels.dtype)
+        out[self.window] = labels
+        return out
+
+
+@dataclass
+class FrameScore:
+    seg: SegResult
+    detection: DetectionCounts
+
+
+def crop_window(crop: Sequence[int] | None, shape: tuple[int, int], source: Any = None) -> tuple[slice, slice] | None:
+    """Slices of ``crop = [y0, x0, h, w]`` inside a frame of ``shape`` (None: the whole frame)."""
+    if crop is None:
+        return None
+    if len(crop) != 4 or min(int(c) for c in crop) < 0 or int(crop[2]) < 1 or int(crop[3]) < 1:
+        raise ValueError(f"task.crop must be [y0, x0, h, w] with h, w >= 1, got {list(crop)}")
+    y0, x0, h, w = (int(c) for c in crop)
+    if y0 + h > shape[0] or x0 + w > shape[1]:
+        raise InputError(source, f"task.crop {list(crop)} does not fit in the frame of shape {shape}")
+    return slice(y0, y0 + h), slice(x0, x0 + w)
+
+
+def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) -> np.ndarray:
+    """Pixels that at least one valid pair touches (as either end)."""
+    seen = np.zeros(valid.shape[1:], dtype=bool)
+    h, w = seen.shape
+    for c, (dy, dx) in enumerate(offsets):
+        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        v = valid[c][ys, xs]
+        seen[ys, xs] |= v
+        seen[yd, xd] |= v
+    return seen
+
+
+def load_frame_input(dm: Any, ref: Any, task: Mapping[str, Any], seed: int) -> FrameInput:
+    """Read a frame of the data module with its GT (if any), foreground and affinities.
+
+    With ``task.crop`` everything is cut to that window. Where the affinities carry no evidence
+    (pixels no valid pair touches, e.g. outside the crop the engine worked on), the foreground
+    and the GT are cleared, so that only the covered part is segmented and scored.
+    """
+    image = dm.load_image(ref)
+    labels = dm.load_labels(ref) if ref.gt_path is not None else None
+    where = {"dataset": dm.dataset, "seq": ref.seq, "frame": ref.frame, "labels": labels, "shape": image.shape}
+    fg = foreground_for_frame(task["foreground"], **where)
+    aff = None
+    if task.get("method", "mws") == "mws":
+        aff = affinities_for_frame(task["affinities"], seed=seed, **where)
+    frame_shape = image.shape
+    win = crop_window(task.get("crop"), frame_shape, ref.raw_path)
+    if win is not None:
+        image, fg = image[win], fg[win]
+        labels = None if labels is None else labels[win]
+        if aff is not None:
+            sl = (slice(None), *win)
+            valid = None if aff.valid is None else aff.valid[sl]
+            aff = Affinities(aff.aff[sl], valid, aff.offsets, aff.source, aff.kind)
+    coverage = 1.0
+    if aff is not None and aff.valid is not None:
+        seen = pixels_with_evidence(aff.valid, aff.offsets)
+        coverage = float(seen.mean())
+        if coverage < 1.0:
+            fg = fg & seen
+            labels = None if labels is None else np.where(seen, labels, 0)
+    return FrameInput(ref.seq, ref.frame, image, labels, fg, aff, frame_shape, win, coverage)
+
+
+def segment(inp: FrameInput, method: str, alpha: float, mws: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Instances of one frame: mutex watershed on its affinities, or connected components."""
+    if method == "cc":
+        return connected_components(inp.foreground)
+    if method != "mws":
+        raise ValueError(f"task.method must be one of {METHODS}, got {method!r}")
+    mws = dict(mws or {})
+    a = inp.affinities
+    return mutex_watershed(
+        a.aff, float(alpha), a.offsets,
+        n_attractive=int(mws.get("n_attractive", N_ATTRACTIVE)),
+        valid=a.valid,
+        foreground=inp.foreground,
+        strides=mws.get("strides"),
+        randomized_strides=bool(mws.get("randomized_strides", False)),
+        seed=int(mws.get("seed", 0)),
+        backend=str(mws.get("backend", "bioimage-cpp")),
+        source=a.source,
+    )
+
+
+def score(
+    labels: np.ndarray,
+    gt: np.ndarray,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    sparse_gt: bool = False,
+) -> FrameScore:
+    """SEG and detection counts of one frame (one overlap table for both)."""
+    ov = overlap(gt, labels)
+    return FrameScore(seg_from_overlap(ov), detection_from_overlap(ov, thresholds, sparse_gt))

@@ -1,0 +1,164 @@
+"""Where a frame's affinities and foreground come from (``task.affinities``, ``task.foreground``).
+
+Affinities: ``labels`` (from the GT labelling, plus seeded Gaussian noise: the correctness check)
+or ``dir`` (per-frame affinity TIFFs written by ``task=inpaintaff`` or AFFNET).
+Foreground: ``truefg`` (from GT, DESIGN §6), ``dir``/``file`` (probability TIFFs, e.g. from
+``task=foreground``, thresholded) or ``all`` (every pixel).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from scipy import ndimage
+
+from inpaintaff.offsets import OFFSETS, affinities_from_labels
+from inpaintaff.segment.foreground import foreground_from_probability, true_foreground
+from inpaintaff.utils.errors import InputError
+
+AFFINITY_SOURCES = ("labels", "dir")
+FOREGROUND_SOURCES = ("truefg", "dir", "file", "all")
+DEFAULT_AFF_PATTERN = "{dataset}/{seq}_AFF/aff{frame:03d}.tif"
+DEFAULT_FG_PATTERN = "{dataset}/{seq}_FG/fg{frame:03d}.tif"
+
+
+@dataclass
+class Affinities:
+    """Affinities (C, H, W), the pairs that carry evidence, and their offsets."""
+
+    aff: np.ndarray
+    valid: np.ndarray | None
+    offsets: list[list[int]]
+    source: Path | None = None
+    # What made them, from the file's metadata ("affnet", "inpaintaff", ...), if it says.
+    kind: str | None = None
+
+
+def _read_affinities_tiff(path: Path) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Fallback reader: a (C, H, W) float TIFF; NaN marks pairs without evidence."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            aff = tif.asarray()
+            meta = tif.shaped_metadata[0] if tif.shaped_metadata else {}
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise InputError(path, f"cannot read affinity TIFF ({exc})") from exc
+    aff = np.asarray(aff, dtype=np.float32)
+    offsets = meta.get("offsets", OFFSETS) if isinstance(meta, dict) else OFFSETS
+    valid = np.isfinite(aff)
+    return aff, valid, [list(map(int, o)) for o in offsets]
+
+
+def read_affinity_file(path: str | Path) -> Affinities:
+    """Read one frame's affinities with the engine's reader when it exists, else as a plain TIFF."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "affinity file not found (check task.affinities.dir and .pattern)")
+    try:
+        from inpaintaff.igm.affinities import read_affinities
+    except ImportError:
+        read_affinities = _read_affinities_tiff
+    aff, valid, offsets = read_affinities(path)
+    aff = np.asarray(aff)
+    if aff.ndim != 3:
+        raise InputError(path, f"affinities must have shape (C, H, W), got {aff.shape}")
+    valid = None if valid is None else np.asarray(valid, bool)
+    return Affinities(aff, valid, [list(o) for o in offsets], path, _kind_from_metadata(path))
+
+
+def _kind_from_metadata(path: Path) -> str | None:
+    try:
+        from inpaintaff.igm.affinities import read_affinity_metadata
+
+        kind = read_affinity_metadata(path).get("source")
+    except Exception:  # no engine module, or a file without JSON metadata
+        return None
+    return str(kind) if kind else None
+
+
+def fill_gaps(labels: np.ndarray) -> np.ndarray:
+    """GT labels with the one-pixel gaps that TRUEFG closes given to the nearest segment.
+
+    So that affinities from labels describe a partition of TRUEFG into the GT objects (the gap
+    pixels would otherwise form little segments of their own, "label 0" inside the foreground).
+    """
+    gaps = true_foreground(labels) & (labels == 0)
+    if not gaps.any():
+        return labels
+    _, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    return np.where(gaps, labels[iy, ix], labels)
+
+
+def frame_seed(seed: int, seq: str, frame: int) -> int:
+    """A per-frame seed that does not depend on the order frames are processed in."""
+    return (int(seed) * 1_000_003 + zlib.crc32(f"{seq}/{frame}".encode())) % (2**32)
+
+
+def affinities_for_frame(
+    spec: Mapping[str, Any],
+    *,
+    dataset: str,
+    seq: str,
+    frame: int,
+    labels: np.ndarray | None,
+    shape: tuple[int, int],
+    seed: int = 0,
+) -> Affinities:
+    """The affinities of one frame as ``spec`` (``task.affinities``) says."""
+    source = spec.get("source", "labels")
+    if source == "labels":
+        if labels is None:
+            raise InputError(None, f"frame {seq}/{frame} has no GT: affinities.source=labels needs GT labels")
+        offsets = [list(o) for o in (spec.get("offsets") or OFFSETS)]
+        aff, valid = affinities_from_labels(fill_gaps(labels), offsets)
+        noise = float(spec.get("noise", 0.0) or 0.0)
+        if noise < 0:
+            raise ValueError(f"task.affinities.noise must be >= 0, got {noise}")
+        if noise > 0:
+            rng = np.random.default_rng(frame_seed(seed, seq, frame))
+            aff += rng.normal(0.0, noise, aff.shape).astype(np.float32)
+            np.clip(aff, 0.0, 1.0, out=aff)
+        return Affinities(aff, valid, offsets)
+    if source == "dir":
+        folder = spec.get("dir")
+        if not folder:
+            raise ValueError("task.affinities.source=dir needs task.affinities.dir")
+        pattern = spec.get("pattern") or DEFAULT_AFF_PATTERN
+        path = Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame)
+        out = read_affinity_file(path)
+        if out.aff.shape[1:] != tuple(shape):
+            raise InputError(path, f"affinities of image shape {out.aff.shape[1:]} but the frame is {tuple(shape)}")
+        return out
+    raise ValueError(f"task.affinities.source must be one of {AFFINITY_SOURCES}, got {source!r}")
+
+
+def foreground_for_frame(
+    spec: Mapping[str, Any],
+    *,
+    dataset: str,
+    seq: str,
+    frame: int,
+    labels: np.ndarray | None,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """The binary foreground of one frame as ``spec`` (``task.foreground``) says."""
+    source = spec.get("source", "truefg")
+    if source == "truefg":
+        if labels is None:
+            raise InputError(None, f"frame {seq}/{frame} has no GT: foreground.source=truefg needs GT labels")
+        return true_foreground(labels)
+    if source in ("dir", "file"):
+        folder = spec.get("dir")
+        if not folder:
+            raise ValueError(f"task.foreground.source={source} needs task.foreground.dir")
+        pattern = spec.get("pattern") or DEFAULT_FG_PATTERN
+        path = Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame)
+        return foreground_from_probability(path, float(spec.get("threshold", 0.5)), shape=shape)
+    if source == "all":
+        return np.ones(shape, dtype=bool)
+    raise ValueError(f"task.foreground.source must be one of {FOREGROUND_SOURCES}, got {source!r}")

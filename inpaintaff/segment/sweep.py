@@ -1,0 +1,156 @@
+"""α sweeps: gather every job of a Hydra multirun into one table (CSV) and a plot of SEG vs α.
+
+``python predict.py -m task=segment task.alpha=0.1,0.3,0.5`` runs one job per α; each job writes
+``segment_result.json`` into its job folder. :class:`SweepCollector` (a Hydra callback, configured
+under ``hydra.callbacks``) writes ``sweep.csv`` and ``sweep.png`` into the sweep folder when the
+multirun ends; ``python -m inpaintaff.segment.sweep <sweep_dir>`` does the same by hand.
+
+Results are read back from the job folders, not from return values, so a job that ran in another
+process still counts. The segment task builds no Lightning Trainer, so no DDP strategy relaunches
+it; for tasks that train under a multirun, use ``trainer=ddp_spawn`` (``ddp`` relaunches the script
+per rank).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from inpaintaff.segment.results import RESULT_NAME, find_results, load_result, write_csv
+from inpaintaff.segment.tblog import log_to_tensorboard
+from inpaintaff.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "sweep.csv"
+PLOT_NAME = "sweep.png"
+COLUMNS = ["job", "label", "dataset", "split", "alpha", "seg", "n_gt", "n_frames", "det_acc_0.5", "overrides",
+           "output_dir"]
+
+
+def _det_at(result: dict, t: float) -> float | None:
+    det = result.get("detection") or {}
+    for th, acc in zip(det.get("thresholds", []), det.get("accuracy", [])):
+        if abs(th - t) < 1e-9:
+            return acc
+    return None
+
+
+def _overrides(job_dir: Path) -> str:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return ""
+    return " ".join(str(o) for o in (OmegaConf.load(path) or []))
+
+
+def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per job result below ``sweep_dir``, sorted by label, dataset, split and α."""
+    sweep_dir = Path(sweep_dir)
+    rows = []
+    for path in find_results([sweep_dir]):
+        r = load_result(path)
+        job_dir = path.parent
+        rows.append({
+            "job": str(job_dir.relative_to(sweep_dir)) if job_dir != sweep_dir else ".",
+            "label": r.get("label"), "dataset": r.get("dataset"), "split": r.get("split"),
+            "alpha": r.get("alpha"), "seg": r.get("seg"), "n_gt": r.get("n_gt"), "n_frames": r.get("n_frames"),
+            "det_acc_0.5": _det_at(r, 0.5), "overrides": _overrides(job_dir), "output_dir": str(job_dir),
+        })
+    rows.sort(key=lambda r: (str(r["label"]), str(r["dataset"]), str(r["split"]), r["alpha"] or 0.0, r["job"]))
+    return rows
+
+
+def plot_seg_vs_alpha(path: str | Path, rows: Sequence[dict[str, Any]], title: str = "") -> Path:
+    """SEG (and detection accuracy at IoU 0.5) against α, one line per label/dataset/split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("seg") is not None and r.get("alpha") is not None:
+            groups.setdefault((r["label"], r["dataset"], r["split"]), []).append(r)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (label, dataset, split), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["alpha"])
+        a = [r["alpha"] for r in rs]
+        line = ax.plot(a, [r["seg"] for r in rs], "o-", label=f"SEG {label} ({dataset}/{split})")[0]
+        det = [r["det_acc_0.5"] for r in rs]
+        if all(d is not None for d in det):
+            ax.plot(a, det, "s--", color=line.get_color(), alpha=0.6, label=f"det. acc. IoU>0.5 ({split})")
+        best = max(rs, key=lambda r: r["seg"])
+        ax.annotate(f"{best['seg']:.3f}", (best["alpha"], best["seg"]), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=8)
+    ax.set_xlabel("α (weight of repulsive edges)")
+    ax.set_ylabel("score")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    if groups:
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title or "α sweep", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Write ``sweep.csv`` and ``sweep.png`` into ``sweep_dir`` from every job's result; returns the rows."""
+    sweep_dir = Path(sweep_dir)
+    rows = sweep_rows(sweep_dir)
+    if not rows:
+        log.debug("no %s below %s: nothing to collect", RESULT_NAME, sweep_dir)
+        return rows
+    write_csv(sweep_dir / TABLE_NAME, rows, COLUMNS)
+    plot = plot_seg_vs_alpha(sweep_dir / PLOT_NAME, rows, title=f"α sweep: {sweep_dir.name}")
+    log_to_tensorboard(sweep_dir / "tensorboard", images={"sweep/seg_vs_alpha": plot})
+    scored = [r for r in rows if r["seg"] is not None]
+    if scored:
+        best = max(scored, key=lambda r: r["seg"])
+        log.info("sweep of %d job(s): best SEG %.4f at alpha=%g (%s); table %s", len(rows), best["seg"],
+                 best["alpha"], best["job"], sweep_dir / TABLE_NAME)
+    return rows
+
+
+class SweepCollector(Callback):
+    """Hydra callback: at the end of a multirun, gather every job's segmentation result."""
+
+    def __init__(self) -> None:
+        self.job_dirs: list[Path] = []
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        try:
+            self.job_dirs.append(Path(config.hydra.runtime.output_dir))
+        except Exception:  # no runtime info (e.g. a launcher that runs jobs elsewhere)
+            pass
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if self.job_dirs:
+            # The folder holding the job folders (robust to a re-resolved ${now:} in sweep.dir).
+            parents = {d.parent for d in self.job_dirs}
+            if len(parents) == 1:
+                sweep_dir = parents.pop()
+        if sweep_dir.is_dir():
+            collect_sweep(sweep_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Gather an α sweep's job results into sweep.csv and sweep.png")
+    parser.add_argument("sweep_dir", type=Path)
+    args = parser.parse_args(argv)
+    rows = collect_sweep(args.sweep_dir)
+    print(f"{len(rows)} job result(s) -> {args.sweep_dir / TABLE_NAME}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""``task=report``: the paper's Table 1 and Fig. 5 from finished segmentation runs.
+
+Reads every ``segment_result.json`` below ``task.runs`` and keeps, per row (method label) and
+dataset, the result on ``task.split``: a run that chose α on another split (``task=segment_select``)
+first, else the most recent. Writes ``table1.md``, ``table1.csv`` (SEG; missing cells "—"),
+``detection.png`` (detection accuracy over IoU thresholds, one panel per dataset) and
+``report.json`` (which run fed each cell) into ``task.out_dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from inpaintaff.segment.results import find_results, load_result, write_csv
+from inpaintaff.segment.tblog import log_to_tensorboard
+from inpaintaff.utils.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+MISSING = "—"
+PAPER_ROWS = ("CC on TRUEFG", "INPAINTAFF + TRUEFG", "INPAINTAFF + FGNET", "AFFNET + FGNET")
+
+
+def pick_results(results: Sequence[dict], split: str) -> dict[tuple[str, str], dict]:
+    """The result per (label, dataset) on ``split``: α chosen on another split first, then newest."""
+    best: dict[tuple[str, str], dict] = {}
+    for r in results:
+        if r.get("split") != split or r.get("seg") is None:
+            continue
+        key = (str(r.get("label")), str(r.get("dataset")))
+        rank = (r.get("selected_on") not in (None, split), str(r.get("finished_at", "")))
+        if key not in best or rank > best[key]["_rank"]:
+            best[key] = {**r, "_rank": rank}
+    return best
+
+
+def build_table(
+    picked: Mapping[tuple[str, str], dict],
+    rows: Sequence[str] = PAPER_ROWS,
+    datasets: Mapping[str, str] | None = None,
+    extra_rows: bool = True,
+) -> tuple[list[str], list[str], list[list[str]]]:
+    """(row names, column names, cells) with SEG to 3 decimals and "—" where nothing ran."""
+    datasets = dict(datasets or {})
+    found = sorted({d for _, d in picked} - set(datasets))
+    col_keys = list(datasets) + found
+    col_names = [datasets.get(d, d) for d in col_keys]
+    row_names = list(rows)
+    if extra_rows:
+        row_names += sorted({lab for lab, _ in picked} - set(rows))
+    cells = [
+        [f"{picked[(r, d)]['seg']:.3f}" if (r, d) in picked else MISSING for d in col_keys] for r in row_names
+    ]
+    return row_names, col_names, cells
+
+
+def markdown_table(row_names: Sequence[str], col_names: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """A Markdown table with a "Method" column first."""
+    lines = ["| Method | " + " | ".join(col_names) + " |", "|---|" + "---|" * len(col_names)]
+    lines += ["| " + " | ".join([r, *c]) + " |" for r, c in zip(row_names, cells)]
+    return "\n".join(lines) + "\n"
+
+
+def plot_detection(path: str | Path, picked: Mapping[tuple[str, str], dict], datasets: Mapping[str, str]) -> Path:
+    """Detection accuracy TP/(TP+FP+FN) over IoU thresholds, one panel per dataset (paper Fig. 5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({d for _, d in picked})
+    n = max(1, len(keys))
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+    for ax, d in zip(axes[0], keys or [None]):
+        for (label, dset), r in sorted(picked.items()):
+            det = r.get("detection")
+            if dset != d or not det:
+                continue
+            alpha = f" (α={r['alpha']:g})" if r.get("method", "mws") == "mws" and r.get("alpha") is not None else ""
+            ax.plot(det["thresholds"], det["accuracy"], "o-", label=f"{label}{alpha}")
+        ax.set_title(datasets.get(d, d) if d else "no results", fontsize=10)
+        ax.set_xlabel("IoU threshold")
+        ax.set_ylabel("detection accuracy TP/(TP+FP+FN)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if d:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run(cfg: DictConfig) -> dict:
+    t: dict[str, Any] = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+    roots = t["runs"] if isinstance(t["runs"], list) else [t["runs"]]
+    out = Path(t.get("out_dir") or cfg.paths.output_dir)
+    results = []
+    for path in find_results(roots):
+        try:
+            results.append(load_result(path))
+        except (OSError, ValueError) as exc:
+            log.warning("skipping unreadable result %s (%s)", path, exc)
+    picked = pick_results(results, str(t["split"]))
+    datasets = dict(t.get("datasets") or {})
+    row_names, col_names, cells = build_table(picked, t.get("rows") or PAPER_ROWS, datasets,
+                                              bool(t.get("extra_rows", True)))
+    md = markdown_table(row_names, col_names, cells)
+    with atomic_path(out / "table1.md") as tmp:
+        tmp.write_text(f"SEG on split `{t['split']}` ({len(results)} result file(s) found)\n\n" + md)
+    write_csv(out / "table1.csv", [{"method": r, **dict(zip(col_names, c))} for r, c in zip(row_names, cells)],
+              ["method", *col_names])
+    plot = plot_detection(out / "detection.png", picked, datasets)
+    log_to_tensorboard(out / "tensorboard", images={"report/detection_over_iou": plot},
+                       scalars={f"report/seg/{lab}/{d}": r["seg"] for (lab, d), r in picked.items()})
+    sources = {f"{lab} | {d}": {"seg": r["seg"], "alpha": r.get("alpha"), "run": r["_path"]}
+               for (lab, d), r in picked.items()}
+    report = {"split": t["split"], "rows": row_names, "columns": col_names, "cells": cells, "sources": sources,
+              "n_results_found": len(results)}
+    write_json(out / "report.json", report)
+    log.info("Table 1 (%d result file(s)):\n%s", len(results), md)
+    return report

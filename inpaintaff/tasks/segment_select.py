@@ -1,0 +1,74 @@
+"""``task=segment_select``: choose α on one split (validation) and segment another (test) with it.
+
+One command for the paper's protocol: ``python predict.py task=segment_select data=... ``.
+The α scan runs in-process on inputs read once; ``alpha_selection.csv``/``.png`` record it, and
+the chosen α's segmentation of ``task.split`` is written exactly as ``task=segment`` writes it
+(its ``segment_result.json`` carries ``selected_on`` and ``alpha_selection``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from inpaintaff.segment.results import method_label, write_csv
+from inpaintaff.segment.sweep import COLUMNS, plot_seg_vs_alpha
+from inpaintaff.segment.tblog import log_to_tensorboard
+from inpaintaff.tasks.segment import (
+    evaluate,
+    load_data,
+    load_inputs,
+    resolved_task,
+    summarize,
+    task_dict,
+    write_outputs,
+)
+from inpaintaff.utils.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def select_alpha(cfg: DictConfig, dm) -> tuple[float, list[dict]]:
+    """Pooled SEG of ``task.select_split`` for every α of ``task.alphas``; the best α and the rows."""
+    split = str(cfg.task.select_split)
+    alphas = [float(a) for a in cfg.task.alphas]
+    if not alphas:
+        raise ValueError("task.alphas is empty")
+    _, inputs = load_inputs(cfg, split, dm)
+    task = resolved_task(cfg, inputs)
+    if any(inp.labels is None for inp in inputs):
+        raise InputError(Path(dm.root) / dm.dataset, f"every frame of split {split!r} needs GT to choose alpha")
+    rows = []
+    for alpha in alphas:
+        labels, scores, seconds = evaluate(inputs, task, alpha)
+        _, pooled = summarize(inputs, labels, scores, seconds)
+        det = pooled["detection"] or {}
+        acc = dict(zip(det.get("thresholds", []), det.get("accuracy", []))).get(0.5)
+        rows.append({"job": f"alpha={alpha:g}", "label": method_label(task), "dataset": dm.dataset, "split": split,
+                     "alpha": alpha, "seg": pooled["seg"], "n_gt": pooled["n_gt"], "n_frames": len(inputs),
+                     "det_acc_0.5": acc})
+        log.info("alpha=%g: SEG %.4f on %s", alpha, pooled["seg"], split)
+    best = max(rows, key=lambda r: r["seg"])  # first of equal scores: the smallest such α
+    if best["alpha"] in (min(alphas), max(alphas)) and len(alphas) > 1:
+        log.warning("best alpha %g lies at the edge of task.alphas %s: widen the grid", best["alpha"], alphas)
+    return float(best["alpha"]), rows
+
+
+def run(cfg: DictConfig) -> dict:
+    dm = load_data(cfg)
+    alpha, rows = select_alpha(cfg, dm)
+    out = Path(cfg.paths.output_dir)
+    write_csv(out / "alpha_selection.csv", rows, COLUMNS)
+    plot = plot_seg_vs_alpha(out / "alpha_selection.png", rows, title=f"α chosen on {cfg.task.select_split}: {alpha:g}")
+    log_to_tensorboard(out / "tensorboard", images={"alpha_selection/seg_vs_alpha": plot},
+                       scalars={"alpha_selection/best_alpha": alpha})
+    split = str(cfg.task.split)
+    log.info("best alpha on %s: %g; segmenting %s", cfg.task.select_split, alpha, split)
+    _, inputs = load_inputs(cfg, split, dm)
+    labels, scores, seconds = evaluate(inputs, task_dict(cfg), alpha)
+    alphas = [r["alpha"] for r in rows]
+    extra = {"selected_on": str(cfg.task.select_split), "alpha_selection": rows,
+             "alpha_at_grid_edge": len(alphas) > 1 and alpha in (min(alphas), max(alphas))}
+    return write_outputs(cfg, dm, split, alpha, inputs, labels, scores, seconds, extra)
