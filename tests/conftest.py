@@ -20,7 +20,8 @@ CONF_DIR = PROJECT_DIR / "conf"
 SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
 SYNTH_DATASET = "SYNTH-HeLa"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: tiny test nets run faster without threading overhead on a shared 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
