@@ -97,3 +97,14 @@ def test_percentile_normalize():
         percentile_normalize(np.ones((4, 4)), source="x.tif")
     with pytest.raises(ValueError, match="percentiles"):
         percentile_normalize(img, 50, 10)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from inpaintaff.utils.io import write_json
+
+    write_json(tmp_path / "r.json", {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
