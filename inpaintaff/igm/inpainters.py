@@ -1,0 +1,82 @@
+"""Inpainters the split engine consults: an analytic one and a trained inpainting network.
+
+An inpainter maps ``image`` (B, 1, H, W) and ``known`` (B, 1, H, W, float, 1 = known) to a
+prediction (B, 1, H, W) of every pixel; the engine only reads it on the hidden band.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from inpaintaff.igm.filters import gaussian_blur
+from inpaintaff.utils.errors import InputError
+
+
+@runtime_checkable
+class Inpainter(Protocol):
+    """Predicts hidden pixels from the known ones."""
+
+    def __call__(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor: ...
+
+
+class GaussianInpainter(nn.Module):
+    """Normalised Gaussian averaging: conv(image * known) / conv(known).
+
+    Pixels with no known pixel within reach of the kernel get the mean of the known pixels of
+    their image (a constant prior), or 0 if nothing is known.
+    """
+
+    def __init__(self, sigma: float = 2.0, eps: float = 1e-8):
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"GaussianInpainter sigma must be > 0, got {sigma}")
+        self.sigma, self.eps = float(sigma), float(eps)
+
+    def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        image, known = image.float(), known.float()
+        num = gaussian_blur(image * known, self.sigma)
+        den = gaussian_blur(known, self.sigma)
+        n_known = known.sum(dim=(-1, -2), keepdim=True)
+        prior = (image * known).sum(dim=(-1, -2), keepdim=True) / n_known.clamp_min(1.0)
+        return torch.where(den > self.eps, num / den.clamp_min(self.eps), prior.expand_as(num))
+
+
+class NetInpainter(nn.Module):
+    """A trained ``InpaintingModule`` behind the inpainter interface."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        if not hasattr(module, "inpaint"):
+            raise TypeError(f"{type(module).__name__} has no inpaint(image, known) method")
+        self.net = module
+        self.net.eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None, device: str | torch.device = "cpu") -> NetInpainter:
+        """Load an ``InpaintingModule`` checkpoint; a missing or incompatible file is an ``InputError``."""
+        if path is None:
+            raise InputError(None, "inpainter=net needs a checkpoint: set ckpt=<path to an InpaintingModule .ckpt>")
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(path, "inpainting checkpoint not found")
+        from inpaintaff.modules.inpainting import InpaintingModule
+
+        try:
+            module = InpaintingModule.load_from_checkpoint(str(path), map_location="cpu")
+        except Exception as exc:  # corrupt file, other module's checkpoint, mismatched weights
+            problem = f"not a compatible InpaintingModule checkpoint ({type(exc).__name__}: {exc})"
+            raise InputError(path, problem) from exc
+        inp = cls(module).to(device)
+        if torch.device(device).type == "cuda":
+            inp = inp.to(memory_format=torch.channels_last)
+        return inp
+
+    def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        out = self.net.inpaint(image, known)
+        if out.shape != image.shape:
+            raise RuntimeError(f"inpainting net returned shape {tuple(out.shape)} for input {tuple(image.shape)}")
+        return out

@@ -1,0 +1,169 @@
+"""Sliding patches of the frames to predict, with their positions, as a LightningDataModule.
+
+Patch ids number a frame's sliding positions row by row (before any foreground filter), so they
+stay the same between runs with the same patch size, stride and crop: resuming skips ids already
+done. Each patch's seed comes from (seed, sequence, frame, y, x), never from rank or order, so any
+number of devices gives the same splits.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from inpaintaff.data.datamodule import CTCDataModule, FrameRef
+from inpaintaff.igm.split import mix_seed
+from inpaintaff.utils.errors import InputError
+
+
+def sliding_positions(n: int, size: int, stride: int) -> list[int]:
+    """Start positions covering [0, n): 0, stride, 2 stride, ..., and n - size as the last."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    pos = list(range(0, n - size + 1, stride))
+    if pos[-1] != n - size:
+        pos.append(n - size)
+    return pos
+
+
+def _seq_number(seq: str) -> int:
+    return int(seq) if seq.isdigit() else zlib.crc32(seq.encode())
+
+
+@dataclass
+class FrameInfo:
+    """One frame to predict: where it is, the crop, and its patches."""
+
+    index: int
+    seq: str
+    frame: int
+    shape: tuple[int, int]  # after the crop
+    origin: tuple[int, int]  # top-left of the crop in the full frame
+    positions: list[tuple[int, int]]  # all sliding positions in the crop (id = index in this list)
+    full_shape: tuple[int, int] = (0, 0)  # the whole frame (affinities are written at this size)
+    todo: list[int] = field(default_factory=list)  # ids to process (foreground, not yet done)
+    active: list[int] = field(default_factory=list)  # ids with foreground (all ids without a mask)
+    skipped: bool = False  # already written: nothing to do
+
+    @property
+    def key(self) -> str:
+        return f"{self.seq}/t{self.frame:03d}"
+
+
+class PatchDataset(Dataset):
+    """Items: image (1, p, p) float32, frame (index), patch_id, y, x, seed."""
+
+    def __init__(self, images: Sequence[np.ndarray], frames: Sequence[FrameInfo], size: int, seed: int):
+        self.images, self.size, self.seed = list(images), int(size), int(seed)
+        self.items = [(f.index, pid) for f in frames for pid in f.todo]
+        self.frames = {f.index: f for f in frames}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        fi, pid = self.items[idx]
+        info = self.frames[fi]
+        y, x = info.positions[pid]
+        patch = self.images[fi][y : y + self.size, x : x + self.size]
+        seed = mix_seed(self.seed, _seq_number(info.seq), info.frame, y, x)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(patch, dtype=np.float32))[None],
+            "frame": torch.tensor(fi), "patch_id": torch.tensor(pid),
+            "y": torch.tensor(y), "x": torch.tensor(x), "seed": torch.tensor(seed),
+        }
+
+
+class PatchDataModule(pl.LightningDataModule):
+    """Patches of ``data.frames("predict")`` (normalised by ``data.load_image``).
+
+    Args:
+        data: the CTC data module. patch_size, stride: the sliding window.
+        crop: optional [y0, x0, h, w] taken from every frame before patching.
+        foreground: None, or "gt": skip patches without a GT foreground pixel.
+        skip_frames: frame keys ("01/t013") not to process (already written).
+        done: frame key -> patch ids already done (resume).
+    """
+
+    def __init__(
+        self,
+        data: CTCDataModule,
+        patch_size: int = 64,
+        stride: int = 16,
+        batch_size: int = 16,
+        crop: Sequence[int] | None = None,
+        foreground: str | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+        skip_frames: Sequence[str] = (),
+        done: Mapping[str, Sequence[int]] | None = None,
+    ):
+        super().__init__()
+        if foreground not in (None, "gt"):
+            raise ValueError(f"foreground must be null or 'gt', got {foreground!r}")
+        if crop is not None and (len(crop) != 4 or min(crop[2:]) < 1 or min(crop[:2]) < 0):
+            raise ValueError(f"crop must be [y0, x0, h, w] with h, w >= 1, got {list(crop)}")
+        self.data, self.size, self.stride = data, int(patch_size), int(stride)
+        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
+        self.crop = None if crop is None else [int(c) for c in crop]
+        self.foreground = foreground
+        self.skip_frames = set(skip_frames)
+        self.done = {k: set(map(int, v)) for k, v in (done or {}).items()}
+        self.frames: list[FrameInfo] = []
+        self.images: list[np.ndarray] = []
+        self._planned = False
+
+    def _crop(self, ref: FrameRef, arr: np.ndarray) -> np.ndarray:
+        if self.crop is None:
+            return arr
+        y0, x0, h, w = self.crop
+        if y0 + h > arr.shape[0] or x0 + w > arr.shape[1]:
+            raise InputError(ref.raw_path, f"crop {self.crop} (y0, x0, h, w) exceeds the frame of shape {arr.shape}")
+        return arr[y0 : y0 + h, x0 : x0 + w]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the frames and plan their patches (once)."""
+        if self._planned:
+            return
+        refs = self.data.frames("predict")
+        if not refs:
+            raise InputError(self.data.root / self.data.dataset, "the predict split holds no frames")
+        for ref in refs:
+            full = self.data.load_image(ref)
+            image = self._crop(ref, full)
+            if min(image.shape) < self.size:
+                raise InputError(ref.raw_path, f"image of shape {image.shape} (after crop {self.crop}) is smaller "
+                                 f"than the patch size {self.size}")
+            ys = sliding_positions(image.shape[0], self.size, self.stride)
+            xs = sliding_positions(image.shape[1], self.size, self.stride)
+            positions = [(y, x) for y in ys for x in xs]
+            origin = (0, 0) if self.crop is None else (self.crop[0], self.crop[1])
+            info = FrameInfo(len(self.frames), ref.seq, ref.frame, image.shape, origin, positions, full.shape)
+            ids = range(len(positions))
+            if self.foreground == "gt":
+                fg = self._crop(ref, self.data.load_labels(ref)) > 0
+                ids = [i for i, (y, x) in enumerate(positions) if fg[y : y + self.size, x : x + self.size].any()]
+            info.active = list(ids)
+            info.skipped = info.key in self.skip_frames
+            if not info.skipped:
+                done = self.done.get(info.key, set())
+                info.todo = [i for i in info.active if i not in done]
+            self.frames.append(info)
+            self.images.append(image)
+        self._planned = True
+
+    @property
+    def n_todo(self) -> int:
+        return sum(len(f.todo) for f in self.frames)
+
+    def predict_dataloader(self) -> DataLoader:
+        self.setup()
+        ds = PatchDataset(self.images, self.frames, self.size, self.seed)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)

@@ -1,0 +1,261 @@
+"""Prediction callback: accumulates patch affinities per frame, merges ranks, writes, resumes.
+
+Every process keeps sums and counts per frame and saves them, with the ids of the patches it has
+done, to its own partial file ``<out>/.partial/<dataset>/<seq>_tNNN__<token>.npz`` every
+``save_every_n_batches`` batches and when it moves on to a later frame. A frame is written
+(``inpaintaff.igm.affinities`` layout) once partial files cover all its patches: at once on a single
+device, after a barrier at the end of the epoch with several. Merging files rather than tensors
+makes resuming free: a new run skips the patch ids its partial files name and adds their sums.
+Sums of 0/1 values are exact in float32, so one device and N devices write the same numbers.
+Files have the whole frame's size; with a crop, pairs outside it are invalid (never seen).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import BasePredictionWriter
+
+from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, write_affinities
+from inpaintaff.igm.patches import FrameInfo
+from inpaintaff.igm.split import END_REASONS
+from inpaintaff.offsets import OFFSETS
+from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+STAT_KEYS = ("patches", "forward_passes", "conditionals", "seconds", "splits", "steps", "leaves", *END_REASONS)
+
+
+def _stem(info: FrameInfo) -> str:
+    return f"{info.seq}_t{info.frame:03d}"
+
+
+def partial_dir(out_dir: str | Path, dataset: str) -> Path:
+    return Path(out_dir) / ".partial" / dataset
+
+
+def samples_path(out_dir: str | Path, dataset: str, seq: str, frame: int) -> Path:
+    """A few patches with their leaves, saved beside the affinities for pictures."""
+    return aff_path(out_dir, dataset, seq, frame).with_name(f"aff{frame:03d}_patches.npz")
+
+
+def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
+    d = partial_dir(out_dir, dataset)
+    return sorted(d.glob(f"{_stem(info)}__*.npz")) if d.is_dir() else []
+
+
+def _load_partial(path: Path, settings: dict) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    saved = json.loads(str(data["settings"]))
+    if saved != settings:
+        diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        raise InputError(path, f"partial results made with other settings ({', '.join(diff)}): "
+                         "delete the .partial folder or choose another task.out_dir")
+    return data
+
+
+def scan_done(out_dir: str | Path, dataset: str, frames: Sequence[FrameInfo], settings: dict,
+              overwrite: bool = False) -> tuple[set[str], dict[str, list[int]]]:
+    """Frames already written (keys) and, for the others, patch ids that partial files hold."""
+    out_dir = Path(out_dir)
+    written, done = set(), {}
+    for info in frames:
+        if not overwrite and aff_path(out_dir, dataset, info.seq, info.frame).is_file():
+            written.add(info.key)
+            continue
+        ids: set[int] = set()
+        for p in _partials(out_dir, dataset, info):
+            ids |= set(_load_partial(p, settings)["done"].tolist())
+        if ids:
+            done[info.key] = sorted(ids)
+    return written, done
+
+
+class _FrameState:
+    def __init__(self, info: FrameInfo, n_channels: int):
+        self.acc = AffinityAccumulator(info.full_shape, n_channels)
+        self.done: set[int] = set()
+        self.stats = dict.fromkeys(STAT_KEYS, 0.0)
+        self.samples: list[tuple[np.ndarray, np.ndarray, int, int]] = []
+        self.dirty = False
+
+
+class AffinityWriter(BasePredictionWriter):
+    """Accumulates ``InpaintAffModule.predict_step`` outputs into per-frame affinity files."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        dataset: str,
+        frames: Sequence[FrameInfo],
+        settings: dict,
+        offsets: Sequence[Sequence[int]] | None = None,
+        save_every_n_batches: int = 20,
+        n_samples: int = 4,
+        metadata: dict | None = None,
+    ):
+        super().__init__(write_interval="batch")
+        self.out_dir, self.dataset = Path(out_dir), dataset
+        self.frames = {f.index: f for f in frames}
+        self.settings = json.loads(json.dumps(settings))  # plain, comparable with what files hold
+        self.offsets = [list(map(int, o)) for o in (OFFSETS if offsets is None else offsets)]
+        self.save_every, self.n_samples = int(save_every_n_batches), int(n_samples)
+        self.metadata = dict(metadata or {})
+        self.token = uuid.uuid4().hex[:12]
+        self.state: dict[int, _FrameState] = {}
+        self.written: list[Path] = []
+        self._finalized: set[str] = set()
+        self._batches = 0
+        self._rank, self._world = 0, 1
+
+    # -- accumulation ---------------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._rank, self._world = trainer.global_rank, trainer.world_size
+        self.token = f"r{self._rank}-{uuid.uuid4().hex[:12]}"
+
+    def _frame(self, fi: int) -> _FrameState:
+        if fi not in self.state:
+            st = _FrameState(self.frames[fi], len(self.offsets))
+            own = partial_dir(self.out_dir, self.dataset) / f"{_stem(self.frames[fi])}__{self.token}.npz"
+            if own.is_file():  # evicted earlier in this run: continue from what it saved
+                self._restore(st, _load_partial(own, self.settings))
+            self.state[fi] = st
+        return self.state[fi]
+
+    @staticmethod
+    def _restore(st: _FrameState, data: dict[str, Any]) -> None:
+        st.acc.merge(data["sums"], data["counts"])
+        st.done |= set(data["done"].tolist())
+        for k, v in json.loads(str(data["stats"])).items():
+            st.stats[k] += v
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        frames = prediction["frame"].tolist()
+        n = len(frames)
+        for i, fi in enumerate(frames):
+            st = self._frame(fi)
+            pid = int(prediction["patch_id"][i])
+            if pid in st.done:
+                continue
+            info = self.frames[fi]
+            y, x = int(prediction["y"][i]) + info.origin[0], int(prediction["x"][i]) + info.origin[1]
+            st.acc.add(prediction["aff"][i].numpy(), prediction["valid"].numpy(), y, x)
+            st.done.add(pid)
+            st.dirty = True
+            s = st.stats
+            s["patches"] += 1
+            for k in ("forward_passes", "conditionals", "seconds"):
+                s[k] += float(prediction[k]) / n
+            for k, v in prediction["stats"].items():
+                s[k] += float(v[i])
+            if self._rank == 0 and len(st.samples) < self.n_samples:
+                st.samples.append((prediction["image"][i].numpy(), prediction["leaf_ids"][i].numpy(), y, x))
+        self._batches += 1
+        latest = max(frames)
+        for fi in [f for f in self.state if f < latest]:  # frames come in order: earlier ones are done here
+            self._flush(fi, drop=True)
+        if self._world == 1:
+            for fi in list(self.state):
+                info = self.frames[fi]
+                if info.key not in self._finalized and set(info.todo) <= self.state[fi].done:
+                    self._flush(fi, drop=True)
+                    self.finalize(info)
+        if self.save_every and self._batches % self.save_every == 0:
+            for fi in list(self.state):
+                self._flush(fi)
+
+    def _flush(self, fi: int, drop: bool = False) -> None:
+        st = self.state.get(fi)
+        if st is None:
+            return
+        if st.dirty:
+            info = self.frames[fi]
+            path = partial_dir(self.out_dir, self.dataset) / f"{_stem(info)}__{self.token}.npz"
+            smp = st.samples
+            p = int(self.settings.get("patch_size", 1))
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez(
+                    fh, sums=st.acc.sums, counts=st.acc.counts, done=np.array(sorted(st.done), dtype=np.int64),
+                    stats=json.dumps(st.stats), settings=json.dumps(self.settings),
+                    s_image=np.array([s[0] for s in smp], dtype=np.float32).reshape(-1, p, p),
+                    s_leaf=np.array([s[1] for s in smp], dtype=np.int64).reshape(-1, p, p),
+                    s_pos=np.array([s[2:] for s in smp], dtype=np.int64).reshape(-1, 2),
+                )
+            st.dirty = False
+        if drop:
+            del self.state[fi]
+
+    # -- merging and writing -------------------------------------------------------------
+    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for fi in list(self.state):
+            self._flush(fi, drop=True)
+        trainer.strategy.barrier("affinity_writer_flush")
+        if trainer.global_rank == 0:
+            self.finalize_pending()
+        trainer.strategy.barrier("affinity_writer_done")
+
+    def finalize_pending(self) -> list[Path]:
+        """Write every frame whose partial files cover all its patches (rank 0 only)."""
+        out = []
+        for info in self.frames.values():
+            if info.skipped or info.key in self._finalized:
+                continue
+            if info.todo or not info.active or _partials(self.out_dir, self.dataset, info):
+                path = self.finalize(info)
+                if path is not None:
+                    out.append(path)
+        return out
+
+    def finalize(self, info: FrameInfo) -> Path | None:
+        """Merge the partial files of one frame and write it, if they cover all its patches."""
+        files = _partials(self.out_dir, self.dataset, info)
+        acc = AffinityAccumulator(info.full_shape, len(self.offsets))
+        done: set[int] = set()
+        n_done = 0
+        stats = dict.fromkeys(STAT_KEYS, 0.0)
+        images, leaves, pos = [], [], []
+        for f in files:
+            data = _load_partial(f, self.settings)
+            acc.merge(data["sums"], data["counts"])
+            ids = data["done"].tolist()
+            done |= set(ids)
+            n_done += len(ids)
+            for k, v in json.loads(str(data["stats"])).items():
+                stats[k] += v
+            images += list(data["s_image"])
+            leaves += list(data["s_leaf"])
+            pos += list(data["s_pos"])
+        if n_done != len(done):
+            raise RuntimeError(f"{info.key}: {n_done - len(done)} patch(es) counted twice in {files[0].parent}")
+        missing = set(info.active) - done
+        if missing:
+            log.warning("%s: %d of %d patches not done yet; not written", info.key, len(missing), len(info.active))
+            return None
+        aff, valid = acc.result()
+        path = aff_path(self.out_dir, self.dataset, info.seq, info.frame)
+        meta = {
+            **self.metadata, **self.settings, "frame": info.frame, "seq": info.seq,
+            "origin": list(info.origin), "n_patches": len(info.active), "stats": stats,
+        }
+        write_affinities(path, aff, valid, self.offsets, meta)
+        with atomic_path(samples_path(self.out_dir, self.dataset, info.seq, info.frame)) as tmp, open(tmp, "wb") as fh:
+            p = int(self.settings.get("patch_size", 1))
+            np.savez(fh, image=np.array(images, dtype=np.float32).reshape(-1, p, p),
+                     leaf_ids=np.array(leaves, dtype=np.int64).reshape(-1, p, p),
+                     pos=np.array(pos, dtype=np.int64).reshape(-1, 2))
+        for f in files:
+            f.unlink()
+        self.written.append(path)
+        self._finalized.add(info.key)
+        log.info("wrote %s (%d patches)", path, len(info.active))
+        return path

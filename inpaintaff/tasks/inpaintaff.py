@@ -1,0 +1,149 @@
+"""``task=inpaintaff``: affinities of the predict frames from the IGM split engine.
+
+Frames -> sliding patches (``PatchDataModule``) -> engine (``InpaintAffModule.predict_step``, on
+any number of devices) -> per-frame sums (``AffinityWriter``) -> ``<out_dir>/<dataset>/<seq>_AFF/
+affNNN.tif``; pictures in ``<out_dir>/pictures`` and TensorBoard; a summary in
+``<paths.output_dir>/inpaintaff_result.json``. Re-running with the same ``task.out_dir`` skips
+written frames and resumes partly done ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from inpaintaff.igm.affinities import aff_path, read_affinities, read_affinity_metadata
+from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
+from inpaintaff.igm.patches import PatchDataModule
+from inpaintaff.igm.split import EngineConfig
+from inpaintaff.igm.writer import AffinityWriter, samples_path, scan_done
+from inpaintaff.modules.inpaintaff import InpaintAffModule
+from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.instantiate import build_trainer
+from inpaintaff.utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def build_inpainter(task: dict, ckpt: str | None) -> tuple[Any, dict]:
+    """The configured inpainter and a description of it (part of the resume settings)."""
+    kind = task.get("inpainter", "auto")
+    if kind == "auto":
+        kind = "net" if ckpt else "gaussian"
+        if kind == "gaussian":
+            log.warning("no ckpt given: using the analytic Gaussian inpainter (set ckpt=... for the net)")
+    if kind == "net":
+        return NetInpainter.from_checkpoint(ckpt, "cpu"), {"inpainter": "net", "ckpt": str(Path(ckpt).resolve())}
+    if kind == "gaussian":
+        sigma = float(task.get("gaussian_sigma", 4.0))
+        return GaussianInpainter(sigma), {"inpainter": "gaussian", "gaussian_sigma": sigma}
+    raise ValueError(f"task.inpainter must be net, gaussian or auto, got {kind!r}")
+
+
+def run(cfg: DictConfig) -> dict:
+    task: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+    pl.seed_everything(int(cfg.seed), workers=True)
+    if task.get("torch_threads"):
+        torch.set_num_threads(int(task["torch_threads"]))
+    data = hydra.utils.instantiate(cfg.data)
+    data.prepare_data()
+    out_dir = Path(task.get("out_dir") or Path(cfg.paths.output_dir) / "affinities")
+    engine = EngineConfig(**task.get("engine", {}))
+    inpainter, desc = build_inpainter(task, cfg.get("ckpt"))
+    settings = {
+        "patch_size": int(task["patch_size"]), "stride": int(task["stride"]), "crop": task.get("crop"),
+        "foreground": task.get("foreground"), "seed": int(cfg.seed), "engine": dict(engine.__dict__), **desc,
+    }
+    settings["engine"]["sigmas"] = list(engine.sigmas)
+
+    def patches(skip_frames=(), done=None) -> PatchDataModule:
+        return PatchDataModule(
+            data, task["patch_size"], task["stride"], task["batch_size"], crop=task.get("crop"),
+            foreground=task.get("foreground"), seed=int(cfg.seed), num_workers=task.get("num_workers", 0),
+            skip_frames=skip_frames, done=done,
+        )
+
+    plan = patches()
+    plan.setup()
+    written, done = scan_done(out_dir, data.dataset, plan.frames, settings, bool(task.get("overwrite", False)))
+    pdm = patches(written, done)
+    pdm.setup()
+    for key in sorted(written):
+        log.info("%s already written in %s: skipped", key, out_dir)
+    writer = AffinityWriter(
+        out_dir, data.dataset, pdm.frames, settings, save_every_n_batches=task.get("save_every_n_batches", 20),
+        n_samples=task.get("n_hierarchy_patches", 4), metadata={"dataset": data.dataset},
+    )
+    trainer = build_trainer(cfg, callbacks=[writer])
+    start = time.perf_counter()
+    if pdm.n_todo:
+        log.info("%d patches of %d frame(s) to process", pdm.n_todo, len(pdm.frames))
+        trainer.predict(InpaintAffModule(inpainter, engine), datamodule=pdm, return_predictions=False)
+    elif trainer.global_rank == 0:
+        writer.finalize_pending()  # everything was done before: only merging is left
+    wall = time.perf_counter() - start
+    if trainer.global_rank != 0:
+        return {}
+    return summarize(cfg, task, data.dataset, out_dir, pdm, trainer, wall)
+
+
+def summarize(cfg: DictConfig, task: dict, dataset: str, out_dir: Path, pdm: PatchDataModule,
+              trainer: pl.Trainer, wall: float) -> dict:
+    """Collect per-frame statistics, draw pictures, write inpaintaff_result.json."""
+    frames, totals = [], {}
+    for info in pdm.frames:
+        path = aff_path(out_dir, dataset, info.seq, info.frame)
+        if not path.is_file():
+            raise InputError(path, "affinities of this frame were not written (see the log)")
+        meta = read_affinity_metadata(path)
+        stats = meta.get("stats", {})
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + v
+        entry = {"key": info.key, "path": str(path), "n_patches": meta.get("n_patches"), "stats": stats}
+        if task.get("pictures", True):
+            entry.update(_pictures(pdm, info, path, out_dir, dataset, trainer))
+        frames.append(entry)
+    n = max(totals.get("patches", 0.0), 1.0)
+    result = {
+        "out_dir": str(out_dir), "frames": frames, "totals": totals, "wall_seconds": wall,
+        "forward_passes_per_patch": totals.get("forward_passes", 0.0) / n,
+        "conditionals_per_patch": totals.get("conditionals", 0.0) / n,
+        "splits_per_patch": totals.get("splits", 0.0) / n, "leaves_per_patch": totals.get("leaves", 0.0) / n,
+        "patches_per_second": totals.get("patches", 0.0) / wall if wall > 0 and totals.get("patches") else None,
+        "task": task,
+    }
+    write_json(Path(cfg.paths.output_dir) / "inpaintaff_result.json", result)
+    log.info("affinities in %s; %.1f forward passes, %.1f splits, %.1f leaves per patch", out_dir,
+             result["forward_passes_per_patch"], result["splits_per_patch"], result["leaves_per_patch"])
+    return result
+
+
+def _pictures(pdm: PatchDataModule, info, path: Path, out_dir: Path, dataset: str, trainer: pl.Trainer) -> dict:
+    from inpaintaff.viz.affinity import log_png, save_affinity_png, save_hierarchy_png
+
+    aff, valid, _ = read_affinities(path)
+    y0, x0 = info.origin
+    h, w = info.shape
+    image = pdm.images[info.index]
+    sl = (slice(None), slice(y0, y0 + h), slice(x0, x0 + w))
+    stem = f"{info.seq}_t{info.frame:03d}"
+    pics = out_dir / "pictures"
+    out = {"affinity_png": str(save_affinity_png(pics / f"{stem}_affinities.png", image, aff[sl], valid[sl],
+                                                 title=f"{dataset} {info.key}"))}
+    log_png(trainer.loggers, f"inpaintaff/affinities/{stem}", out["affinity_png"])
+    sp = samples_path(out_dir, dataset, info.seq, info.frame)
+    if sp.is_file():
+        with np.load(sp) as z:
+            if len(z["image"]):
+                out["hierarchy_png"] = str(save_hierarchy_png(pics / f"{stem}_hierarchy.png", z["image"],
+                                                              z["leaf_ids"], z["pos"]))
+                log_png(trainer.loggers, f"inpaintaff/hierarchy/{stem}", out["hierarchy_png"])
+    return out

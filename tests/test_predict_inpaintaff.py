@@ -1,0 +1,192 @@
+"""`predict.py task=inpaintaff`: patches -> engine -> writer -> files; resume; bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from inpaintaff.data.datamodule import CTCDataModule
+from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, patch_affinities, read_affinities
+from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
+from inpaintaff.igm.patches import PatchDataModule
+from inpaintaff.igm.split import SplitEngine
+from inpaintaff.igm.writer import AffinityWriter, partial_dir
+from inpaintaff.modules.inpaintaff import InpaintAffModule
+from inpaintaff.tasks.inpaintaff import run
+from inpaintaff.utils.errors import InputError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread is fastest, and on a shared CPU several threads spin-wait."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+# Small and quick: a 48 x 80 crop, 32-pixel patches, a short schedule.
+QUICK = [
+    "task=inpaintaff", "task.inpainter=gaussian", "task.crop=[100,60,48,80]", "task.patch_size=32",
+    "task.stride=16", "task.batch_size=4", "task.engine.iterations=6", "task.engine.d0=4",
+    "task.engine.min_region=30", "task.engine.max_depth=3", "trainer=cpu", "logger=tensorboard",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def _expected(cfg, data) -> np.ndarray:
+    """The same affinities computed directly: engine on each patch, accumulated by hand."""
+    pdm = PatchDataModule(data, 32, 16, 4, crop=[100, 60, 48, 80], seed=int(cfg.seed))
+    pdm.setup()
+    engine = SplitEngine(GaussianInpainter(4.0), iterations=6, d0=4, min_region=30, max_depth=3)
+    info = pdm.frames[0]
+    acc = AffinityAccumulator(info.full_shape)
+    for batch in pdm.predict_dataloader():
+        res = engine.run(batch["image"], batch["seed"].tolist())
+        aff, valid = patch_affinities(res.leaf_ids)
+        for i in range(len(aff)):
+            acc.add(aff[i].numpy(), valid.numpy(), int(batch["y"][i]) + 100, int(batch["x"][i]) + 60)
+    return acc.result()
+
+
+def test_predict_writes_affinities_pictures_and_summary(compose) -> None:
+    cfg = compose("predict", QUICK)
+    result = run(cfg)
+    out = Path(cfg.task.out_dir)
+    path = aff_path(out, "SYNTH-HeLa", "02", 0)
+    aff, valid, offsets = read_affinities(path)
+    assert aff.shape == (12, 256, 256) and len(offsets) == 12
+    # Only pairs inside the crop were seen.
+    assert valid[:, 100:148, 60:140].any() and not valid[:, :100].any() and not valid[:, :, 140:].any()
+    assert aff.min() >= 0 and aff.max() <= 1
+    exp_aff, exp_valid = _expected(cfg, CTCDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"}))
+    np.testing.assert_array_equal(valid, exp_valid)
+    np.testing.assert_array_equal(aff, exp_aff)
+    frame = result["frames"][0]
+    assert Path(frame["affinity_png"]).is_file() and Path(frame["hierarchy_png"]).is_file()
+    assert frame["n_patches"] == 2 * 4
+    assert result["forward_passes_per_patch"] > 0 and result["totals"]["patches"] == 8
+    assert (Path(cfg.paths.output_dir) / "inpaintaff_result.json").is_file()
+    assert list((Path(cfg.paths.output_dir) / "tensorboard").rglob("events.*"))
+    assert not list(partial_dir(out, "SYNTH-HeLa").glob("*.npz"))  # merged and removed
+
+    # Run again: the written frame is skipped (file untouched).
+    mtime = path.stat().st_mtime_ns
+    run(cfg)
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
+    cfg = compose("predict", QUICK)
+    data = CTCDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    data.prepare_data()
+    # What an interrupted run leaves: a partial file with the first batches only.
+    from inpaintaff.tasks.inpaintaff import build_inpainter
+
+    inpainter, desc = build_inpainter({"inpainter": "gaussian", "gaussian_sigma": 4.0}, None)
+    from inpaintaff.igm.split import EngineConfig
+
+    engine = EngineConfig(**cfg.task.engine)
+    settings = {"patch_size": 32, "stride": 16, "crop": [100, 60, 48, 80], "foreground": None,
+                "seed": int(cfg.seed), "engine": {**engine.__dict__, "sigmas": list(engine.sigmas)}, **desc}
+    pdm = PatchDataModule(data, 32, 16, 4, crop=[100, 60, 48, 80], seed=int(cfg.seed))
+    pdm.setup()
+    out = Path(cfg.task.out_dir)
+    writer = AffinityWriter(out, "SYNTH-HeLa", pdm.frames, settings, save_every_n_batches=1)
+    writer._world = 2  # no finalising on the fly, as on several devices
+    module = InpaintAffModule(inpainter, engine)
+    for i, batch in enumerate(pdm.predict_dataloader()):
+        if i == 1:
+            break
+        writer.write_on_batch_end(None, module, module.predict_step(batch, i), None, batch, i)
+    assert len(list(partial_dir(out, "SYNTH-HeLa").glob("*.npz"))) == 1
+    with caplog.at_level("INFO", logger="inpaintaff.tasks.inpaintaff"):
+        result = run(cfg)
+    assert "4 patches of 1 frame(s) to process" in caplog.text  # only the rest
+    assert result["totals"]["patches"] == 8  # stats include the earlier run's patches
+    aff, valid, _ = read_affinities(aff_path(out, "SYNTH-HeLa", "02", 0))
+    exp_aff, exp_valid = _expected(cfg, data)
+    np.testing.assert_array_equal(valid, exp_valid)
+    np.testing.assert_array_equal(aff, exp_aff)
+
+
+def test_patch_larger_than_the_image_is_an_input_error(compose) -> None:
+    cfg = compose("predict", [*QUICK, "task.crop=[0,0,20,100]"])
+    with pytest.raises(InputError, match=r"t000\.tif.*smaller than the patch size"):
+        run(cfg)
+
+
+def test_crop_outside_the_frame_is_an_input_error(compose) -> None:
+    cfg = compose("predict", [*QUICK, "task.crop=[240,0,64,64]"])
+    with pytest.raises(InputError, match="exceeds the frame"):
+        run(cfg)
+
+
+def test_missing_or_incompatible_checkpoint_is_an_input_error(compose, tmp_path: Path) -> None:
+    cfg = compose("predict", [*QUICK, "task.inpainter=net", f"ckpt={tmp_path / 'nope.ckpt'}"])
+    with pytest.raises(InputError, match="nope.ckpt.*not found"):
+        run(cfg)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="garbage.ckpt.*not a compatible"):
+        NetInpainter.from_checkpoint(garbage)
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"head.weight": torch.zeros(3)}, "hyper_parameters": {"n_classes": 3},
+                "pytorch-lightning_version": "2.6.0"}, other)
+    with pytest.raises(InputError, match="other.ckpt.*not a compatible"):
+        NetInpainter.from_checkpoint(other)
+    with pytest.raises(InputError, match="needs a checkpoint"):
+        NetInpainter.from_checkpoint(None)
+
+
+def test_net_inpainter_from_a_real_checkpoint(tmp_path: Path) -> None:
+    from inpaintaff.modules.inpainting import InpaintingModule
+
+    module = InpaintingModule(widths=[4, 8], kernel_sizes=[3, 3], feature_extractor="none")
+    path = tmp_path / "tiny.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": "2.6.0"}, path)
+    inp = NetInpainter.from_checkpoint(path)
+    image = torch.rand(3, 1, 32, 32)
+    known = (torch.rand(3, 1, 32, 32) > 0.5).float()
+    assert inp(image, known).shape == image.shape
+    res = SplitEngine(inp, iterations=2, d0=2, max_depth=1).run(image, [0, 1, 2])
+    assert res.leaf_ids.shape == (3, 32, 32) and res.forward_passes >= 1
+
+
+def test_nan_frame_is_an_input_error(tmp_path: Path) -> None:
+    seq = tmp_path / "DS" / "01"
+    seq.mkdir(parents=True)
+    img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    img[5, 5] = np.nan
+    tifffile.imwrite(seq / "t000.tif", img)
+    data = CTCDataModule(tmp_path, "DS", splits={"predict": [{"seq": "01", "frames": [0]}]})
+    with pytest.raises(InputError, match=r"t000\.tif.*NaN"):
+        PatchDataModule(data, 32, 16).setup()
+
+
+def test_foreground_gt_skips_empty_patches(compose) -> None:
+    cfg = compose("predict", QUICK)
+    data = CTCDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    data.prepare_data()
+    all_p = PatchDataModule(data, 32, 16, crop=None)
+    all_p.setup()
+    fg = PatchDataModule(data, 32, 16, crop=None, foreground="gt")
+    fg.setup()
+    labels = data.load_labels(data.frames("predict")[0])
+    info = fg.frames[0]
+    assert len(info.todo) < len(all_p.frames[0].todo)
+    for pid in set(all_p.frames[0].todo) - set(info.todo):
+        y, x = info.positions[pid]
+        assert not labels[y : y + 32, x : x + 32].any()
+
+
+def test_shared_hela_crop(compose, shared_root: Path) -> None:
+    cfg = compose("predict", [*QUICK, "data=shared_hela", f"data.root={shared_root}", "task.crop=[300,500,48,64]"])
+    result = run(cfg)
+    aff, valid, _ = read_affinities(result["frames"][0]["path"])
+    assert aff.shape == (12, 700, 1100)
+    assert valid[:, 300:348, 500:564].any() and valid.sum() < valid.size / 100
