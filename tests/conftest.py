@@ -20,8 +20,15 @@ CONF_DIR = PROJECT_DIR / "conf"
 SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
 SYNTH_DATASET = "SYNTH-HeLa"
 
-# One thread: tiny test nets run faster without threading overhead on a shared 2-core machine.
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: tiny test nets stall on spin-waiting threads on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

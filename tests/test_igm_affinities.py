@@ -19,15 +19,6 @@ from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.utils.errors import InputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest, and on a shared CPU several threads spin-wait."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _labels(h: int, w: int, seed: int = 0) -> np.ndarray:
     """Blocky labels with a few regions, some of them touching the border."""
     rng = np.random.default_rng(seed)

@@ -5,21 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from inpaintaff.igm.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.tasks.inpaintaff import run
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest, and on a shared CPU several threads spin-wait."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SETTINGS = [
     "task=inpaintaff", "task.inpainter=gaussian", "task.crop=[90,40,48,96]", "task.patch_size=32",

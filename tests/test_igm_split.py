@@ -17,15 +17,6 @@ from inpaintaff.igm.split import (
 )
 from inpaintaff.utils.errors import InputError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest, and on a shared CPU several threads spin-wait."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 H = W = 64
 YY, XX = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
 # Settings under which the Gaussian inpainter finds flat regions (see the report: the

@@ -10,15 +10,6 @@ from inpaintaff.losses.inpainting import InpaintingLoss, gram_matrix, tv_loss
 from inpaintaff.utils.errors import InputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one thread avoids oversubscription stalls on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class _Identity(F_.FeatureExtractor):
     """A 'feature net' returning the image itself and its 2x average pool."""
 

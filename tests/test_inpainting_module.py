@@ -13,16 +13,6 @@ from inpaintaff.modules.inpainting import InpaintingModule
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.export import slim_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one thread avoids oversubscription stalls on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TINY = dict(widths=(8, 16, 16), kernel_sizes=(5, 3, 3), feature_extractor="none")
 
 

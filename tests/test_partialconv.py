@@ -9,15 +9,6 @@ from torch import nn
 from inpaintaff.nets.partialconv import PartialConv2d
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one thread avoids oversubscription stalls on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _pair(cin=2, cout=3, k=3, stride=1, bias=True):
     torch.manual_seed(0)
     pc = PartialConv2d(cin, cout, k, stride=stride, padding=k // 2, bias=bias)

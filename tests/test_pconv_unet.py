@@ -8,15 +8,6 @@ import torch
 from inpaintaff.nets.pconv_unet import PConvUNet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one thread avoids oversubscription stalls on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def net():
     torch.manual_seed(0)

@@ -19,15 +19,6 @@ from inpaintaff.modules.inpaintaff import InpaintAffModule
 from inpaintaff.tasks.inpaintaff import run
 from inpaintaff.utils.errors import InputError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest, and on a shared CPU several threads spin-wait."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # Small and quick: a 48 x 80 crop, 32-pixel patches, a short schedule.
 QUICK = [
     "task=inpaintaff", "task.inpainter=gaussian", "task.crop=[100,60,48,80]", "task.patch_size=32",
