@@ -180,3 +180,12 @@ def test_shared_hela_gt_affinities(compose, shared_root, capsys, split, n_gt, ma
         assert clean["n_gt"] == n_gt
     assert clean["seg"] > 0.98
     assert noisy["seg"] > cc["seg"] + margin
+
+
+def test_min_size_merges_fragments(compose, tmp_path):
+    """task.mws.min_size: fragments from noisy affinities join their neighbours and SEG rises."""
+    base = ["task=segment", "task.split=val", "task.overlays=false", "task.affinities.noise=0.45", "task.alpha=0.5"]
+    off = run_task(compose("predict", base))
+    on = run_task(compose("predict", [*base, "task.mws.min_size=40"]))
+    assert sum(r["n_pred"] for r in on["frames"]) < sum(r["n_pred"] for r in off["frames"])
+    assert on["seg"] > off["seg"]

@@ -14,6 +14,7 @@ from inpaintaff.metrics.overlap import overlap
 from inpaintaff.offsets import N_ATTRACTIVE
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
+from inpaintaff.segment.postprocess import merge_small_segments
 from inpaintaff.segment.sources import Affinities, affinities_for_frame, foreground_for_frame
 from inpaintaff.utils.errors import InputError
 
@@ -117,7 +118,7 @@ def segment(inp: FrameInput, method: str, alpha: float, mws: Mapping[str, Any] |
         raise ValueError(f"task.method must be one of {METHODS}, got {method!r}")
     mws = dict(mws or {})
     a = inp.affinities
-    return mutex_watershed(
+    labels = mutex_watershed(
         a.aff, float(alpha), a.offsets,
         n_attractive=int(mws.get("n_attractive", N_ATTRACTIVE)),
         valid=a.valid,
@@ -128,6 +129,7 @@ def segment(inp: FrameInput, method: str, alpha: float, mws: Mapping[str, Any] |
         backend=str(mws.get("backend", "bioimage-cpp")),
         source=a.source,
     )
+    return merge_small_segments(labels, int(mws.get("min_size", 0)))
 
 
 def score(
