@@ -51,7 +51,7 @@ def test_few_steps_lower_the_loss(cls):
     first = None
     for _ in range(15):
         loss = module.loss(module(batch["image"]), batch["labels"])
-        first = float(loss) if first is None else first
+        first = loss.item() if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
