@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.results import RESULT_NAME, find_results, load_result, write_csv
 from inpaintaff.segment.tblog import log_to_tensorboard
-from inpaintaff.utils.io import atomic_path
+from inpaintaff.viz.figures import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,7 @@ def plot_seg_vs_alpha(path: str | Path, rows: Sequence[dict[str, Any]], title: s
         ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title or "α sweep", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:

@@ -10,13 +10,12 @@ import logging
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from inpaintaff.igm.affinities import aff_path, write_affinities
 from inpaintaff.modules.affnet import AffNetModule
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
-from inpaintaff.tasks.checkpoints import load_module
+from inpaintaff.tasks.checkpoints import inference_device, load_module
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> dict:
     t = cfg.task
-    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto") else "cpu"
+    device = inference_device(cfg)
     module = load_module(AffNetModule, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()

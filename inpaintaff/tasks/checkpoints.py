@@ -10,6 +10,12 @@ import torch
 from inpaintaff.utils.errors import InputError
 
 
+def inference_device(cfg) -> str:
+    """CUDA when the trainer config allows an accelerator and one is there, else CPU."""
+    wants_gpu = str(cfg.trainer.get("accelerator", "auto")) in ("gpu", "cuda", "auto")
+    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+
+
 def load_module(cls: type[pl.LightningModule], ckpt: str | Path | None, device: str | torch.device = "cpu"):
     """``cls.load_from_checkpoint(ckpt)`` in eval mode; missing or incompatible files are clear errors."""
     if not ckpt:

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from inpaintaff.data import ctc
 from inpaintaff.modules.fgnet import FGNetModule
-from inpaintaff.tasks.checkpoints import load_module
+from inpaintaff.tasks.checkpoints import inference_device, load_module
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int) -> 
 
 def run(cfg: DictConfig) -> dict:
     t = cfg.task
-    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto") else "cpu"
+    device = inference_device(cfg)
     module = load_module(FGNetModule, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
@@ -55,7 +54,7 @@ def _save_png(path: Path, image: np.ndarray, prob: np.ndarray, threshold: float)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from inpaintaff.utils.io import atomic_path
+    from inpaintaff.viz.figures import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 5 * image.shape[0] / image.shape[1] + 0.5))
     axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
@@ -64,6 +63,4 @@ def _save_png(path: Path, image: np.ndarray, prob: np.ndarray, threshold: float)
     for ax, title in zip(axes, ["raw + foreground contour", "FGNET probability"]):
         ax.set_title(title)
         ax.axis("off")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, tight=True)

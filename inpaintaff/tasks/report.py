@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from inpaintaff.segment.results import find_results, load_result, write_csv
 from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.utils.io import atomic_path, write_json
+from inpaintaff.viz.figures import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,7 @@ def plot_detection(path: str | Path, picked: Mapping[tuple[str, str], dict], dat
         if d:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(cfg: DictConfig) -> dict:

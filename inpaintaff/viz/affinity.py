@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from inpaintaff.igm.split import ancestors_at  # noqa: E402
-from inpaintaff.utils.io import atomic_path  # noqa: E402
+from inpaintaff.viz.figures import save_figure
 
 
 def affinity_rgb(aff: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -36,10 +36,7 @@ def _random_colors(labels: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    return path
+    return save_figure(fig, path, dpi=110, tight=True, close=False)
 
 
 def affinity_figure(image: np.ndarray, aff: np.ndarray, valid: np.ndarray, title: str = "") -> plt.Figure:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inpaintaff.utils.io import atomic_path
+from inpaintaff.viz.figures import save_figure
 
 
 def inpainting_figure(
@@ -42,11 +42,6 @@ def inpainting_figure(
 
 def save_inpainting_png(path: str | Path, *args, **kwargs) -> Path:
     """Write ``inpainting_figure(*args, **kwargs)`` to a PNG, atomically."""
-    import matplotlib.pyplot as plt
 
     fig = inpainting_figure(*args, **kwargs)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from inpaintaff.metrics.overlap import overlap
-from inpaintaff.utils.io import atomic_path
+from inpaintaff.viz.figures import save_figure
 
 CONTOUR = (0.2, 1.0, 0.2)  # predicted instance contours
 GT_CONTOUR = (0.3, 0.6, 1.0)  # GT contours of the marked objects
@@ -108,8 +108,5 @@ def save_overlay(
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout(pad=0.2)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=dpi, tight=True)
     return rgb, errors
