@@ -45,12 +45,12 @@ def main() -> None:
               "task.metrics.sparse_gt=true", *data]
     fg = ["task.foreground.source=dir", f"task.foreground.dir={out}/fg/foreground"]
     runs = {
-        "net_truefg": [f"task.affinities.dir={out}/aff_net/affinities", "task.label=INPAINTAFF (net) + TRUEFG"],
+        "net_truefg": [f"task.affinities.dir={out}/aff_net/affinities"],
         "gauss_truefg": [f"task.affinities.dir={out}/aff_gauss/affinities",
-                         "task.label=INPAINTAFF (analytic) + TRUEFG"],
-        "net_fgnet": [f"task.affinities.dir={out}/aff_net/affinities", *fg, "task.label=INPAINTAFF (net) + FGNET"],
-        "affnet_fgnet": [f"task.affinities.dir={out}/aff_affnet/affinities", *fg, "task.label=AFFNET + FGNET"],
-        "affnet_truefg": [f"task.affinities.dir={out}/aff_affnet/affinities", "task.label=AFFNET + TRUEFG"],
+                         "task.label='INPAINTAFF (analytic) + TRUEFG'"],
+        "net_fgnet": [f"task.affinities.dir={out}/aff_net/affinities", *fg],
+        "affnet_fgnet": [f"task.affinities.dir={out}/aff_affnet/affinities", *fg],
+        "affnet_truefg": [f"task.affinities.dir={out}/aff_affnet/affinities", "task.label='AFFNET + TRUEFG'"],
     }
     for name, extra in runs.items():
         _run(f"segment: {name}", [*select, *extra, f"hydra.run.dir={out}/seg_{name}"])
