@@ -72,3 +72,12 @@ def test_affnet_task_writes_readable_affinities(compose, tmp_path):
     assert offsets == OFFSETS and aff.shape == (12, 256, 256)
     assert not valid[0, 0].any() and valid[0, 1:].all()  # offset (-1, 0) leaves the frame in row 0
     assert 0 <= aff.min() and aff.max() <= 1 and aff[valid].std() > 0
+
+
+def test_foreground_task_skips_written_frames(compose, fgnet_ckpt):
+    cfg = compose("predict", ["task=foreground", f"ckpt={fgnet_ckpt}", "task.split=val", "task.tile=128"])
+    first = run_task(cfg)
+    path = foreground_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0)
+    stamp = path.stat().st_mtime_ns
+    second = run_task(cfg)
+    assert second["foreground"] == first["foreground"] and path.stat().st_mtime_ns == stamp

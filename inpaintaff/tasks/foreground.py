@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from inpaintaff.data import ctc
 from inpaintaff.modules.fgnet import FGNetModule
-from inpaintaff.tasks.checkpoints import inference_device, load_module
+from inpaintaff.tasks.checkpoints import frames_to_write, inference_device, load_module
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
@@ -32,18 +32,14 @@ def run(cfg: DictConfig) -> dict:
     module = load_module(FGNetModule, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
-    written = []
-    for ref in dm.frames(t.split):
-        path = foreground_path(t.out_dir, dm.dataset, ref.seq, ref.frame)
-        if path.exists() and not t.overwrite:
-            log.info("%s exists, skipped", path)
-            written.append(str(path))
-            continue
+    todo, written = frames_to_write(
+        dm, t.split, lambda seq, frame: foreground_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
+    )
+    for ref, path in todo:
         image = dm.load_image(ref)
         prob = predict_with_halo(module.predict_proba, image, t.tile, t.halo, device)[0]
         ctc.write_image(path, prob.astype(np.float32))
         _save_png(path.with_suffix(".png"), image, prob, t.threshold)
-        written.append(str(path))
         log.info("foreground %s: %.1f %% above %.2f", ref.name, 100 * (prob > t.threshold).mean(), t.threshold)
     return {"foreground": written}
 
