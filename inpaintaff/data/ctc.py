@@ -75,7 +75,9 @@ def list_gt_frames(root: str | Path, dataset: str, seq: str) -> list[int]:
     return sorted(int(m.group(1)) for f in folder.iterdir() if (m := _GT_RE.match(f.name)))
 
 
-def _read_2d(path: Path) -> np.ndarray:
+def read_2d(path: str | Path) -> np.ndarray:
+    """Read a 2D TIFF as stored; missing, unreadable, empty, RGB or non-2D files are errors."""
+    path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
     try:
@@ -95,7 +97,7 @@ def _read_2d(path: Path) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Read a 2D uint8/uint16/float frame as float32; NaN, infinite or constant images are errors."""
     path = Path(path)
-    arr = _read_2d(path)
+    arr = read_2d(path)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise InputError(path, f"unsupported dtype {arr.dtype}")
     arr = arr.astype(np.float32)
@@ -109,7 +111,7 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_labels(path: str | Path) -> np.ndarray:
     """Read a 2D integer instance label image (0 = background) as int64."""
     path = Path(path)
-    arr = _read_2d(path)
+    arr = read_2d(path)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
             raise InputError(path, f"labels must be integers, got non-integer {arr.dtype} values")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
+from inpaintaff.data.ctc import read_2d
 from inpaintaff.utils.errors import InputError
 
 # Opposite-neighbour pairs (dy, dx): horizontal, vertical and both diagonals.
@@ -53,12 +53,7 @@ def foreground_from_probability(
     source = None
     if isinstance(prob, (str, Path)):
         source = Path(prob)
-        if not source.exists():
-            raise InputError(source, "foreground probability file not found")
-        try:
-            prob = tifffile.imread(source)
-        except Exception as exc:  # tifffile raises many types for corrupt files
-            raise InputError(source, f"cannot read TIFF ({exc})") from exc
+        prob = read_2d(source)
     prob = np.squeeze(np.asarray(prob))
     if prob.ndim != 2:
         raise InputError(source, f"foreground probabilities must be 2D, got shape {prob.shape}")
