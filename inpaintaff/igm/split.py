@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from inpaintaff.igm.filters import dilate_disk, gaussian_blur_multi
+from inpaintaff.igm.filters import dilate_disk, smooth_on_band
 from inpaintaff.igm.inpainters import Inpainter
 from inpaintaff.utils.errors import InputError
 
@@ -147,10 +147,30 @@ class _Pool:
         return _Pool(*(torch.cat([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__))
 
 
-def igm_n(rig: torch.Tensor, M: torch.Tensor, N: torch.Tensor) -> torch.Tensor:
-    """IGM_N (paper eq. 8) per region: sum of RIG over M∩N minus sum over (not M)∩N."""
-    sign = torch.where(M, 1.0, -1.0)
-    return (rig * sign * N).flatten(1).sum(1)
+@dataclass
+class _Run:
+    """State of one ``SplitEngine.run``: the patches, leaves so far, counters, regions waiting."""
+
+    images: torch.Tensor  # (P, 1, h, w) float32
+    seeds: list[int]
+    leaf: torch.Tensor  # (P, h, w) int64 heap ids, filled as leaves are found
+    stats: dict[str, torch.Tensor]
+    pending: deque = field(default_factory=deque)  # (patch, region id, mask) to split
+    passes: int = 0
+    conditionals: int = 0
+
+    @staticmethod
+    def new(images: torch.Tensor, seeds: list[int]) -> _Run:
+        p_count, _, h, w = images.shape
+        leaf = torch.zeros((p_count, h, w), dtype=torch.long, device=images.device)
+        stats = {k: torch.zeros(p_count, dtype=torch.long) for k in ("splits", "steps", "leaves", *END_REASONS)}
+        return _Run(images, seeds, leaf, stats)
+
+    def leaf_out(self, p: int, rid: int, mask: torch.Tensor, reason: str | None) -> None:
+        self.leaf[p][mask[0]] = rid
+        self.stats["leaves"][p] += 1
+        if reason:
+            self.stats[reason][p] += 1
 
 
 class SplitEngine:
@@ -171,7 +191,8 @@ class SplitEngine:
         Mb = R & ~M
         for dv in torch.unique(d).tolist():
             idx = (d == dv).nonzero().squeeze(1)
-            N[idx] = R[idx] & dilate_disk(M[idx], dv) & dilate_disk(Mb[idx], dv)
+            reach = dilate_disk(torch.cat([M[idx], Mb[idx]]), dv)  # both sides in one call
+            N[idx] = R[idx] & reach[: len(idx)] & reach[len(idx) :]
         return N
 
     def _inpaint(self, x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -189,26 +210,26 @@ class SplitEngine:
         return torch.cat(preds).float().contiguous()
 
     def step(self, images: torch.Tensor, pool: _Pool) -> tuple[torch.Tensor, ...]:
-        """One iteration for every region of the pool: returns (new M, RIG, N, e~_A + e~_B)."""
+        """One iteration for every region of the pool: returns (new M, RIG, N, ẽ_A + ẽ_B or None).
+
+        ẽ_A + ẽ_B (for the "contrast" stop rule) is computed only when that rule is on.
+        """
         d = torch.tensor(self.schedule, device=pool.t.device)[pool.t]
         R, M = pool.R, pool.M
         N = self.band(R, M, d)
         x = images[pool.patch]
-        known = torch.cat([M & ~N, R & ~M & ~N])
-        pred = self._inpaint(torch.cat([x, x]), known)
-        diff = pred - torch.cat([x, x])
-        e = diff * diff if self.cfg.error == "squared" else diff.abs()
-        Nf = N.float()
-        e = e * torch.cat([Nf, Nf])
         k = len(pool)
-        # Normalised convolution over N: sum_s G_s*(e N) / G_s*N, all sigmas in one product.
-        blurred = gaussian_blur_multi(torch.cat([e, Nf]), self.cfg.sigmas)
-        num, den = blurred[:, : 2 * k], blurred[:, 2 * k :].repeat(1, 2, 1, 1, 1)
-        smooth = e + torch.where(den > 1e-12, num / den.clamp_min(1e-12), 0.0).sum(0)
-        smooth = smooth * torch.cat([Nf, Nf])
-        rig = smooth[:k] - smooth[k:]
+        # Conditional A knows M \ N, conditional B knows (R \ M) \ N: one stacked pass.
+        known = torch.cat([M & ~N, R & ~M & ~N])
+        diff = self._inpaint(torch.cat([x, x]), known) - torch.cat([x, x])
+        err = diff * diff if self.cfg.error == "squared" else diff.abs()
+        e_A, e_B = err[:k], err[k:]
+        # The smoothing over N is linear for a fixed band, so ẽ_A - ẽ_B = smooth(e_A - e_B):
+        # one smoothing instead of two.
+        rig = smooth_on_band(e_A - e_B, N, self.cfg.sigmas)
+        e_sum = smooth_on_band(e_A + e_B, N, self.cfg.sigmas) if self.cfg.stop_rule == "contrast" else None
         new_M = (M & ~N) | (N & (rig < -self.cfg.tie_tol))
-        return new_M, rig, N, smooth[:k] + smooth[k:]
+        return new_M, rig, N, e_sum
 
     # -- region bookkeeping -----------------------------------------------------------------
     def _initial_split(self, R: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
@@ -270,62 +291,51 @@ class SplitEngine:
         # The engine's own arithmetic stays float32 even under a mixed-precision trainer; only
         # the inpainter runs autocast (see _inpaint).
         with torch.inference_mode(), torch.autocast(images.device.type, enabled=False):
-            images = images.float()
+            run = _Run.new(images.float(), seeds)
             p_count, _, h, w = images.shape
-            dev = images.device
-            self._leaf = torch.zeros((p_count, h, w), dtype=torch.long, device=dev)
-            self._stats = {k: torch.zeros(p_count, dtype=torch.long) for k in
-                           ("splits", "steps", "leaves", *END_REASONS)}
-            self._passes = self._conds = 0
-            full = torch.ones((1, h, w), dtype=torch.bool, device=dev)
+            full = torch.ones((1, h, w), dtype=torch.bool, device=images.device)
             if self.cfg.mode == "faithful":
                 for p in range(p_count):
-                    self._drive(images, seeds, deque([(p, 1, full)]), capacity=1, early_stop=False, lifo=True)
+                    self._drive(run, [(p, 1, full)], capacity=1, early_stop=False, lifo=True)
             else:
-                roots = deque((p, 1, full) for p in range(p_count))
-                self._drive(images, seeds, roots, self.cfg.max_regions, self.cfg.early_stop, lifo=False)
-            return SplitResult(self._leaf, self._stats, self._passes, self._conds)
+                roots = [(p, 1, full) for p in range(p_count)]
+                self._drive(run, roots, self.cfg.max_regions, self.cfg.early_stop, lifo=False)
+            return SplitResult(run.leaf, run.stats, run.passes, run.conditionals)
 
-    def _leaf_out(self, p: int, rid: int, mask: torch.Tensor, reason: str | None) -> None:
-        self._leaf[p][mask[0]] = rid
-        self._stats["leaves"][p] += 1
-        if reason:
-            self._stats[reason][p] += 1
-
-    def _admit(self, p: int, rid: int, mask: torch.Tensor, pending: deque) -> None:
+    def _admit(self, run: _Run, p: int, rid: int, mask: torch.Tensor) -> None:
         """Queue a region for splitting, or make it a leaf if a safeguard stops it."""
         depth = rid.bit_length() - 1
         if int(mask.sum()) < self.cfg.min_region:
-            self._leaf_out(p, rid, mask, "min_size")
+            run.leaf_out(p, rid, mask, "min_size")
         elif depth >= self.cfg.max_depth:
-            self._leaf_out(p, rid, mask, "max_depth")
+            run.leaf_out(p, rid, mask, "max_depth")
         else:
-            pending.append((p, rid, mask))
+            run.pending.append((p, rid, mask))
 
-    def _drive(self, images, seeds, pending: deque, capacity: int, early_stop: bool, lifo: bool) -> None:
-        cfg = self.cfg
-        roots = list(pending)
-        pending.clear()
+    def _drive(self, run: _Run, roots: list[tuple[int, int, torch.Tensor]], capacity: int, early_stop: bool,
+               lifo: bool) -> None:
+        """Advance regions, at most ``capacity`` at a time, until every one has become a leaf."""
+        cfg, pending = self.cfg, run.pending
         for p, rid, mask in roots:
-            self._admit(p, rid, mask, pending)
+            self._admit(run, p, rid, mask)
         pool: _Pool | None = None
         while pending or (pool is not None and len(pool)):
             free = capacity - (0 if pool is None else len(pool))
             if free > 0 and pending:
                 new = [pending.pop() if lifo else pending.popleft() for _ in range(min(free, len(pending)))]
-                started = self._start(new, seeds)
+                started = self._start(new, run.seeds)
                 cut = started.M.flatten(1).any(1)
                 for i in (~cut).nonzero().squeeze(1).tolist():  # cannot be cut: too thin
-                    self._leaf_out(int(started.patch[i]), int(started.rid[i]), started.R[i], "min_size")
+                    run.leaf_out(int(started.patch[i]), int(started.rid[i]), started.R[i], "min_size")
                 pool = _Pool.cat(pool, started.select(cut))
             if pool is None or len(pool) == 0:
                 continue
-            new_M, rig, _, esum = self.step(images, pool)
-            self._passes += 1
-            self._conds += 2 * len(pool)
-            self._stats["steps"].index_add_(0, pool.patch.cpu(), torch.ones(len(pool), dtype=torch.long))
+            new_M, rig, _, e_sum = self.step(run.images, pool)
+            run.passes += 1
+            run.conditionals += 2 * len(pool)
+            run.stats["steps"].index_add_(0, pool.patch.cpu(), torch.ones(len(pool), dtype=torch.long))
             if cfg.stop_rule is not None:
-                ev = self._evidence(rig, esum, pool)
+                ev = self._evidence(rig, e_sum, pool)
                 pool.ev0 = torch.where(pool.t == 0, ev, pool.ev0)
                 pool.ev = ev
             changed = (new_M != pool.M).flatten(1).any(1)
@@ -336,7 +346,7 @@ class SplitEngine:
             if early_stop:
                 done |= pool.stable >= cfg.patience
             for i in done.nonzero().squeeze(1).tolist():
-                self._finish(pool, i, pending)
+                self._finish(run, pool, i)
             pool = pool.select(~done)
 
     def _weak(self, ev: float, ev0: float) -> bool:
@@ -345,27 +355,18 @@ class SplitEngine:
             return ev < thr
         return rule == "random_split" and ev < thr * ev0
 
-    def _finish(self, pool: _Pool, i: int, pending: deque) -> None:
+    def _finish(self, run: _Run, pool: _Pool, i: int) -> None:
         p, rid = int(pool.patch[i]), int(pool.rid[i])
         R, M = pool.R[i], pool.M[i]
         Mb = R & ~M
-        self._stats["splits"][p] += 1
+        run.stats["splits"][p] += 1
         if not M.any() or not Mb.any():
-            self._leaf_out(p, rid, R, "emptied")
+            run.leaf_out(p, rid, R, "emptied")
         elif self._weak(float(pool.ev[i]), float(pool.ev0[i])):
-            self._leaf_out(p, rid, R, "weak")
+            run.leaf_out(p, rid, R, "weak")
         else:
-            self._admit(p, 2 * rid, M, pending)
-            self._admit(p, 2 * rid + 1, Mb, pending)
-
-
-def leaf_labels(leaf_ids: torch.Tensor) -> torch.Tensor:
-    """Consecutive labels 1..n per patch from heap ids (P, h, w), for pictures and metrics."""
-    out = torch.empty_like(leaf_ids)
-    for p in range(leaf_ids.shape[0]):
-        _, inv = torch.unique(leaf_ids[p], return_inverse=True)
-        out[p] = inv + 1
-    return out
+            self._admit(run, p, 2 * rid, M)
+            self._admit(run, p, 2 * rid + 1, Mb)
 
 
 def ancestors_at(leaf_ids: torch.Tensor, depth: int) -> torch.Tensor:

@@ -46,6 +46,8 @@ class InpaintingModule(pl.LightningModule):
         freeze_encoder_bn: keep encoder BatchNorm statistics fixed (Liu et al.'s fine-tuning stage).
         image_log_every_n_steps: TensorBoard images (input, mask, prediction, composite); 0 = off.
         mask_seed: seed of the mask Generator (offset by the global rank).
+        init_from: an InpaintingModule checkpoint whose net weights start this run (fine-tuning
+            with a fresh optimizer; to resume a run with its optimizer, use ``ckpt_path``).
     """
 
     def __init__(
@@ -67,17 +69,35 @@ class InpaintingModule(pl.LightningModule):
         freeze_encoder_bn: bool = False,
         image_log_every_n_steps: int = 500,
         mask_seed: int = 0,
+        init_from: str | None = None,
     ):
         super().__init__()
         widths, kernel_sizes, loss_weights = _plain(widths), _plain(kernel_sizes), _plain(loss_weights)
         masks, betas, lr_milestones = _plain(masks), _plain(betas), _plain(lr_milestones)
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["init_from"])  # a path of this machine, not a setting of the net
         self.net = PConvUNet(in_channels, widths, kernel_sizes, batch_norm)
         self.mask_sampler = MaskSampler(**(masks or {}))
         self.loss_fn: InpaintingLoss | None = None  # built on first use (needs the feature extractor)
         self._mask_rng: np.random.Generator | None = None
+        if init_from:
+            self._load_net_weights(init_from)
+
+    def _load_net_weights(self, path: str) -> None:
+        from pathlib import Path
+
+        from inpaintaff.utils.errors import InputError
+
+        if not Path(path).is_file():
+            raise InputError(path, "model.init_from: checkpoint not found")
+        state = torch.load(path, map_location="cpu", weights_only=False).get("state_dict", {})
+        net_state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+        try:
+            self.net.load_state_dict(net_state)
+        except RuntimeError as exc:
+            raise InputError(path, f"model.init_from: weights do not fit this net's widths/kernels ({exc})") from exc
+        log.info("net weights initialised from %s", path)
 
     # ---- the engine's API ------------------------------------------------------------------
     def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
