@@ -12,7 +12,7 @@ import torch
 from inpaintaff.data.datamodule import CTCDataModule
 from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, patch_affinities, read_affinities
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
-from inpaintaff.igm.patches import PatchDataModule
+from inpaintaff.igm.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.igm.split import SplitEngine
 from inpaintaff.igm.writer import AffinityWriter, partial_dir
 from inpaintaff.modules.inpaintaff import InpaintAffModule
@@ -81,7 +81,8 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
     from inpaintaff.igm.split import EngineConfig
 
     engine = EngineConfig(**cfg.task.engine)
-    settings = {"patch_size": 32, "stride": 16, "crop": [100, 60, 48, 80], "foreground": None,
+    settings = {"patch_size": 32, "stride": 16, "crop": [100, 60, 48, 80],
+                "foreground": foreground_skip_spec(None),
                 "seed": int(cfg.seed), "engine": {**engine.__dict__, "sigmas": list(engine.sigmas)}, **desc}
     pdm = PatchDataModule(data, 32, 16, 4, crop=[100, 60, 48, 80], seed=int(cfg.seed))
     pdm.setup()
@@ -181,3 +182,34 @@ def test_shared_hela_crop(compose, shared_root: Path) -> None:
     aff, valid, _ = read_affinities(result["frames"][0]["path"])
     assert aff.shape == (12, 700, 1100)
     assert valid[:, 300:348, 500:564].any() and valid.sum() < valid.size / 100
+
+
+def _skipped(data, spec) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(kept, skipped) patch positions of the first predict frame under the skip ``spec``."""
+    pdm = PatchDataModule(data, 32, 16, crop=None, foreground=spec)
+    pdm.setup()
+    info = pdm.frames[0]
+    kept = [info.positions[i] for i in info.todo]
+    return kept, [p for p in info.positions if p not in kept]
+
+
+def test_foreground_from_intensity_and_from_probability_files_skips_patches(compose, tmp_path: Path) -> None:
+    cfg = compose("predict", QUICK)
+    data = CTCDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    data.prepare_data()
+    ref = data.frames("predict")[0]
+    image = data.load_image(ref)
+    kept, skipped = _skipped(data, {"source": "intensity", "threshold": 0.4})
+    assert kept and skipped
+    assert all((image[y : y + 32, x : x + 32] <= 0.4).all() for y, x in skipped)
+    assert all((image[y : y + 32, x : x + 32] > 0.4).any() for y, x in kept)
+    # FGNET-style probabilities: only a square in one corner is foreground.
+    prob = np.zeros(image.shape, np.float32)
+    prob[:20, :20] = 0.9
+    path = tmp_path / "fg" / data.dataset / f"{ref.seq}_FG" / f"fg{ref.frame:03d}.tif"
+    path.parent.mkdir(parents=True)
+    tifffile.imwrite(path, prob)
+    kept, _ = _skipped(data, {"source": "dir", "dir": str(tmp_path / "fg"), "min_pixels": 1})
+    assert sorted(kept) == [(0, 0), (0, 16), (16, 0), (16, 16)]  # the patches that reach the square
+    with pytest.raises(InputError, match="fg000.tif|not found|No such"):
+        _skipped(data, {"source": "dir", "dir": str(tmp_path / "nothing")})

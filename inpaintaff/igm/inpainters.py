@@ -56,8 +56,13 @@ class NetInpainter(nn.Module):
         self.net.eval()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None, device: str | torch.device = "cpu") -> NetInpainter:
-        """Load an ``InpaintingModule`` checkpoint; a missing or incompatible file is an ``InputError``."""
+    def from_checkpoint(cls, path: str | Path | None, device: str | torch.device = "cpu",
+                        compile: bool = False) -> NetInpainter:
+        """Load an ``InpaintingModule`` checkpoint; a missing or incompatible file is an ``InputError``.
+
+        ``compile``: ``torch.compile`` the net with dynamic shapes (the engine's batches vary in
+        size): a one-off cost of tens of seconds per process, then faster passes.
+        """
         if path is None:
             raise InputError(None, "inpainter=net needs a checkpoint: set ckpt=<path to an InpaintingModule .ckpt>")
         path = Path(path)
@@ -73,6 +78,8 @@ class NetInpainter(nn.Module):
         inp = cls(module).to(device)
         if torch.device(device).type == "cuda":
             inp = inp.to(memory_format=torch.channels_last)
+        if compile:
+            module.net = torch.compile(module.net, dynamic=True)
         return inp
 
     def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

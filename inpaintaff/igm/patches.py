@@ -19,7 +19,42 @@ from torch.utils.data import DataLoader, Dataset
 
 from inpaintaff.data.datamodule import CTCDataModule, FrameRef
 from inpaintaff.igm.split import mix_seed
+from inpaintaff.segment.sources import DEFAULT_FG_PATTERN, foreground_for_frame
 from inpaintaff.utils.errors import InputError
+
+SKIP_SOURCES = (None, "truefg", "dir", "intensity")
+
+
+def foreground_skip_spec(spec: str | Mapping | None) -> dict:
+    """``task.foreground`` as a complete mapping: which pixels count as foreground for skipping.
+
+    ``source``: null (every patch is split), ``truefg`` (GT; ``gt`` is accepted too), ``dir``
+    (probability TIFFs such as ``task=foreground`` writes, thresholded at ``threshold``) or
+    ``intensity`` (the normalised image above ``threshold``). A patch with fewer than
+    ``min_pixels`` foreground pixels is skipped. Skipping loses nothing for pairs inside the same
+    foreground: every such pair lies in a patch that holds foreground.
+    """
+    spec = {"source": spec} if spec is None or isinstance(spec, str) else dict(spec)
+    out = {"source": spec.get("source"), "dir": spec.get("dir"), "pattern": spec.get("pattern") or DEFAULT_FG_PATTERN,
+           "threshold": float(spec.get("threshold", 0.5)), "min_pixels": int(spec.get("min_pixels", 1))}
+    if out["source"] == "gt":
+        out["source"] = "truefg"
+    if out["source"] not in SKIP_SOURCES:
+        raise ValueError(f"task.foreground.source must be one of {SKIP_SOURCES} (or gt), got {out['source']!r}")
+    if out["source"] == "dir" and not out["dir"]:
+        raise ValueError("task.foreground.source=dir needs task.foreground.dir (e.g. task=foreground's out_dir)")
+    if out["min_pixels"] < 1:
+        raise ValueError(f"task.foreground.min_pixels must be >= 1, got {out['min_pixels']}")
+    return out
+
+
+def patch_counts(mask: np.ndarray, positions: Sequence[tuple[int, int]], size: int) -> np.ndarray:
+    """Number of True pixels of ``mask`` in each ``size``² window at ``positions`` (summed-area table)."""
+    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    table[1:, 1:] = np.cumsum(np.cumsum(mask, 0), 1)
+    ys = np.array([y for y, _ in positions], dtype=np.int64)
+    xs = np.array([x for _, x in positions], dtype=np.int64)
+    return table[ys + size, xs + size] - table[ys, xs + size] - table[ys + size, xs] + table[ys, xs]
 
 
 def sliding_positions(n: int, size: int, stride: int) -> list[int]:
@@ -86,7 +121,8 @@ class PatchDataModule(pl.LightningDataModule):
     Args:
         data: the CTC data module. patch_size, stride: the sliding window.
         crop: optional [y0, x0, h, w] taken from every frame before patching.
-        foreground: None, or "gt": skip patches without a GT foreground pixel.
+        foreground: which patches to skip (see ``foreground_skip_spec``): None, a source name
+            ("truefg"/"gt", "dir", "intensity") or a mapping {source, dir, pattern, threshold, min_pixels}.
         skip_frames: frame keys ("01/t013") not to process (already written).
         done: frame key -> patch ids already done (resume).
     """
@@ -98,21 +134,19 @@ class PatchDataModule(pl.LightningDataModule):
         stride: int = 16,
         batch_size: int = 16,
         crop: Sequence[int] | None = None,
-        foreground: str | None = None,
+        foreground: str | Mapping | None = None,
         seed: int = 0,
         num_workers: int = 0,
         skip_frames: Sequence[str] = (),
         done: Mapping[str, Sequence[int]] | None = None,
     ):
         super().__init__()
-        if foreground not in (None, "gt"):
-            raise ValueError(f"foreground must be null or 'gt', got {foreground!r}")
         if crop is not None and (len(crop) != 4 or min(crop[2:]) < 1 or min(crop[:2]) < 0):
             raise ValueError(f"crop must be [y0, x0, h, w] with h, w >= 1, got {list(crop)}")
         self.data, self.size, self.stride = data, int(patch_size), int(stride)
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.crop = None if crop is None else [int(c) for c in crop]
-        self.foreground = foreground
+        self.foreground = foreground_skip_spec(foreground)
         self.skip_frames = set(skip_frames)
         self.done = {k: set(map(int, v)) for k, v in (done or {}).items()}
         self.frames: list[FrameInfo] = []
@@ -145,11 +179,12 @@ class PatchDataModule(pl.LightningDataModule):
             positions = [(y, x) for y in ys for x in xs]
             origin = (0, 0) if self.crop is None else (self.crop[0], self.crop[1])
             info = FrameInfo(len(self.frames), ref.seq, ref.frame, image.shape, origin, positions, full.shape)
-            ids = range(len(positions))
-            if self.foreground == "gt":
-                fg = self._crop(ref, self.data.load_labels(ref)) > 0
-                ids = [i for i, (y, x) in enumerate(positions) if fg[y : y + self.size, x : x + self.size].any()]
-            info.active = list(ids)
+            ids = list(range(len(positions)))
+            fg = self._foreground(ref, full)
+            if fg is not None:
+                counts = patch_counts(self._crop(ref, fg), positions, self.size)
+                ids = [i for i in ids if counts[i] >= self.foreground["min_pixels"]]
+            info.active = ids
             info.skipped = info.key in self.skip_frames
             if not info.skipped:
                 done = self.done.get(info.key, set())
@@ -157,6 +192,17 @@ class PatchDataModule(pl.LightningDataModule):
             self.frames.append(info)
             self.images.append(image)
         self._planned = True
+
+    def _foreground(self, ref: FrameRef, image: np.ndarray) -> np.ndarray | None:
+        """The whole frame's foreground for skipping patches, or None (no skipping)."""
+        spec = self.foreground
+        if spec["source"] is None:
+            return None
+        if spec["source"] == "intensity":
+            return image > spec["threshold"]
+        labels = self.data.load_labels(ref) if spec["source"] == "truefg" else None
+        return foreground_for_frame(spec, dataset=self.data.dataset, seq=ref.seq, frame=ref.frame, labels=labels,
+                                    shape=image.shape)
 
     @property
     def n_todo(self) -> int:

@@ -32,6 +32,7 @@ from inpaintaff.igm.inpainters import Inpainter
 from inpaintaff.utils.errors import InputError
 
 END_REASONS = ("emptied", "min_size", "max_depth", "weak")
+PRECISIONS = ("auto", "32", "bf16", "16")
 _M64 = (1 << 64) - 1
 
 
@@ -86,7 +87,9 @@ class EngineConfig:
     #   "contrast":     sum |RIG| / sum (e~_A + e~_B) < stop_threshold (scale-free, in [0, 1]).
     stop_rule: str | None = None
     stop_threshold: float = 0.5
-    amp: bool = True  # autocast the inpainter on CUDA
+    # Autocast of the inpainter: "auto" (bf16, else float16, on CUDA; float32 on CPU), "32",
+    # "bf16" or "16". The engine's own arithmetic is float32 whatever this says.
+    precision: str = "auto"
     # Images per inpainter call within one pass (bounds memory; small chunks suit CPU caches).
     # None: the whole pass at once. Results depend on it only through float rounding.
     chunk: int | None = None
@@ -104,7 +107,19 @@ class EngineConfig:
             raise ValueError("engine needs max_regions >= 1 and patience >= 1")
         if self.stop_rule not in (None, "random_split", "contrast"):
             raise ValueError(f"engine.stop_rule must be null, 'random_split' or 'contrast', got {self.stop_rule!r}")
+        self.precision = str(self.precision)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"engine.precision must be one of {PRECISIONS}, got {self.precision!r}")
         self.sigmas = tuple(float(s) for s in self.sigmas)
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The dtype the inpainter runs in under autocast on ``device``, None for float32."""
+        p = self.precision
+        if p == "auto":
+            if device.type != "cuda":
+                return None
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[p]
 
 
 @dataclass
@@ -198,12 +213,10 @@ class SplitEngine:
     def _inpaint(self, x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         known = known.to(x.dtype)
         inp = x * known
-        amp: contextlib.AbstractContextManager = contextlib.nullcontext()
         if x.is_cuda:
             inp, known = (t.contiguous(memory_format=torch.channels_last) for t in (inp, known))
-            if self.cfg.amp:
-                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-                amp = torch.autocast("cuda", dtype=dtype)
+        dtype = self.cfg.autocast_dtype(x.device)
+        amp = torch.autocast(x.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         step = self.cfg.chunk or inp.shape[0]
         with amp:
             preds = [self.inpainter(inp[i : i + step], known[i : i + step]) for i in range(0, inp.shape[0], step)]

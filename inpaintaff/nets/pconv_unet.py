@@ -106,11 +106,19 @@ class PConvUNet(nn.Module):
         for i, block in enumerate(self.dec):
             level = self.depth - 1 - i
             # mask before up-sampling (4x fewer multiplications): up(x)·up(m) = up(x·m)
-            x = F.interpolate(x * m.to(x.dtype), scale_factor=2, mode="nearest")
-            m = F.interpolate(m, scale_factor=2, mode="nearest")
+            x, m = _up2(x * m.to(x.dtype)), _up2(m)
             x, m = block.forward_counts(*_concat(x, m, feats[level] * masks[level].to(x.dtype), masks[level]))
         x, _ = self.out.forward_counts(*_concat(x * m.to(x.dtype), m, x0, mask))
         return x[..., :h, :w]
+
+
+def _up2(x: torch.Tensor) -> torch.Tensor:
+    """Nearest up-sampling by 2 (as ``F.interpolate(scale_factor=2)``, one copy, in ``x``'s memory format)."""
+    b, c, h, w = x.shape
+    fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and c > 1 \
+        else torch.contiguous_format
+    up = x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+    return up.contiguous(memory_format=fmt)
 
 
 def _concat(a: torch.Tensor, ma: torch.Tensor, b: torch.Tensor, mb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.igm.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
-from inpaintaff.igm.patches import PatchDataModule
+from inpaintaff.igm.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.igm.writer import AffinityWriter, samples_path, scan_done
 from inpaintaff.modules.inpaintaff import InpaintAffModule
@@ -41,7 +41,8 @@ def build_inpainter(task: dict, ckpt: str | None) -> tuple[Any, dict]:
         if kind == "gaussian":
             log.warning("no ckpt given: using the analytic Gaussian inpainter (set ckpt=... for the net)")
     if kind == "net":
-        return NetInpainter.from_checkpoint(ckpt, "cpu"), {"inpainter": "net", "ckpt": str(Path(ckpt).resolve())}
+        inpainter = NetInpainter.from_checkpoint(ckpt, "cpu", compile=bool(task.get("compile", False)))
+        return inpainter, {"inpainter": "net", "ckpt": str(Path(ckpt).resolve())}
     if kind == "gaussian":
         sigma = float(task.get("gaussian_sigma", 4.0))
         return GaussianInpainter(sigma), {"inpainter": "gaussian", "gaussian_sigma": sigma}
@@ -60,7 +61,8 @@ def run(cfg: DictConfig) -> dict:
     inpainter, desc = build_inpainter(task, cfg.get("ckpt"))
     settings = {
         "patch_size": int(task["patch_size"]), "stride": int(task["stride"]), "crop": task.get("crop"),
-        "foreground": task.get("foreground"), "seed": int(cfg.seed), "engine": dict(engine.__dict__), **desc,
+        "foreground": foreground_skip_spec(task.get("foreground")), "seed": int(cfg.seed),
+        "engine": dict(engine.__dict__), **desc,
     }
     settings["engine"]["sigmas"] = list(engine.sigmas)
 

@@ -1,0 +1,228 @@
+"""One whole HeLa frame end to end: patches -> engine -> affinities -> mutex watershed -> SEG.
+
+    .venv/bin/python benchmarks/full_frame.py [--frame 52] [--inpainters net gaussian] [-- hydra overrides]
+
+For each inpainter, runs the user's command lines (``predict.py task=inpaintaff`` on the whole
+frame, then ``predict.py -m task=segment`` over α with TRUEFG, and connected components) as
+subprocesses and prints seconds per stage, patches per second, forward passes and images per
+patch, peak memory and SEG against α. Then, on a seeded sample of the frame's foreground patches,
+times the engine as it was before the speed work (``tests/reference_engine.py``, frozen) against
+today's, both with the same inpainter and settings, checks that their leaves agree, and projects
+the old engine's whole-frame time (with its old defaults: every patch, max_depth 8) for the
+speed-up. Extra arguments after ``--`` go to ``task=inpaintaff`` (e.g. ``trainer.accelerator=gpu
+trainer.devices=1 task.batch_size=128``). Figures go to stdout and ``<out>/full_frame.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inpaintaff.data.ctc import raw_path, read_image, read_labels  # noqa: E402
+from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
+from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
+from inpaintaff.igm.patches import patch_counts, sliding_positions  # noqa: E402
+from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
+from inpaintaff.segment.foreground import true_foreground  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+DATASET = "Fluo-N2DL-HeLa"
+CKPT = ROOT / "checkpoints" / "hela_inpaint_cpu.ckpt"
+
+
+def child_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run_cli(args: list[str], log_path: Path) -> float:
+    """Run ``python <args>`` from the project root, output to ``log_path``; returns wall seconds."""
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        sys.exit(f"command failed ({proc.returncode}), see {log_path}: {' '.join(args)}")
+    return time.perf_counter() - t0
+
+
+def affinity_stage(args, kind: str, out: Path, extra: list[str]) -> dict:
+    run_dir = out / f"aff_{kind}"
+    cli = ["predict.py", "task=inpaintaff", "data=shared_hela", f"data.root={SHARED}",
+           f"data.splits.predict=[{{seq:'01',frames:[{args.frame}]}}]", f"task.inpainter={kind}",
+           f"task.stride={args.stride}", f"task.foreground.source={args.foreground}",
+           f"task.torch_threads={args.threads}", "task.overwrite=true", f"hydra.run.dir={run_dir}"]
+    if kind == "net":
+        cli.append(f"ckpt={args.ckpt}")
+    wall = run_cli([*cli, *extra], out / f"aff_{kind}.log")
+    res = json.loads((run_dir / "inpaintaff_result.json").read_text())
+    tot = res["totals"]
+    return {
+        "process_seconds": wall, "predict_seconds": res["wall_seconds"], "engine_seconds": tot.get("seconds"),
+        "patches": tot.get("patches"), "patches_per_second": res["patches_per_second"],
+        "forward_passes_per_patch": res["forward_passes_per_patch"],
+        "images_per_patch": res["conditionals_per_patch"], "splits_per_patch": res["splits_per_patch"],
+        "peak_rss_mb": child_peak_mb(), "affinities": str(run_dir / "affinities"),
+    }
+
+
+def segment_stage(args, kind: str, aff_dir: str, out: Path) -> dict:
+    sweep = out / f"seg_{kind}"
+    alphas = ",".join(f"{a:g}" for a in args.alphas)
+    cli = ["predict.py", "-m", "task=segment", "data=shared_hela", f"data.root={SHARED}", "task.split=predict",
+           f"data.splits.predict=[{{seq:'01',frames:[{args.frame}]}}]", "task.affinities.source=dir",
+           f"task.affinities.dir={aff_dir}", f"task.alpha={alphas}", "task.overlays=false",
+           f"hydra.sweep.dir={sweep}"]
+    wall = run_cli(cli, out / f"seg_{kind}.log")
+    rows = []
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "segment_result.json").is_file()):
+        r = json.loads((job / "segment_result.json").read_text())
+        rows.append({"alpha": r["alpha"], "seg": r["seg"], "mws_seconds": r["frames"][0]["seconds"]})
+    rows.sort(key=lambda r: r["alpha"])
+    if len(rows) != len(args.alphas):
+        sys.exit(f"the α sweep returned {len(rows)} of {len(args.alphas)} jobs: see {sweep}")
+    return {"sweep_seconds": wall, "by_alpha": rows, "best": max(rows, key=lambda r: r["seg"])}
+
+
+def cc_stage(args, out: Path) -> dict:
+    run_dir = out / "seg_cc"
+    run_cli(["predict.py", "task=segment", "task.method=cc", "data=shared_hela", f"data.root={SHARED}",
+             "task.split=predict", f"data.splits.predict=[{{seq:'01',frames:[{args.frame}]}}]",
+             "task.overlays=false", f"hydra.run.dir={run_dir}"], out / "seg_cc.log")
+    return {"seg": json.loads((run_dir / "segment_result.json").read_text())["seg"]}
+
+
+def sample_patches(args) -> tuple[tuple[torch.Tensor, list[int]], tuple[torch.Tensor, list[int]], int, int]:
+    """Seeded samples of the frame's foreground patches and of all its patches (each as (patches,
+    seeds)), and the frame's patch counts (all, foreground)."""
+    path = raw_path(SHARED, DATASET, "01", args.frame)
+    image = percentile_normalize(read_image(path), source=path)
+    labels = read_labels(SHARED / DATASET / "01_GT" / "SEG" / f"man_seg{args.frame:03d}.tif")
+    ys, xs = sliding_positions(image.shape[0], 64, args.stride), sliding_positions(image.shape[1], 64, args.stride)
+    pos = [(y, x) for y in ys for x in xs]
+    counts = patch_counts(true_foreground(labels), pos, 64)
+    fg = [p for p, c in zip(pos, counts) if c > 0]
+    rng = np.random.default_rng(0)
+
+    def take(where: list[tuple[int, int]]) -> tuple[torch.Tensor, list[int]]:
+        sel = [where[i] for i in sorted(rng.choice(len(where), min(args.old_sample, len(where)), replace=False))]
+        patches = torch.from_numpy(np.stack([image[y : y + 64, x : x + 64] for y, x in sel]))[:, None].float()
+        return patches.contiguous(), [mix_seed(12345, 1, args.frame, y, x) for y, x in sel]
+
+    return take(fg), take(pos), len(pos), len(fg)
+
+
+def old_vs_new(args, kind: str, fg_sample, all_sample, n_all: int) -> dict:
+    """The frozen engine against today's on the same foreground patches and settings, and the old
+    engine with its old defaults on a sample of all patches (for the whole-frame projection)."""
+    from omegaconf import OmegaConf
+
+    from tests import reference_engine
+
+    inpainter = NetInpainter.from_checkpoint(args.ckpt) if kind == "net" else GaussianInpainter(4.0)
+    timing = {"inpainter": 0.0}
+
+    def timed(image, known):
+        t = time.perf_counter()
+        out = inpainter(image, known)
+        timing["inpainter"] += time.perf_counter() - t
+        return out
+
+    today = OmegaConf.load(ROOT / "conf" / "task" / "inpaintaff.yaml").engine
+    same = {k: today[k] for k in ("iterations", "d0", "min_region", "max_depth", "patience")}
+    rows = {}
+    for name, cls, settings, (patches, seeds) in (
+        ("old engine, today's settings", reference_engine.SplitEngine, same, fg_sample),
+        ("new engine, today's settings", SplitEngine, same, fg_sample),
+        ("old engine, old defaults, any patch", reference_engine.SplitEngine, {**same, "max_depth": 8}, all_sample),
+    ):
+        engine = cls(timed, **settings)
+        timing["inpainter"] = 0.0
+        t0 = time.perf_counter()
+        res = engine.run(patches, seeds)
+        dt = time.perf_counter() - t0
+        n = patches.shape[0]
+        rows[name] = {"s_per_patch": dt / n, "inpainter_s_per_patch": timing["inpainter"] / n,
+                      "engine_arithmetic_s_per_patch": (dt - timing["inpainter"]) / n,
+                      "images_per_patch": res.conditionals / n, "passes": res.forward_passes,
+                      "leaf_ids": res.leaf_ids}
+    a, b = rows["old engine, today's settings"], rows["new engine, today's settings"]
+    agree = float((a["leaf_ids"] == b["leaf_ids"]).float().mean())
+    for r in rows.values():
+        r.pop("leaf_ids")
+    old_frame = rows["old engine, old defaults, any patch"]["s_per_patch"] * n_all
+    return {"rows": rows, "leaf_pixel_agreement": agree, "old_frame_seconds_projected": old_frame,
+            "arithmetic_speedup": a["engine_arithmetic_s_per_patch"] / max(b["engine_arithmetic_s_per_patch"], 1e-9),
+            "engine_speedup": a["s_per_patch"] / b["s_per_patch"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frame", type=int, default=52)
+    ap.add_argument("--inpainters", nargs="+", choices=["net", "gaussian"], default=["net", "gaussian"])
+    ap.add_argument("--ckpt", default=str(CKPT))
+    ap.add_argument("--stride", type=int, default=16)
+    ap.add_argument("--foreground", default="truefg", help="task.foreground.source for skipping patches")
+    ap.add_argument("--threads", type=int, default=2, help="task.torch_threads")
+    ap.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
+    ap.add_argument("--old-sample", type=int, default=12, help="foreground patches for the old/new comparison")
+    ap.add_argument("--out", default="runs/full_frame")
+    ap.add_argument("overrides", nargs="*", help="after --: Hydra overrides for task=inpaintaff")
+    args = ap.parse_args()
+    if not (SHARED / DATASET).is_dir():
+        sys.exit(f"shared HeLa data not found at {SHARED}")
+    out = (ROOT / args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    print(f"frame t{args.frame:03d} of {DATASET}/01 (700x1100), 64^2 patches at stride {args.stride}, patches "
+          f"without {args.foreground} foreground skipped; {args.threads} torch threads; overrides: "
+          f"{' '.join(args.overrides) or 'none'}", flush=True)
+    report: dict = {"frame": args.frame, "stride": args.stride, "overrides": args.overrides, "inpainters": {}}
+    report["cc"] = cc_stage(args, out)
+    for kind in args.inpainters:
+        aff = affinity_stage(args, kind, out, args.overrides)
+        seg = segment_stage(args, kind, aff["affinities"], out)
+        report["inpainters"][kind] = {"affinities": aff, "segment": seg}
+        print(f"\n[{kind}] affinities: {aff['process_seconds']:.0f} s for the whole process "
+              f"({aff['predict_seconds']:.0f} s predicting, {aff['engine_seconds']:.0f} s in the engine), "
+              f"{aff['patches']:.0f} patches, {aff['patches_per_second']:.2f} patches/s, "
+              f"{aff['forward_passes_per_patch']:.1f} forward passes and {aff['images_per_patch']:.0f} images "
+              f"per patch, peak RSS {aff['peak_rss_mb']:.0f} MB", flush=True)
+        curve = ", ".join(f"{r['alpha']:g}: {r['seg']:.3f}" for r in seg["by_alpha"])
+        mws = np.mean([r["mws_seconds"] for r in seg["by_alpha"]])
+        print(f"[{kind}] mutex watershed + SEG: {mws:.1f} s per α; SEG by α {{{curve}}}; best "
+              f"{seg['best']['seg']:.3f} at α {seg['best']['alpha']:g} (CC on TRUEFG: {report['cc']['seg']:.3f})",
+              flush=True)
+    fg_sample, all_sample, n_all, n_fg = sample_patches(args)
+    print(f"\nold engine against new on {fg_sample[0].shape[0]} of the frame's {n_fg} foreground patches; the old "
+          f"defaults on {all_sample[0].shape[0]} of all {n_all} patches:")
+    for kind in args.inpainters:
+        cmp = old_vs_new(args, kind, fg_sample, all_sample, n_all)
+        report["inpainters"][kind]["old_vs_new"] = cmp
+        print(f"  [{kind}]" + "".join(
+            f"\n    {name:42s} {r['s_per_patch']:7.3f} s/patch (inpainter {r['inpainter_s_per_patch']:.3f}, engine "
+            f"arithmetic {r['engine_arithmetic_s_per_patch']:.4f}), {r['images_per_patch']:.0f} images/patch"
+            for name, r in cmp["rows"].items()))
+        new = report["inpainters"][kind]["affinities"]["process_seconds"]
+        print(f"    same settings: engine arithmetic {cmp['arithmetic_speedup']:.1f}x cheaper, engine "
+              f"{cmp['engine_speedup']:.2f}x faster, leaves agree on {cmp['leaf_pixel_agreement']:.2%} of pixels")
+        print(f"    whole frame: old engine with old defaults (all {n_all} patches, max_depth 8) projected "
+              f"{cmp['old_frame_seconds_projected'] / 60:.0f} min at {args.threads} thread(s) in one process; "
+              f"today {new / 60:.1f} min measured: {cmp['old_frame_seconds_projected'] / new:.1f}x", flush=True)
+    report["cpu_count"] = os.cpu_count()
+    (out / "full_frame.json").write_text(json.dumps(report, indent=2))
+    print(f"\nfigures in {out / 'full_frame.json'}")
+
+
+if __name__ == "__main__":
+    main()
