@@ -12,6 +12,8 @@ OFFSETS: list[list[int]] = [
     [-27, 0], [0, -27],
 ]
 N_ATTRACTIVE = 2
+# The longest offset along an axis: a patch needs at least MAX_OFFSET + 1 pixels to hold such a pair.
+MAX_OFFSET = max(abs(c) for o in OFFSETS for c in o)
 
 
 def _shifted_slices(shape: tuple[int, int], offset: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:

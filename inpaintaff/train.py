@@ -10,16 +10,21 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from inpaintaff.utils.instantiate import build_trainer
+from inpaintaff.utils.io import ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict:
     """Fit ``cfg.model`` on ``cfg.data``; returns the final metrics and the checkpoint path."""
+    ensure_writable_dir(cfg.paths.output_dir)  # checkpoints and logs go there: fail now, not after an epoch
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     # Plain containers, so that saved hyperparameters load with torch.load(weights_only=True).
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    if getattr(model, "needs_labels", False) and datamodule.train_mode != "labeled":
+        raise ValueError(f"{type(model).__name__} trains on labeled crops: set data.train_mode=labeled "
+                         f"(it is {datamodule.train_mode!r}, which yields raw crops without labels)")
     trainer = build_trainer(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).exists():

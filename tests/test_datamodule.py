@@ -136,3 +136,9 @@ def test_paper_split_missing_frames_are_clear_errors(compose, shared_root):
         dm.frames("val")
     with pytest.raises(InputError, match=r"Fluo-N2DL-HeLa/02: sequence folder not found"):
         dm.frames("test")
+
+
+@pytest.mark.parametrize("key", ["crop_size", "batch_size"])
+def test_sizes_below_one_name_the_key(synthetic_root, key):
+    with pytest.raises(ValueError, match=rf"data\.{key} must be >= 1, got 0"):
+        _dm(synthetic_root, **{key: 0})

@@ -81,3 +81,22 @@ def test_foreground_task_skips_written_frames(compose, fgnet_ckpt):
     stamp = path.stat().st_mtime_ns
     second = run_task(cfg)
     assert second["foreground"] == first["foreground"] and path.stat().st_mtime_ns == stamp
+
+
+def test_checkpoint_of_the_wrong_kind_says_which_kind(compose, fgnet_ckpt, tmp_path):
+    from inpaintaff.igm.inpainters import NetInpainter
+    from inpaintaff.modules.inpainting import InpaintingModule
+
+    with pytest.raises(InputError, match=r"fgnet\.ckpt: .*an FGNetModule checkpoint \(task=foreground\).*"
+                                         r"needs an AffNetModule checkpoint") as err:
+        run_task(compose("predict", ["task=affnet", f"ckpt={fgnet_ckpt}", "task.split=val"]))
+    assert len(str(err.value)) < 400  # the cause, not a list of state-dict keys
+    with pytest.raises(InputError, match=r"an FGNetModule checkpoint .*needs an InpaintingModule") as err:
+        NetInpainter.from_checkpoint(fgnet_ckpt)
+    assert len(str(err.value)) < 400
+    module = InpaintingModule(widths=[4, 8], kernel_sizes=[3, 3], feature_extractor="none")
+    inpaint = tmp_path / "inpaint.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": "2.6.0"}, inpaint)
+    with pytest.raises(InputError, match=r"an InpaintingModule checkpoint \(task=inpaintaff\).*needs an FGNetModule"):
+        run_task(compose("predict", ["task=foreground", f"ckpt={inpaint}", "task.split=val"]))

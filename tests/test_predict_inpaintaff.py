@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, patch_affin
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
 from inpaintaff.igm.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.igm.split import SplitEngine
-from inpaintaff.igm.writer import AffinityWriter, partial_dir
+from inpaintaff.igm.writer import AffinityWriter, partial_dir, samples_path
 from inpaintaff.modules.inpaintaff import InpaintAffModule
 from inpaintaff.tasks.inpaintaff import run
 from inpaintaff.utils.errors import InputError
@@ -94,7 +97,10 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
         if i == 1:
             break
         writer.write_on_batch_end(None, module, module.predict_step(batch, i), None, batch, i)
-    assert len(list(partial_dir(out, "SYNTH-HeLa").glob("*.npz"))) == 1
+    partials = list(partial_dir(out, "SYNTH-HeLa").glob("*.npz"))
+    assert len(partials) == 1
+    # Sums stored as small integers, compressed: far below the 6.3 MB of float32 + int32 sums.
+    assert partials[0].stat().st_size < 200_000
     with caplog.at_level("INFO", logger="inpaintaff.tasks.inpaintaff"):
         result = run(cfg)
     assert "4 patches of 1 frame(s) to process" in caplog.text  # only the rest
@@ -103,6 +109,9 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
     exp_aff, exp_valid = _expected(cfg, data)
     np.testing.assert_array_equal(valid, exp_valid)
     np.testing.assert_array_equal(aff, exp_aff)
+    # Both runs collected sample patches; the samples file keeps n_hierarchy_patches of them.
+    with np.load(samples_path(out, "SYNTH-HeLa", "02", 0)) as z:
+        assert len(z["image"]) == len(z["pos"]) == cfg.task.n_hierarchy_patches == 4
 
 
 def test_patch_larger_than_the_image_is_an_input_error(compose) -> None:
@@ -213,3 +222,77 @@ def test_foreground_from_intensity_and_from_probability_files_skips_patches(comp
     assert sorted(kept) == [(0, 0), (0, 16), (16, 0), (16, 16)]  # the patches that reach the square
     with pytest.raises(InputError, match="fg000.tif|not found|No such"):
         _skipped(data, {"source": "dir", "dir": str(tmp_path / "nothing")})
+
+
+def test_finished_frames_made_with_other_settings_are_an_error(compose) -> None:
+    quick = [*QUICK, "task.pictures=false"]
+    cfg = compose("predict", quick)
+    run(cfg)
+    path = aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0)
+    mtime = path.stat().st_mtime_ns
+    changes = {"task.stride=8": "stride", "task.crop=[100,60,48,64]": "crop",
+               "task.engine.iterations=5": "engine.iterations", "task.gaussian_sigma=3.0": "gaussian_sigma"}
+    for change, key in changes.items():
+        with pytest.raises(InputError, match=rf"aff000\.tif: .*{key}.*task\.out_dir.*task\.overwrite=true"):
+            run(compose("predict", [*quick, change]))
+    assert path.stat().st_mtime_ns == mtime
+    result = run(compose("predict", [*quick, "task.stride=8", "task.overwrite=true"]))
+    assert result["frames"][0]["n_patches"] == 3 * 7
+    saved = json.loads((Path(cfg.paths.output_dir) / "inpaintaff_result.json").read_text())
+    assert saved["task"]["stride"] == 8 and saved["totals"]["patches"] == 21
+
+
+def test_ctrl_c_saves_the_finished_batches(compose, monkeypatch, caplog) -> None:
+    cfg = compose("predict", [*QUICK, "task.pictures=false"])
+    assert cfg.task.save_every_n_batches == 20
+    predict_step = InpaintAffModule.predict_step
+
+    def interrupted(self, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 1:
+            raise KeyboardInterrupt
+        return predict_step(self, batch, batch_idx, dataloader_idx)
+
+    monkeypatch.setattr(InpaintAffModule, "predict_step", interrupted)
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl-C
+            run(cfg)
+    finally:
+        signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C from then on
+    out = Path(cfg.task.out_dir)
+    (partial,) = partial_dir(out, "SYNTH-HeLa").glob("*.npz")
+    with np.load(partial) as z:
+        assert len(z["done"]) == 4  # the first batch
+    monkeypatch.setattr(InpaintAffModule, "predict_step", predict_step)
+    with caplog.at_level("INFO", logger="inpaintaff.tasks.inpaintaff"):
+        result = run(cfg)
+    assert "4 patches of 1 frame(s) to process" in caplog.text
+    assert result["totals"]["patches"] == 8
+
+
+@pytest.mark.parametrize("size", [0, 16, 27])
+def test_patch_size_below_the_largest_offset_is_rejected_up_front(compose, size) -> None:
+    with pytest.raises(ValueError, match=rf"task\.patch_size must be at least 28.*offset.*27.*got {size}"):
+        run(compose("predict", [*QUICK, f"task.patch_size={size}"]))
+
+
+def test_bad_and_orphaned_partial_files(compose) -> None:
+    cfg = compose("predict", [*QUICK, "task.pictures=false"])
+    folder = partial_dir(cfg.task.out_dir, "SYNTH-HeLa")
+    folder.mkdir(parents=True)
+    corrupt = folder / "02_t000__r0-corrupt.npz"
+    corrupt.write_bytes(b"not an npz file")
+    with pytest.raises(InputError, match=rf"{re.escape(str(corrupt))}: .*delete the folder {re.escape(str(folder))}"):
+        run(cfg)
+    corrupt.unlink()
+    foreign = folder / "02_t000__r0-foreign.npz"
+    np.savez(foreign, something=np.zeros(3))
+    with pytest.raises(InputError, match=rf"{re.escape(str(foreign))}: .*delete the folder {re.escape(str(folder))}"):
+        run(cfg)
+    foreign.unlink()
+    # What a run killed while saving leaves behind (atomic_path's temporary name).
+    orphan = folder / ".02_t000__r0-abc.npz.x1y2z3.tmp.npz"
+    orphan.write_bytes(b"half written")
+    run(cfg)
+    assert aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0).is_file()
+    assert not orphan.exists()

@@ -189,3 +189,44 @@ def test_min_size_merges_fragments(compose, tmp_path):
     on = run_task(compose("predict", [*base, "task.mws.min_size=40"]))
     assert sum(r["n_pred"] for r in on["frames"]) < sum(r["n_pred"] for r in off["frames"])
     assert on["seg"] > off["seg"]
+
+
+def _strict_json(path):
+    """The file as JSON, refusing the non-standard NaN and Infinity."""
+    return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path} holds {c}"))
+
+
+def test_window_without_affinity_evidence_is_an_error(compose, tmp_path, synthetic_root):
+    """Affinities seen in one window, scored in another: no evidence, so no score (not SEG nan)."""
+    win = (slice(40, 140), slice(60, 200))
+    part = tmp_path / "part"
+    lab = ctc.read_labels(ctc.gt_seg_path(synthetic_root, SYNTH, "02", 0))
+    aff, valid = affinities_from_labels(fill_gaps(lab))
+    inside = np.zeros_like(valid)
+    inside[:, win[0], win[1]] = affinities_from_labels(lab[win])[1]
+    write_affinities(aff_path(part, SYNTH, "02", 0), aff * inside, valid & inside, OFFSETS)
+    base = ["task=segment", "task.split=predict", "task.overlays=false", "task.affinities.source=dir",
+            f"task.affinities.dir={part}"]
+    with pytest.raises(InputError, match=r"aff000\.tif: no valid affinity pair in the window \[150, 0, 100, 100\]"):
+        run_task(compose("predict", [*base, "task.crop=[150,0,100,100]"]))
+    assert not (tmp_path / "out" / RESULT_NAME).exists()
+
+
+@pytest.mark.parametrize("crop", ["[0,64,40,40]", "[0,64,16,64]"])  # the second lower than the longest offset
+def test_window_without_gt_objects_has_no_seg_and_valid_json(compose, tmp_path, crop):
+    """A window of background only: SEG is undefined, written as null, never as NaN."""
+    cfg = compose("predict", ["task=segment", "task.split=predict", "task.overlays=false", f"task.crop={crop}"])
+    res = run_task(cfg)
+    assert res["n_gt"] == 0 and res["seg"] is None
+    saved = _strict_json(tmp_path / "out" / RESULT_NAME)
+    assert saved["seg"] is None and saved["frames"][0]["seg"] is None
+
+
+def test_affinities_outside_zero_one_are_an_error(compose, tmp_path, synthetic_root):
+    lab = ctc.read_labels(ctc.gt_seg_path(synthetic_root, SYNTH, "02", 0))
+    aff, valid = affinities_from_labels(fill_gaps(lab))
+    write_affinities(aff_path(tmp_path / "aff", SYNTH, "02", 0), 2 * aff - 0.5, valid, OFFSETS)  # logits-like
+    cfg = compose("predict", ["task=segment", "task.split=predict", "task.overlays=false",
+                              "task.affinities.source=dir", f"task.affinities.dir={tmp_path / 'aff'}"])
+    with pytest.raises(InputError, match=r"aff000\.tif: affinities must lie in \[0, 1\].*-0\.5.*1\.5"):
+        run_task(cfg)

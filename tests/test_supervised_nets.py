@@ -71,3 +71,11 @@ def test_train_entry_fast_dev_run(compose, model):
     ])
     out = train(cfg)
     assert out["metrics"]["train/loss_step"] >= 0
+
+
+@pytest.mark.parametrize("model", ["fgnet_cpu", "affnet_cpu"])
+def test_supervised_model_on_raw_crops_says_to_set_labeled(compose, model):
+    cfg = compose("train", [f"model={model}", "trainer.fast_dev_run=true", "trainer.accelerator=cpu"])
+    assert cfg.data.train_mode == "raw"
+    with pytest.raises(ValueError, match=r"trains on labeled crops: set data\.train_mode=labeled"):
+        train(cfg)

@@ -124,6 +124,9 @@ class CTCDataModule(pl.LightningDataModule):
         super().__init__()
         if train_mode not in ("raw", "labeled"):
             raise ValueError(f"data.train_mode must be 'raw' or 'labeled', got {train_mode!r}")
+        for key, value in (("crop_size", crop_size), ("batch_size", batch_size), ("samples_per_epoch", samples_per_epoch)):
+            if int(value) < 1:
+                raise ValueError(f"data.{key} must be >= 1, got {value}")
         unknown = set(splits) - set(SPLITS)
         if unknown:
             raise ValueError(f"unknown split(s) {sorted(unknown)} in data.splits; known: {SPLITS}")

@@ -126,5 +126,11 @@ def read_affinities(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[list
 
 def read_affinity_metadata(path: str | Path) -> dict:
     """The JSON metadata of an affinity file (offsets, engine settings, run statistics)."""
-    with tifffile.TiffFile(path) as tif:
-        return json.loads(tif.pages[0].description)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = json.loads(tif.pages[0].description)
+    except Exception as exc:  # tifffile and json raise many kinds for damaged or foreign files
+        raise InputError(path, f"cannot read the metadata of this affinity file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict):
+        raise InputError(path, "affinity file without JSON metadata")
+    return meta

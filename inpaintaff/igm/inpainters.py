@@ -69,12 +69,9 @@ class NetInpainter(nn.Module):
         if not path.is_file():
             raise InputError(path, "inpainting checkpoint not found")
         from inpaintaff.modules.inpainting import InpaintingModule
+        from inpaintaff.tasks.checkpoints import load_module
 
-        try:
-            module = InpaintingModule.load_from_checkpoint(str(path), map_location="cpu")
-        except Exception as exc:  # corrupt file, other module's checkpoint, mismatched weights
-            problem = f"not a compatible InpaintingModule checkpoint ({type(exc).__name__}: {exc})"
-            raise InputError(path, problem) from exc
+        module = load_module(InpaintingModule, path, "cpu")  # says which kind a wrong checkpoint is
         inp = cls(module).to(device)
         if torch.device(device).type == "cuda":
             inp = inp.to(memory_format=torch.channels_last)

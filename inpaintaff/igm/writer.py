@@ -1,13 +1,16 @@
 """Prediction callback: accumulates patch affinities per frame, merges ranks, writes, resumes.
 
 Every process keeps sums and counts per frame and saves them, with the ids of the patches it has
-done, to its own partial file ``<out>/.partial/<dataset>/<seq>_tNNN__<token>.npz`` every
-``save_every_n_batches`` batches and when it moves on to a later frame. A frame is written
+done, to its own partial file ``<out>/.partial/<dataset>/<seq>_tNNN__<token>.npz`` (small integers,
+compressed) every ``save_every_n_batches`` batches, when it moves on to a later frame, and when the
+run stops on an exception or Ctrl-C (``on_exception``). A frame is written
 (``inpaintaff.igm.affinities`` layout) once partial files cover all its patches: at once on a single
 device, after a barrier at the end of the epoch with several. Merging files rather than tensors
 makes resuming free: a new run skips the patch ids its partial files name and adds their sums.
 Sums of 0/1 values are exact in float32, so one device and N devices write the same numbers.
 Files have the whole frame's size; with a crop, pairs outside it are invalid (never seen).
+Partial and written files carry the run's settings; a new run with other settings stops with an
+error saying which ones differ, rather than mixing or reusing results.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, write_affinities
+from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, read_affinity_metadata, write_affinities
 from inpaintaff.igm.patches import FrameInfo
 from inpaintaff.igm.split import END_REASONS
 from inpaintaff.offsets import OFFSETS
@@ -33,6 +36,7 @@ from inpaintaff.utils.io import atomic_path
 log = logging.getLogger(__name__)
 
 STAT_KEYS = ("patches", "forward_passes", "conditionals", "seconds", "splits", "steps", "leaves", *END_REASONS)
+PARTIAL_KEYS = ("sums", "counts", "done", "stats", "settings", "s_image", "s_leaf", "s_pos")
 
 
 def _stem(info: FrameInfo) -> str:
@@ -53,24 +57,75 @@ def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
     return sorted(d.glob(f"{_stem(info)}__*.npz")) if d.is_dir() else []
 
 
+def settings_diff(saved: Mapping, now: Mapping, prefix: str = "") -> list[str]:
+    """The settings that differ, as "key: <saved> in the file, <now> now" (nested keys joined by dots)."""
+    out = []
+    for k in sorted(set(saved) | set(now)):
+        a, b = saved.get(k), now.get(k)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += settings_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {json.dumps(a)} in the file, {json.dumps(b)} now")
+    return out
+
+
+def _describe(diff: list[str], limit: int = 4) -> str:
+    return "; ".join(diff[:limit]) + (f"; and {len(diff) - limit} more" if len(diff) > limit else "")
+
+
+def _small_ints(a: np.ndarray) -> np.ndarray:
+    """Whole-number sums or counts in the smallest unsigned type that holds them (for compact files)."""
+    top = int(a.max()) if a.size else 0
+    return a.astype(np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32)
+
+
 def _load_partial(path: Path, settings: dict) -> dict[str, Any]:
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    saved = json.loads(str(data["settings"]))
-    if saved != settings:
-        diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
-        raise InputError(path, f"partial results made with other settings ({', '.join(diff)}): "
-                         "delete the .partial folder or choose another task.out_dir")
+    """A partial file's arrays; an unreadable or foreign file, or other settings, are errors naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        missing = [k for k in PARTIAL_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"not a partial result of this writer: no {', '.join(missing)}")
+        saved = json.loads(str(data["settings"]))
+        data["sums"], data["counts"] = data["sums"].astype(np.float32), data["counts"].astype(np.int32)
+    except Exception as exc:  # np.load raises many kinds for damaged or foreign files
+        raise InputError(path, f"cannot read this partial result ({type(exc).__name__}: {exc}); delete the folder "
+                         f"{path.parent} (or only this file) and run again: its patches are then recomputed") from exc
+    diff = settings_diff(saved, settings)
+    if diff:
+        raise InputError(path, f"partial results made with other settings ({_describe(diff)}): delete the folder "
+                         f"{path.parent} or choose another task.out_dir")
     return data
+
+
+def check_written(path: Path, settings: dict) -> None:
+    """An error naming the differing settings if the finished file ``path`` was made with other ones."""
+    meta = read_affinity_metadata(path)
+    saved = {k: meta.get(k) for k in settings}
+    if not any(k in meta for k in settings):
+        problem = "affinities without the engine settings in their metadata (not written by task=inpaintaff)"
+    else:
+        diff = settings_diff(saved, settings)
+        if not diff:
+            return
+        problem = f"affinities written with other settings ({_describe(diff)})"
+    raise InputError(path, f"{problem}: choose another task.out_dir, or set task.overwrite=true to recompute them")
 
 
 def scan_done(out_dir: str | Path, dataset: str, frames: Sequence[FrameInfo], settings: dict,
               overwrite: bool = False) -> tuple[set[str], dict[str, list[int]]]:
-    """Frames already written (keys) and, for the others, patch ids that partial files hold."""
+    """Frames already written (keys) and, for the others, patch ids that partial files hold.
+
+    Written frames and partial files must have been made with ``settings``; otherwise this raises.
+    """
     out_dir = Path(out_dir)
+    settings = json.loads(json.dumps(settings))  # plain, comparable with what files hold
     written, done = set(), {}
     for info in frames:
-        if not overwrite and aff_path(out_dir, dataset, info.seq, info.frame).is_file():
+        path = aff_path(out_dir, dataset, info.seq, info.frame)
+        if not overwrite and path.is_file():
+            check_written(path, settings)
             written.add(info.key)
             continue
         ids: set[int] = set()
@@ -117,6 +172,7 @@ class AffinityWriter(BasePredictionWriter):
         self._finalized: set[str] = set()
         self._batches = 0
         self._rank, self._world = 0, 1
+        self._adding = False  # True while a batch is half added: its frames' sums are then not saved
 
     # -- accumulation ---------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -138,10 +194,13 @@ class AffinityWriter(BasePredictionWriter):
         st.done |= set(data["done"].tolist())
         for k, v in json.loads(str(data["stats"])).items():
             st.stats[k] += v
+        st.samples += [(im, leaf, int(y), int(x)) for im, leaf, (y, x) in zip(data["s_image"], data["s_leaf"],
+                                                                             data["s_pos"])]
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         frames = prediction["frame"].tolist()
         n = len(frames)
+        self._adding = True
         for i, fi in enumerate(frames):
             st = self._frame(fi)
             pid = int(prediction["patch_id"][i])
@@ -160,6 +219,7 @@ class AffinityWriter(BasePredictionWriter):
                 s[k] += float(v[i])
             if self._rank == 0 and len(st.samples) < self.n_samples:
                 st.samples.append((prediction["image"][i].numpy(), prediction["leaf_ids"][i].numpy(), y, x))
+        self._adding = False
         self._batches += 1
         latest = max(frames)
         for fi in [f for f in self.state if f < latest]:  # frames come in order: earlier ones are done here
@@ -184,8 +244,10 @@ class AffinityWriter(BasePredictionWriter):
             smp = st.samples
             p = int(self.settings.get("patch_size", 1))
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                np.savez(
-                    fh, sums=st.acc.sums, counts=st.acc.counts, done=np.array(sorted(st.done), dtype=np.int64),
+                # Sums of 0/1 affinities are whole numbers: stored exactly as small integers.
+                np.savez_compressed(
+                    fh, sums=_small_ints(st.acc.sums), counts=_small_ints(st.acc.counts),
+                    done=np.array(sorted(st.done), dtype=np.int64),
                     stats=json.dumps(st.stats), settings=json.dumps(self.settings),
                     s_image=np.array([s[0] for s in smp], dtype=np.float32).reshape(-1, p, p),
                     s_leaf=np.array([s[1] for s in smp], dtype=np.int64).reshape(-1, p, p),
@@ -194,6 +256,22 @@ class AffinityWriter(BasePredictionWriter):
             st.dirty = False
         if drop:
             del self.state[fi]
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """Save what this process has summed (Ctrl-C, a crash), so that a resumed run redoes none of it."""
+        if self._adding:  # stopped inside a batch: sums and done ids may disagree
+            log.warning("stopped while adding a batch: patches since the last save will be recomputed")
+            return
+        dirty = [fi for fi, st in self.state.items() if st.dirty]
+        try:
+            for fi in dirty:
+                self._flush(fi)
+        except Exception as exc:  # e.g. a full disk: keep the exception that stopped the run in front
+            log.warning("could not save the partial sums (%s: %s)", type(exc).__name__, exc)
+            return
+        if dirty:
+            log.info("saved the partial sums of %d frame(s) in %s: run again to resume", len(dirty),
+                     partial_dir(self.out_dir, self.dataset))
 
     # -- merging and writing -------------------------------------------------------------
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -205,7 +283,11 @@ class AffinityWriter(BasePredictionWriter):
         trainer.strategy.barrier("affinity_writer_done")
 
     def finalize_pending(self) -> list[Path]:
-        """Write every frame whose partial files cover all its patches (rank 0 only)."""
+        """Write every frame whose partial files cover all its patches (rank 0 only, no saving under way)."""
+        d = partial_dir(self.out_dir, self.dataset)
+        for tmp in d.glob(".*.tmp.npz") if d.is_dir() else []:  # left by a process killed while saving
+            log.info("removing the unfinished temporary file %s", tmp)
+            tmp.unlink(missing_ok=True)
         out = []
         for info in self.frames.values():
             if info.skipped or info.key in self._finalized:
@@ -242,6 +324,7 @@ class AffinityWriter(BasePredictionWriter):
             log.warning("%s: %d of %d patches not done yet; not written", info.key, len(missing), len(info.active))
             return None
         aff, valid = acc.result()
+        images, leaves, pos = images[: self.n_samples], leaves[: self.n_samples], pos[: self.n_samples]
         path = aff_path(self.out_dir, self.dataset, info.seq, info.frame)
         meta = {
             **self.metadata, **self.settings, "frame": info.frame, "seq": info.seq,

@@ -17,6 +17,7 @@ class SupervisedPix2PixModule(pl.LightningModule):
     """
 
     out_channels: int = 1
+    needs_labels = True  # training needs data.train_mode=labeled (checked by inpaintaff.train)
 
     def __init__(
         self,

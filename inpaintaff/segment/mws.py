@@ -63,7 +63,8 @@ def check_inputs(
     foreground: np.ndarray | None = None,
     source: str | Path | None = None,
 ) -> np.ndarray:
-    """Validate shapes and dtypes; returns ``aff`` as a float32/float64 array (no copy if possible)."""
+    """Validate shapes, dtypes and the [0, 1] range; returns ``aff`` as a float32/float64 array (no copy if
+    possible)."""
     aff = np.asarray(aff)
     if aff.ndim != 3:
         raise InputError(source, f"affinities must have shape (channels, H, W), got shape {aff.shape}")
@@ -85,6 +86,14 @@ def check_inputs(
         raise InputError(
             source, f"foreground has shape {np.shape(foreground)}, affinities have shape (C, *) {aff.shape}"
         )
+    # Probabilities of "same object"; logits or scaled values would silently give another segmentation.
+    # Only valid pairs count; NaN is left to mutex_watershed (ignored where invalid, an error where valid).
+    vals = aff if valid is None else aff[np.asarray(valid, dtype=bool)]
+    if vals.size:
+        lo, hi = float(np.fmin.reduce(vals, axis=None)), float(np.fmax.reduce(vals, axis=None))
+        if lo < 0 or hi > 1:
+            raise InputError(source, f"affinities must lie in [0, 1] (1 = same object), found values from {lo:g} "
+                             f"to {hi:g}: pass probabilities, not logits")
     return aff
 
 

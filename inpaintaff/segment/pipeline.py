@@ -11,7 +11,7 @@ import numpy as np
 from inpaintaff.metrics.ctc import SegResult, seg_from_overlap
 from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, DetectionCounts, detection_from_overlap
 from inpaintaff.metrics.overlap import overlap
-from inpaintaff.offsets import N_ATTRACTIVE
+from inpaintaff.offsets import N_ATTRACTIVE, _shifted_slices
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
@@ -67,13 +67,11 @@ def crop_window(crop: Sequence[int] | None, shape: tuple[int, int], source: Any 
 def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) -> np.ndarray:
     """Pixels that at least one valid pair touches (as either end)."""
     seen = np.zeros(valid.shape[1:], dtype=bool)
-    h, w = seen.shape
-    for c, (dy, dx) in enumerate(offsets):
-        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-        v = valid[c][ys, xs]
-        seen[ys, xs] |= v
-        seen[yd, xd] |= v
+    for c, offset in enumerate(offsets):
+        src, dst = _shifted_slices(seen.shape, tuple(offset))  # empty where the offset exceeds the image
+        v = valid[c][src]
+        seen[src] |= v
+        seen[dst] |= v
     return seen
 
 
@@ -103,6 +101,10 @@ def load_frame_input(dm: Any, ref: Any, task: Mapping[str, Any], seed: int) -> F
     coverage = 1.0
     if aff is not None and aff.valid is not None:
         seen = pixels_with_evidence(aff.valid, aff.offsets)
+        if not seen.any():
+            window = "the whole frame" if win is None else f"the window {[int(c) for c in task['crop']]} (task.crop)"
+            raise InputError(aff.source, f"no valid affinity pair in {window}: nothing to segment or score "
+                             "(were the affinities computed for another crop?)")
         coverage = float(seen.mean())
         if coverage < 1.0:
             fg = fg & seen

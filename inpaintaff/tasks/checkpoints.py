@@ -9,6 +9,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from inpaintaff.offsets import OFFSETS
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,24 @@ def frames_to_write(dm, split: str, path_of: Callable[[str, int], Path], overwri
     return todo, paths
 
 
+# The project's LightningModules and the task that uses each one's checkpoints.
+TASK_OF = {"InpaintingModule": "task=inpaintaff", "FGNetModule": "task=foreground", "AffNetModule": "task=affnet"}
+
+
+def checkpoint_kind(path: str | Path) -> str | None:
+    """Which of the project's modules a checkpoint holds (by its weights), or None if none or unreadable."""
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True).get("state_dict") or {}
+    except Exception:  # not a torch file, or not a dict
+        return None
+    if "net.out.weight" in sd and "net.enc.0.conv.weight" in sd:
+        return "InpaintingModule"
+    head = sd.get("net.head.weight")  # pix2pix: ConvTranspose2d (in, out, k, k), one output per channel
+    if head is not None and head.ndim == 4:
+        return {1: "FGNetModule", len(OFFSETS): "AffNetModule"}.get(int(head.shape[1]))
+    return None
+
+
 def load_module(cls: type[pl.LightningModule], ckpt: str | Path | None, device: str | torch.device = "cpu"):
     """``cls.load_from_checkpoint(ckpt)`` in eval mode; missing or incompatible files are clear errors."""
     if not ckpt:
@@ -44,5 +63,12 @@ def load_module(cls: type[pl.LightningModule], ckpt: str | Path | None, device: 
     try:
         module = cls.load_from_checkpoint(path, map_location=device)
     except Exception as exc:  # wrong class, truncated file, other hyperparameters ...
-        raise InputError(path, f"not a compatible {cls.__name__} checkpoint ({type(exc).__name__}: {exc})") from exc
+        kind = checkpoint_kind(path)
+        if kind is not None and kind != cls.__name__:
+            needs = f" ({TASK_OF[cls.__name__]})" if cls.__name__ in TASK_OF else ""
+            raise InputError(path, f"not a compatible {cls.__name__} checkpoint: it is an {kind} checkpoint "
+                             f"({TASK_OF[kind]}), this needs an {cls.__name__} checkpoint{needs}") from exc
+        cause = " ".join(str(exc).split())
+        cause = cause if len(cause) <= 300 else cause[:300] + " ..."  # long lists of state-dict keys
+        raise InputError(path, f"not a compatible {cls.__name__} checkpoint ({type(exc).__name__}: {cause})") from exc
     return module.eval().to(device)

@@ -4,7 +4,8 @@ Frames -> sliding patches (``PatchDataModule``) -> engine (``InpaintAffModule.pr
 any number of devices) -> per-frame sums (``AffinityWriter``) -> ``<out_dir>/<dataset>/<seq>_AFF/
 affNNN.tif``; pictures in ``<out_dir>/pictures`` and TensorBoard; a summary in
 ``<paths.output_dir>/inpaintaff_result.json``. Re-running with the same ``task.out_dir`` skips
-written frames and resumes partly done ones.
+written frames and resumes partly done ones (frames and partial sums of other settings are an error);
+an interrupted run keeps the batches it finished.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from inpaintaff.igm.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.igm.writer import AffinityWriter, samples_path, scan_done
 from inpaintaff.modules.inpaintaff import InpaintAffModule
+from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
 from inpaintaff.utils.io import write_json
@@ -49,8 +51,19 @@ def build_inpainter(task: dict, ckpt: str | None) -> tuple[Any, dict]:
     raise ValueError(f"task.inpainter must be net, gaussian or auto, got {kind!r}")
 
 
+def check_task(task: dict) -> None:
+    """Reject sizes that would only fail inside prediction, saying why."""
+    if int(task["patch_size"]) <= MAX_OFFSET:
+        raise ValueError(f"task.patch_size must be at least {MAX_OFFSET + 1}: the largest affinity offset is "
+                         f"{MAX_OFFSET}, and a patch must hold pairs of every offset; got {task['patch_size']}")
+    for key in ("stride", "batch_size"):
+        if int(task[key]) < 1:
+            raise ValueError(f"task.{key} must be >= 1, got {task[key]}")
+
+
 def run(cfg: DictConfig) -> dict:
     task: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+    check_task(task)
     pl.seed_everything(int(cfg.seed), workers=True)
     if task.get("torch_threads"):
         torch.set_num_threads(int(task["torch_threads"]))

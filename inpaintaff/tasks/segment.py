@@ -89,6 +89,7 @@ def summarize(
         row = {"seq": inp.seq, "frame": inp.frame, "n_pred": int(lab.max()), "seconds": sec, "coverage": inp.coverage}
         if sc is not None:
             row.update(sc.seg.as_dict())
+            row["seg"] = sc.seg.seg if sc.seg.n_gt else None  # no GT object in the frame (or window)
             row["det_acc_0.5"] = _at(sc.detection, 0.5)
         rows.append(row)
     scored = [s for s in scores if s is not None]
@@ -96,7 +97,9 @@ def summarize(
     if scored:
         seg = pool_seg(s.seg for s in scored)
         det = pool_detection(s.detection for s in scored)
-        pooled = {"seg": seg.seg, "n_gt": seg.n_gt, "n_matched": seg.n_matched, "detection": det.as_dict()}
+        # No GT object in what was scored (e.g. a background-only crop): SEG is undefined, not NaN.
+        pooled = {"seg": seg.seg if seg.n_gt else None, "n_gt": seg.n_gt, "n_matched": seg.n_matched,
+                  "detection": det.as_dict()}
     return rows, pooled
 
 
@@ -156,7 +159,7 @@ def write_outputs(
         **(extra or {}),
     }
     write_json(out / RESULT_NAME, result)
-    seg_txt = "n/a (no GT)" if pooled["seg"] is None else f"{pooled['seg']:.4f} over {pooled['n_gt']} objects"
+    seg_txt = "n/a (no GT objects)" if pooled["seg"] is None else f"{pooled['seg']:.4f} over {pooled['n_gt']} objects"
     how = f", alpha={alpha:g}" if result["method"] == "mws" else ""
     log.info("%s on %s/%s%s: SEG %s; results in %s", label, dm.dataset, split, how, seg_txt, out)
     return result

@@ -44,6 +44,9 @@ def select_alpha(cfg: DictConfig, dm) -> tuple[float, list[dict]]:
     for alpha in alphas:
         labels, scores, seconds = evaluate(inputs, task, alpha)
         _, pooled = summarize(inputs, labels, scores, seconds)
+        if pooled["seg"] is None:
+            raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no GT object (within task.crop): "
+                             "nothing to choose alpha on")
         det = pooled["detection"] or {}
         acc = dict(zip(det.get("thresholds", []), det.get("accuracy", []))).get(0.5)
         rows.append({"job": f"alpha={alpha:g}", "label": method_label(task), "dataset": dm.dataset, "split": split,
