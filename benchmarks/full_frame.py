@@ -214,8 +214,15 @@ def main() -> None:
             f"arithmetic {r['engine_arithmetic_s_per_patch']:.4f}), {r['images_per_patch']:.0f} images/patch"
             for name, r in cmp["rows"].items()))
         new = report["inpainters"][kind]["affinities"]["process_seconds"]
+        nr = cmp["rows"]["new engine, today's settings"]
+        share = nr["engine_arithmetic_s_per_patch"] / nr["s_per_patch"]
+        aff = report["inpainters"][kind]["affinities"]
+        outside = 1 - aff["engine_seconds"] / aff["process_seconds"]
         print(f"    same settings: engine arithmetic {cmp['arithmetic_speedup']:.1f}x cheaper, engine "
-              f"{cmp['engine_speedup']:.2f}x faster, leaves agree on {cmp['leaf_pixel_agreement']:.2%} of pixels")
+              f"{cmp['engine_speedup']:.2f}x faster, leaves agree on {cmp['leaf_pixel_agreement']:.2%} of pixels; "
+              f"the engine's own arithmetic is {share:.1%} of its time (the rest: forward passes); "
+              f"{outside:.1%} of the whole-frame process is spent outside the engine (start-up, loading, "
+              f"accumulating, writing, pictures)")
         print(f"    whole frame: old engine with old defaults (all {n_all} patches, max_depth 8) projected "
               f"{cmp['old_frame_seconds_projected'] / 60:.0f} min at {args.threads} thread(s) in one process; "
               f"today {new / 60:.1f} min measured: {cmp['old_frame_seconds_projected'] / new:.1f}x", flush=True)
