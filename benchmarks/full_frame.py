@@ -166,6 +166,24 @@ def old_vs_new(args, kind: str, fg_sample, all_sample, n_all: int) -> dict:
             "engine_speedup": a["s_per_patch"] / b["s_per_patch"]}
 
 
+def plot_curves(report: dict, path: Path) -> Path:
+    """SEG against α of every inpainter, with CC on TRUEFG as a line, as PNG."""
+    import matplotlib.pyplot as plt
+
+    from inpaintaff.viz.figures import save_figure
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, r in report["inpainters"].items():
+        rows = r["segment"]["by_alpha"]
+        ax.plot([x["alpha"] for x in rows], [x["seg"] for x in rows], marker="o", label=f"INPAINTAFF ({kind}) + TRUEFG")
+    ax.axhline(report["cc"]["seg"], color="k", ls="--", label="CC on TRUEFG")
+    ax.set_xlabel("α")
+    ax.set_ylabel("SEG")
+    ax.set_title(f"whole frame t{report['frame']:03d}, stride {report['stride']}")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frame", type=int, default=52)
@@ -174,8 +192,9 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=16)
     ap.add_argument("--foreground", default="truefg", help="task.foreground.source for skipping patches")
     ap.add_argument("--threads", type=int, default=2, help="task.torch_threads")
-    ap.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
-    ap.add_argument("--old-sample", type=int, default=12, help="foreground patches for the old/new comparison")
+    ap.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
+    ap.add_argument("--old-sample", type=int, default=12,
+                    help="patches for the old/new engine comparison (0: no comparison)")
     ap.add_argument("--out", default="runs/full_frame")
     ap.add_argument("overrides", nargs="*", help="after --: Hydra overrides for task=inpaintaff")
     args = ap.parse_args()
@@ -203,6 +222,11 @@ def main() -> None:
         print(f"[{kind}] mutex watershed + SEG: {mws:.1f} s per α; SEG by α {{{curve}}}; best "
               f"{seg['best']['seg']:.3f} at α {seg['best']['alpha']:g} (CC on TRUEFG: {report['cc']['seg']:.3f})",
               flush=True)
+    plot_curves(report, out / "full_frame_seg_vs_alpha.png")
+    if args.old_sample <= 0:
+        (out / "full_frame.json").write_text(json.dumps(report, indent=2))
+        print(f"\nno old/new comparison (--old-sample 0); figures in {out / 'full_frame.json'}")
+        return
     fg_sample, all_sample, n_all, n_fg = sample_patches(args)
     print(f"\nold engine against new on {fg_sample[0].shape[0]} of the frame's {n_fg} foreground patches; the old "
           f"defaults on {all_sample[0].shape[0]} of all {n_all} patches:")
