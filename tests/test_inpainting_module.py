@@ -174,3 +174,20 @@ def test_paper_config_builds_and_steps_with_its_extractor(compose):
         assert "perceptual" in terms and "style" in terms
     assert torch.isfinite(loss) and all(p.grad is not None for p in m.parameters())
     assert m.state_dict().keys() == {k for k in m.state_dict() if k.startswith("net.")}
+
+
+def test_init_from_starts_the_net_from_a_checkpoint(tmp_path) -> None:
+    small = dict(widths=[4, 8], kernel_sizes=[3, 3], feature_extractor="none")
+    source = InpaintingModule(**small)
+    path = tmp_path / "source.ckpt"
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}, path)
+    module = InpaintingModule(**small, init_from=str(path))
+    for name, value in source.net.state_dict().items():
+        assert torch.equal(module.net.state_dict()[name], value), name
+    assert "init_from" not in module.hparams  # a path of this machine does not travel with checkpoints
+    assert not all(torch.equal(a, b) for a, b in zip(InpaintingModule(**small).net.parameters(),
+                                                     source.net.parameters()))
+    with pytest.raises(InputError, match="do not fit"):
+        InpaintingModule(widths=[4, 16], kernel_sizes=[3, 3], feature_extractor="none", init_from=str(path))
+    with pytest.raises(InputError, match="not found"):
+        InpaintingModule(**small, init_from=str(tmp_path / "missing.ckpt"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -21,6 +22,7 @@ from inpaintaff.data.masks import MaskSampler
 from inpaintaff.losses.features import build_feature_extractor
 from inpaintaff.losses.inpainting import InpaintingLoss
 from inpaintaff.nets.pconv_unet import PConvUNet
+from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,7 @@ class InpaintingModule(pl.LightningModule):
             self._load_net_weights(init_from)
 
     def _load_net_weights(self, path: str) -> None:
-        from pathlib import Path
-
-        from inpaintaff.utils.errors import InputError
-
+        """The net's weights from an InpaintingModule checkpoint (``init_from``)."""
         if not Path(path).is_file():
             raise InputError(path, "model.init_from: checkpoint not found")
         state = torch.load(path, map_location="cpu", weights_only=False).get("state_dict", {})

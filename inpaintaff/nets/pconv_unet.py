@@ -115,8 +115,8 @@ class PConvUNet(nn.Module):
 def _up2(x: torch.Tensor) -> torch.Tensor:
     """Nearest up-sampling by 2 (as ``F.interpolate(scale_factor=2)``, one copy, in ``x``'s memory format)."""
     b, c, h, w = x.shape
-    fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and c > 1 \
-        else torch.contiguous_format
+    channels_last = c > 1 and x.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     up = x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
     return up.contiguous(memory_format=fmt)
 
