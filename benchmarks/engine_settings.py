@@ -52,6 +52,8 @@ SETTINGS = {
     "d3_p3": {"max_depth": 3, "patience": 3},
     "d3_T12": {"max_depth": 3, "iterations": 12},
     "d3_min100": {"max_depth": 3, "min_region": 100},
+    "min20": {"min_region": 20},
+    "min100": {"min_region": 100},
     "d3_bf16": {"max_depth": 3, "precision": "bf16"},
 }
 
