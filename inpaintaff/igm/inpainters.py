@@ -65,13 +65,10 @@ class NetInpainter(nn.Module):
         """
         if path is None:
             raise InputError(None, "inpainter=net needs a checkpoint: set ckpt=<path to an InpaintingModule .ckpt>")
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(path, "inpainting checkpoint not found")
         from inpaintaff.modules.inpainting import InpaintingModule
         from inpaintaff.tasks.checkpoints import load_module
 
-        module = load_module(InpaintingModule, path, "cpu")  # says which kind a wrong checkpoint is
+        module = load_module(InpaintingModule, path, "cpu")  # missing file, or which kind a wrong one is
         inp = cls(module).to(device)
         if torch.device(device).type == "cuda":
             inp = inp.to(memory_format=torch.channels_last)
