@@ -37,7 +37,7 @@ from inpaintaff.igm.patches import patch_counts, sliding_positions  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DATASET = "Fluo-N2DL-HeLa"
 CKPT = ROOT / "checkpoints" / "hela_inpaint_cpu.ckpt"
 

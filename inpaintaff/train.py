@@ -22,6 +22,10 @@ def train(cfg: DictConfig) -> dict:
     datamodule = hydra.utils.instantiate(cfg.data)
     # Plain containers, so that saved hyperparameters load with torch.load(weights_only=True).
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    wanted = getattr(model, "train_mode", None)
+    if wanted and datamodule.train_mode != wanted:
+        raise ValueError(f"{type(model).__name__} trains on crops with the engine's affinities: set "
+                         f"data.train_mode={wanted} and data.teacher_dir (it is {datamodule.train_mode!r})")
     if getattr(model, "needs_labels", False) and datamodule.train_mode != "labeled":
         raise ValueError(f"{type(model).__name__} trains on labeled crops: set data.train_mode=labeled "
                          f"(it is {datamodule.train_mode!r}, which yields raw crops without labels)")

@@ -28,8 +28,9 @@ def _options() -> list[tuple[str, str, str]]:
     cases = []
     for group, entries in GROUPS.items():
         for f in sorted((CONF / group).glob("*.yaml")):
-            for entry in entries:
-                cases.append((entry, group, f.stem))
+            # An experiment that sets a task belongs to predict.py, the others to train.py.
+            uses = (["predict"] if "override /task" in f.read_text() else entries) if group == "experiment" else entries
+            cases += [(entry, group, f.stem) for entry in uses]
     return cases
 
 

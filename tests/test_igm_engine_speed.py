@@ -99,6 +99,17 @@ def test_leaves_equal_the_frozen_engine_with_the_analytic_inpainter(early_stop: 
         assert torch.equal(new.stats[key], old.stats[key]), key
 
 
+def test_max_regions_changes_nothing_but_the_batching() -> None:
+    patches, seeds = _hela_like_patches()
+    inpainter = GaussianInpainter(3.0)
+    wide = SplitEngine(inpainter, **SETTINGS).run(patches, seeds)
+    narrow = SplitEngine(inpainter, max_regions=2, **SETTINGS).run(patches, seeds)
+    assert (wide.stats["splits"] > 1).sum() >= 3
+    assert narrow.forward_passes > wide.forward_passes  # it really advanced fewer regions at once
+    assert torch.equal(narrow.leaf_ids, wide.leaf_ids)
+    assert "max_regions" not in EngineConfig().result_settings()
+
+
 def test_leaves_equal_the_frozen_engine_with_a_net() -> None:
     torch.manual_seed(0)
     net = NetInpainter(InpaintingModule(widths=[8, 16, 16], kernel_sizes=[5, 3, 3], feature_extractor="none"))
@@ -120,7 +131,9 @@ def test_bf16_precision_runs_the_inpainter_in_bf16_on_cpu() -> None:
     SplitEngine(spy, precision="bf16", **SETTINGS).run(patches, seeds)
     assert seen and set(seen) == {torch.bfloat16}
     seen.clear()
-    SplitEngine(spy, **SETTINGS).run(patches, seeds)  # auto: float32 on the CPU
+    SplitEngine(spy, **SETTINGS).run(patches, seeds)  # the default: float32
+    assert set(seen) == {None}
+    SplitEngine(spy, precision="auto", **SETTINGS).run(patches, seeds)  # auto: float32 on the CPU
     assert set(seen) == {None}
     with pytest.raises(ValueError, match="precision"):
         EngineConfig(precision="fp8")
@@ -137,3 +150,9 @@ def test_patch_counts_and_skip_spec() -> None:
         foreground_skip_spec({"source": "dir"})
     with pytest.raises(ValueError, match="source"):
         foreground_skip_spec("otsu")
+    assert foreground_skip_spec({"source": ["gt", "intensity"]})["source"] == ["truefg", "intensity"]
+    for bad in (["truefg", None], ["truefg", "otsu"], []):
+        with pytest.raises(ValueError, match="source"):
+            foreground_skip_spec({"source": bad})
+    with pytest.raises(ValueError, match="dir"):
+        foreground_skip_spec({"source": ["truefg", "dir"]})

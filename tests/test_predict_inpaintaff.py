@@ -86,7 +86,7 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
     engine = EngineConfig(**cfg.task.engine)
     settings = {"patch_size": 32, "stride": 16, "crop": [100, 60, 48, 80],
                 "foreground": foreground_skip_spec(None),
-                "seed": int(cfg.seed), "engine": {**engine.__dict__, "sigmas": list(engine.sigmas)}, **desc}
+                "seed": int(cfg.seed), "engine": engine.result_settings(), **desc}
     pdm = PatchDataModule(data, 32, 16, 4, crop=[100, 60, 48, 80], seed=int(cfg.seed))
     pdm.setup()
     out = Path(cfg.task.out_dir)
@@ -222,6 +222,11 @@ def test_foreground_from_intensity_and_from_probability_files_skips_patches(comp
     assert sorted(kept) == [(0, 0), (0, 16), (16, 0), (16, 16)]  # the patches that reach the square
     with pytest.raises(InputError, match=r"nothing/.*fg000\.tif: file not found"):
         _skipped(data, {"source": "dir", "dir": str(tmp_path / "nothing")})
+    # A list of sources keeps the union: the square's patches and the bright ones.
+    bright, _ = _skipped(data, {"source": "intensity", "threshold": 0.4})
+    both, _ = _skipped(data, {"source": ["dir", "intensity"], "dir": str(tmp_path / "fg"), "threshold": 0.4})
+    assert set(both) == set(bright) | {(0, 0), (0, 16), (16, 0), (16, 16)}
+    assert len(both) < len(_skipped(data, None)[0])
 
 
 def test_finished_frames_made_with_other_settings_are_an_error(compose) -> None:
@@ -235,6 +240,9 @@ def test_finished_frames_made_with_other_settings_are_an_error(compose) -> None:
     for change, key in changes.items():
         with pytest.raises(InputError, match=rf"aff000\.tif: .*{key}.*task\.out_dir.*task\.overwrite=true"):
             run(compose("predict", [*quick, change]))
+    assert path.stat().st_mtime_ns == mtime
+    # Batching knobs change speed, not the affinities: finished frames count as done.
+    run(compose("predict", [*quick, "task.engine.max_regions=3", "task.engine.chunk=5", "task.batch_size=2"]))
     assert path.stat().st_mtime_ns == mtime
     result = run(compose("predict", [*quick, "task.stride=8", "task.overwrite=true"]))
     assert result["frames"][0]["n_patches"] == 3 * 7

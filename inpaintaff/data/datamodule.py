@@ -20,6 +20,7 @@ from inpaintaff.utils.errors import InputError
 log = logging.getLogger(__name__)
 
 SPLITS = ("raw", "train", "val", "test", "predict")
+TRAIN_MODES = ("raw", "labeled", "affinities")
 # Splits whose frames default to "every frame with GT" rather than "every raw frame".
 _LABELED_SPLITS = ("train", "val", "test")
 
@@ -52,8 +53,10 @@ class CropDataset(Dataset):
         length: int,
         labels: Sequence[np.ndarray] | None = None,
         fixed_seed: int | None = None,
+        targets: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         self.images, self.labels = list(images), None if labels is None else list(labels)
+        self.targets = None if targets is None else list(targets)  # (affinities, valid), each (C, H, W)
         self.crop, self.length, self.fixed_seed = int(crop_size), int(length), fixed_seed
         # Larger frames are drawn more often, so every pixel is equally likely to be seen.
         areas = np.array([im.size for im in self.images], dtype=np.float64)
@@ -77,6 +80,10 @@ class CropDataset(Dataset):
         out = {"image": torch.from_numpy(np.ascontiguousarray(image[sl]))[None]}
         if self.labels is not None:
             out["labels"] = torch.from_numpy(np.ascontiguousarray(self.labels[i][sl]))
+        if self.targets is not None:
+            aff, valid = self.targets[i]
+            out["target"] = torch.from_numpy(np.ascontiguousarray(aff[(slice(None), *sl)]))
+            out["valid"] = torch.from_numpy(np.ascontiguousarray(valid[(slice(None), *sl)]))
         return out
 
 
@@ -100,8 +107,10 @@ class CTCDataModule(pl.LightningDataModule):
     ``splits`` maps a split name (raw, train, val, test, predict) to a list of
     ``{seq, frames, exclude}`` entries; ``frames: null`` means every raw frame (split ``raw`` and
     ``predict``) or every frame with GT (``train``, ``val``, ``test``). ``train_mode`` chooses what
-    the train loader yields: ``raw`` crops of the ``raw`` split (self-supervised) or ``labeled``
-    crops of the ``train`` split, reduced by the label budget (``label_frames``, ``max_instances``).
+    the train loader yields: ``raw`` crops of the ``raw`` split (self-supervised), ``labeled``
+    crops of the ``train`` split, reduced by the label budget (``label_frames``, ``max_instances``),
+    or ``affinities``: crops of the ``raw`` split with the affinities ``task=inpaintaff`` wrote
+    for them below ``teacher_dir`` (the student's targets; no GT is read).
     """
 
     def __init__(
@@ -120,10 +129,13 @@ class CTCDataModule(pl.LightningDataModule):
         max_instances: int | None = None,
         seed: int = 0,
         generate: Mapping | None = None,
+        teacher_dir: str | Path | None = None,
     ):
         super().__init__()
-        if train_mode not in ("raw", "labeled"):
-            raise ValueError(f"data.train_mode must be 'raw' or 'labeled', got {train_mode!r}")
+        if train_mode not in TRAIN_MODES:
+            raise ValueError(f"data.train_mode must be one of {TRAIN_MODES}, got {train_mode!r}")
+        if train_mode == "affinities" and not teacher_dir:
+            raise ValueError("data.train_mode=affinities needs data.teacher_dir (task=inpaintaff's out_dir)")
         for key, value in (("crop_size", crop_size), ("batch_size", batch_size), ("samples_per_epoch", samples_per_epoch)):
             if int(value) < 1:
                 raise ValueError(f"data.{key} must be >= 1, got {value}")
@@ -138,6 +150,7 @@ class CTCDataModule(pl.LightningDataModule):
         self.normalize = dict(normalize or {"low": 1.0, "high": 99.8})
         self.label_frames, self.max_instances, self.seed = label_frames, max_instances, int(seed)
         self.generate = dict(generate) if generate else None
+        self.teacher_dir = None if teacher_dir is None else Path(teacher_dir)
         self._cache: dict[Path, np.ndarray] = {}
         self._train: Dataset | None = None
         self._val: Dataset | None = None
@@ -226,6 +239,28 @@ class CTCDataModule(pl.LightningDataModule):
         self.n_train_instances = total
         return images, labels
 
+    def _teacher(self, split: str) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+        """Frames of ``split`` with the engine's affinities for them (train_mode=affinities)."""
+        from inpaintaff.igm.affinities import aff_path, read_affinities
+
+        refs = self.frames(split)
+        if not refs and split == "raw":
+            raise InputError(self.root / self.dataset, "train_mode=affinities but the raw split holds no frames")
+        images, targets = [], []
+        for ref in refs:
+            path = aff_path(self.teacher_dir, self.dataset, ref.seq, ref.frame)
+            aff, valid, _ = read_affinities(path)  # a missing file is an error naming it
+            image = self.load_image(ref)
+            if aff.shape[1:] != image.shape:
+                raise InputError(path, f"affinities of shape {aff.shape[1:]} for a frame of shape {image.shape}")
+            if not valid.any():
+                raise InputError(path, "affinities without any valid pair: nothing to learn from")
+            self._check_size(ref, image.shape)
+            images.append(image)
+            targets.append((np.nan_to_num(aff).astype(np.float32), valid))
+        log.info("student targets: engine affinities of %d %s frame(s) from %s", len(refs), split, self.teacher_dir)
+        return images, targets
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate"):
             if self.train_mode == "raw":
@@ -236,6 +271,9 @@ class CTCDataModule(pl.LightningDataModule):
                 for r, im in zip(refs, images):
                     self._check_size(r, im.shape)
                 self._train = CropDataset(images, self.crop_size, self.samples_per_epoch)
+            elif self.train_mode == "affinities":
+                images, targets = self._teacher("raw")
+                self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, targets=targets)
             else:
                 images, labels = self._budget()
                 self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, labels)
@@ -244,10 +282,13 @@ class CTCDataModule(pl.LightningDataModule):
                 images = [self.load_image(r) for r in val_refs]
                 for r, im in zip(val_refs, images):
                     self._check_size(r, im.shape)
-                labels = None
+                labels, targets = None, None
                 if self.train_mode == "labeled" and all(r.gt_path is not None for r in val_refs):
                     labels = [self.load_labels(r) for r in val_refs]
-                self._val = CropDataset(images, self.crop_size, self.val_samples, labels, fixed_seed=self.seed + 1)
+                if self.train_mode == "affinities":
+                    images, targets = self._teacher("val")
+                self._val = CropDataset(images, self.crop_size, self.val_samples, labels, fixed_seed=self.seed + 1,
+                                        targets=targets)
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(

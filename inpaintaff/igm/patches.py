@@ -29,19 +29,25 @@ def foreground_skip_spec(spec: str | Mapping | None) -> dict:
     """``task.foreground`` as a complete mapping: which pixels count as foreground for skipping.
 
     ``source``: null (every patch is split), ``truefg`` (GT; ``gt`` is accepted too), ``dir``
-    (probability TIFFs such as ``task=foreground`` writes, thresholded at ``threshold``) or
-    ``intensity`` (the normalised image above ``threshold``). A patch with fewer than
-    ``min_pixels`` foreground pixels is skipped. Skipping loses nothing for pairs inside the same
-    foreground: every such pair lies in a patch that holds foreground.
+    (probability TIFFs such as ``task=foreground`` writes, thresholded at ``threshold``),
+    ``intensity`` (the normalised image above ``threshold``), or a list of these, whose union
+    counts (``[truefg, dir]``: affinities good for both a GT and an FGNET foreground). A patch
+    with fewer than ``min_pixels`` foreground pixels is skipped. Skipping loses nothing for pairs
+    inside the same foreground: every such pair lies in a patch that holds foreground.
     """
     spec = {"source": spec} if spec is None or isinstance(spec, str) else dict(spec)
     out = {"source": spec.get("source"), "dir": spec.get("dir"), "pattern": spec.get("pattern") or DEFAULT_FG_PATTERN,
            "threshold": float(spec.get("threshold", 0.5)), "min_pixels": int(spec.get("min_pixels", 1))}
-    if out["source"] == "gt":
-        out["source"] = "truefg"
-    if out["source"] not in SKIP_SOURCES:
-        raise ValueError(f"task.foreground.source must be one of {SKIP_SOURCES} (or gt), got {out['source']!r}")
-    if out["source"] == "dir" and not out["dir"]:
+    sources = out["source"] if isinstance(out["source"], (list, tuple)) else [out["source"]]
+    sources = ["truefg" if s == "gt" else s for s in sources]
+    for s in sources:
+        if s not in SKIP_SOURCES or (s is None and len(sources) > 1):
+            raise ValueError(f"task.foreground.source must be one of {SKIP_SOURCES} (or gt), or a list of "
+                             f"these without null, got {out['source']!r}")
+    if not sources:
+        raise ValueError("task.foreground.source is an empty list: use null to split every patch")
+    out["source"] = sources[0] if len(sources) == 1 else sources
+    if "dir" in sources and not out["dir"]:
         raise ValueError("task.foreground.source=dir needs task.foreground.dir (e.g. task=foreground's out_dir)")
     if out["min_pixels"] < 1:
         raise ValueError(f"task.foreground.min_pixels must be >= 1, got {out['min_pixels']}")
@@ -198,11 +204,16 @@ class PatchDataModule(pl.LightningDataModule):
         spec = self.foreground
         if spec["source"] is None:
             return None
-        if spec["source"] == "intensity":
-            return image > spec["threshold"]
-        labels = self.data.load_labels(ref) if spec["source"] == "truefg" else None
-        return foreground_for_frame(spec, dataset=self.data.dataset, seq=ref.seq, frame=ref.frame, labels=labels,
-                                    shape=image.shape)
+        sources = spec["source"] if isinstance(spec["source"], list) else [spec["source"]]
+        fg = np.zeros(image.shape, dtype=bool)
+        for source in sources:
+            if source == "intensity":
+                fg |= image > spec["threshold"]
+                continue
+            labels = self.data.load_labels(ref) if source == "truefg" else None
+            fg |= foreground_for_frame({**spec, "source": source}, dataset=self.data.dataset, seq=ref.seq,
+                                       frame=ref.frame, labels=labels, shape=image.shape)
+        return fg
 
     @property
     def n_todo(self) -> int:

@@ -14,7 +14,7 @@ from inpaintaff.utils.io import atomic_path
 # Every segment run writes this file into its run directory; sweeps and reports look for it.
 RESULT_NAME = "segment_result.json"
 
-_AFF_NAMES = {"inpaintaff": "INPAINTAFF", "affnet": "AFFNET"}
+_AFF_NAMES = {"inpaintaff": "INPAINTAFF", "affnet": "AFFNET", "distill": "DISTILL"}
 _FG_NAMES = {"truefg": "TRUEFG", "dir": "FGNET", "file": "FGNET", "all": "ALL"}
 
 

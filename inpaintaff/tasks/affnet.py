@@ -1,4 +1,5 @@
-"""``task=affnet``: AFFNET affinities for the frames of a split, in the InpaintAff file layout.
+"""``task=affnet``: AFFNET (or DISTILL student) affinities for the frames of a split, in the
+InpaintAff file layout; which of the two a checkpoint holds is read from the checkpoint.
 
 Writes ``<out_dir>/<dataset>/<seq>_AFF/affNNN.tif`` through ``inpaintaff.igm.affinities``, so
 ``task=segment`` reads AFFNET and InpaintAff affinities alike.
@@ -7,6 +8,7 @@ Writes ``<out_dir>/<dataset>/<seq>_AFF/affNNN.tif`` through ``inpaintaff.igm.aff
 from __future__ import annotations
 
 import logging
+import time
 
 import hydra
 import numpy as np
@@ -14,8 +16,10 @@ from omegaconf import DictConfig
 
 from inpaintaff.igm.affinities import aff_path, write_affinities
 from inpaintaff.modules.affnet import AffNetModule
+from inpaintaff.modules.distill import DistillModule
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
-from inpaintaff.tasks.checkpoints import frames_to_write, inference_device, load_module
+from inpaintaff.segment.alpha import seed_from_checkpoint
+from inpaintaff.tasks.checkpoints import checkpoint_kind, frames_to_write, inference_device, load_module
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
@@ -24,17 +28,25 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     t = cfg.task
     device = inference_device(cfg)
-    module = load_module(AffNetModule, cfg.ckpt, device)
+    cls = DistillModule if checkpoint_kind(cfg.ckpt) == "DistillModule" else AffNetModule
+    source = "distill" if cls is DistillModule else "affnet"
+    module = load_module(cls, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     todo, written = frames_to_write(
         dm, t.split, lambda seq, frame: aff_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
     )
+    if seed_from_checkpoint(cfg.ckpt, t.out_dir):
+        log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", t.out_dir)
+    seconds = []
     for ref, path in todo:
+        t0 = time.perf_counter()
         image = dm.load_image(ref)
         aff = predict_with_halo(module.predict_proba, image, t.tile, t.halo, device)
         # Every pair inside the frame is predicted; pairs leaving it are not.
         _, valid = affinities_from_labels(np.zeros(image.shape, np.int32), OFFSETS)
-        write_affinities(path, aff * valid, valid, OFFSETS, {"source": "affnet", "ckpt": str(cfg.ckpt)})
-        log.info("AFFNET affinities %s -> %s", ref.name, path)
-    return {"affinities": written, "out_dir": str(t.out_dir)}
+        write_affinities(path, aff * valid, valid, OFFSETS, {"source": source, "ckpt": str(cfg.ckpt)})
+        seconds.append(time.perf_counter() - t0)
+        log.info("%s affinities %s -> %s (%.1f s)", source.upper(), ref.name, path, seconds[-1])
+    return {"affinities": written, "out_dir": str(t.out_dir), "source": source,
+            "seconds_per_frame": float(np.mean(seconds)) if seconds else None}

@@ -36,19 +36,23 @@ def frames_to_write(dm, split: str, path_of: Callable[[str, int], Path], overwri
 
 
 # The project's LightningModules and the task that uses each one's checkpoints.
-TASK_OF = {"InpaintingModule": "task=inpaintaff", "FGNetModule": "task=foreground", "AffNetModule": "task=affnet"}
+TASK_OF = {"InpaintingModule": "task=inpaintaff", "FGNetModule": "task=foreground", "AffNetModule": "task=affnet",
+           "DistillModule": "task=affnet"}
 
 
 def checkpoint_kind(path: str | Path) -> str | None:
     """Which of the project's modules a checkpoint holds (by its weights), or None if none or unreadable."""
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True).get("state_dict") or {}
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        sd = ckpt.get("state_dict") or {}
     except Exception:  # not a torch file, or not a dict
         return None
     if "net.out.weight" in sd and "net.enc.0.conv.weight" in sd:
         return "InpaintingModule"
     head = sd.get("net.head.weight")  # pix2pix: ConvTranspose2d (in, out, k, k), one output per channel
     if head is not None and head.ndim == 4:
+        if int(head.shape[1]) == len(OFFSETS) and "loss" in (ckpt.get("hyper_parameters") or {}):
+            return "DistillModule"  # AFFNET's architecture, trained on the engine's affinities
         return {1: "FGNetModule", len(OFFSETS): "AffNetModule"}.get(int(head.shape[1]))
     return None
 

@@ -28,6 +28,7 @@ from inpaintaff.igm.split import EngineConfig
 from inpaintaff.igm.writer import AffinityWriter, samples_path, scan_done
 from inpaintaff.modules.inpaintaff import InpaintAffModule
 from inpaintaff.offsets import MAX_OFFSET
+from inpaintaff.segment.alpha import seed_from_checkpoint
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
 from inpaintaff.utils.io import write_json
@@ -75,9 +76,8 @@ def run(cfg: DictConfig) -> dict:
     settings = {
         "patch_size": int(task["patch_size"]), "stride": int(task["stride"]), "crop": task.get("crop"),
         "foreground": foreground_skip_spec(task.get("foreground")), "seed": int(cfg.seed),
-        "engine": dict(engine.__dict__), **desc,
+        "engine": engine.result_settings(), **desc,
     }
-    settings["engine"]["sigmas"] = list(engine.sigmas)
 
     def patches(skip_frames=(), done=None) -> PatchDataModule:
         return PatchDataModule(
@@ -98,6 +98,10 @@ def run(cfg: DictConfig) -> dict:
         n_samples=task.get("n_hierarchy_patches", 4), metadata={"dataset": data.dataset},
     )
     trainer = build_trainer(cfg, callbacks=[writer])
+    if trainer.global_rank == 0 and desc["inpainter"] == "net":
+        seeded = seed_from_checkpoint(desc["ckpt"], out_dir)
+        if seeded:
+            log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", seeded)
     start = time.perf_counter()
     if pdm.n_todo:
         log.info("%d patches of %d frame(s) to process", pdm.n_todo, len(pdm.frames))

@@ -17,11 +17,12 @@ from typing import Any
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from inpaintaff.data import ctc
 from inpaintaff.metrics.ctc import pool_seg
 from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, pool_detection
+from inpaintaff.segment.alpha import read_alpha
 from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
 from inpaintaff.segment.results import RESULT_NAME, method_label, write_csv
 from inpaintaff.utils.errors import InputError
@@ -186,9 +187,30 @@ def _write_overlays(out: Path, rows: list[dict], inputs, labels, title: str, poo
         writer.close()
 
 
+def resolve_alpha(task: Mapping[str, Any]) -> tuple[float, int | None]:
+    """``task.alpha`` as a number, and the min_size chosen with it (None: keep ``task.mws``);
+    ``auto`` reads both from the α stored beside the affinities (or in ``task.alpha_file``) for
+    this foreground, as ``task=segment_select``/``task=table1`` chose them."""
+    alpha = task.get("alpha")
+    if str(alpha) != "auto":
+        return float(alpha), None
+    where = task.get("alpha_file") or (task.get("affinities") or {}).get("dir")
+    if not where:
+        raise ValueError("task.alpha=auto needs task.affinities.dir (or task.alpha_file) holding alpha_selection.json")
+    value, entry = read_alpha(where, task.get("foreground"))
+    min_size = int(entry.get("min_size", 0))
+    log.info("alpha=auto: %g (min_size %d), chosen on %s for %s (%s)", value, min_size, entry.get("chosen_on"),
+             entry.get("label"), where)
+    return value, min_size
+
+
 def run(cfg: DictConfig) -> dict:
     """Segment the frames of ``task.split`` with ``task.alpha`` and score them."""
-    split, alpha = str(cfg.task.split), float(cfg.task.alpha)
+    split = str(cfg.task.split)
+    alpha, min_size = resolve_alpha(cfg.task)
+    if min_size is not None:
+        with open_dict(cfg):
+            cfg.task.mws.min_size = min_size
     dm, inputs = load_inputs(cfg, split)
     labels, scores, seconds = evaluate(inputs, task_dict(cfg), alpha)
     return write_outputs(cfg, dm, split, alpha, inputs, labels, scores, seconds)

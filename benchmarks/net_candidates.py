@@ -1,0 +1,103 @@
+"""Inpainting nets judged through the engine: SEG on the validation frames, not their loss.
+
+    .venv/bin/python benchmarks/net_candidates.py checkpoints/hela_inpaint_cpu.ckpt runs/x/checkpoints/*.ckpt
+
+For each checkpoint, runs ``task=inpaintaff`` on the validation frames of ``data=shared_hela``
+(whole frames, patches without TRUEFG skipped: the pairs that SEG with TRUEFG reads are all
+there) and the α sweep of ``task=segment_select`` on them; prints the best pooled SEG, its α and
+the curve (α and the fragment size chosen together, as experiment=hela_table1 does), side by
+side. Affinities already written in ``--out`` are reused (same settings).
+Writes ``net_candidates.json`` and ``net_candidates.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALPHAS = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0]
+
+
+def cli(args: list[str], log: Path) -> float:
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        sys.exit(f"failed ({proc.returncode}), see {log}: {' '.join(args)}")
+    return time.perf_counter() - t0
+
+
+def judge(ckpt: Path, name: str, args) -> dict:
+    d = Path(args.out) / name
+    d.mkdir(parents=True, exist_ok=True)
+    aff = d / "affinities"
+    val = "[{seq:'01',frames:[" + ",".join(map(str, args.frames)) + "]}]"
+    engine_s = cli(["predict.py", "task=inpaintaff", "data=shared_hela", f"ckpt={ckpt.resolve()}",
+                    f"data.splits.predict={val}", "task.foreground.source=truefg", f"task.out_dir={aff}",
+                    f"task.torch_threads={args.threads}", "task.pictures=false", f"hydra.run.dir={d / 'engine'}"],
+                   d / "engine.log")
+    alphas = "[" + ",".join(f"{a:g}" for a in ALPHAS) + "]"
+    cli(["predict.py", "task=segment_select", "data=shared_hela", f"data.splits.val={val}", "task.select_split=val",
+         "task.split=val", f"task.alphas={alphas}", "task.affinities.source=dir", f"task.affinities.dir={aff}",
+         "task.min_sizes=[0,50,100,150,200,300]", "task.overlays=false", f"hydra.run.dir={d / 'segment'}"],
+        d / "segment.log")
+    r = json.loads((d / "segment" / "segment_result.json").read_text())
+    curve = [{"alpha": s["alpha"], "seg": s["seg"]} for s in r["alpha_selection"] if s["min_size"] == r["min_size"]]
+    return {"name": name, "ckpt": str(ckpt), "seg": r["seg"], "alpha": r["alpha"], "min_size": r["min_size"],
+            "n_gt": r["n_gt"],
+            "curve": curve, "engine_seconds": engine_s}
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        ax.plot([c["alpha"] for c in r["curve"]], [c["seg"] for c in r["curve"]], "o-", ms=3,
+                label=f"{r['name']}: {r['seg']:.3f} at α {r['alpha']:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("α")
+    ax.set_ylabel("SEG (validation frames, TRUEFG)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ckpts", nargs="+", type=Path)
+    ap.add_argument("--names", nargs="*", help="one name per checkpoint (default: file stem and parent)")
+    ap.add_argument("--frames", type=int, nargs="+", default=[25, 44, 54], help="validation frames of sequence 01")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="runs/bench_net_candidates")
+    args = ap.parse_args()
+    names = args.names or [f"{c.parent.parent.name}_{c.stem}" if c.parent.name == "checkpoints" and
+                           c.parent.parent != ROOT else c.stem for c in args.ckpts]
+    if len(names) != len(args.ckpts):
+        sys.exit("give one --names entry per checkpoint")
+    results = []
+    for ckpt, name in zip(args.ckpts, names):
+        r = judge(ckpt, name, args)
+        results.append(r)
+        print(f"{name}: SEG {r['seg']:.4f} at α {r['alpha']:g}, min size {r['min_size']} on {r['n_gt']} GT objects "
+              f"({r['engine_seconds']:.0f} s engine); curve "
+              + " ".join(f"{c['alpha']:g}:{c['seg']:.3f}" for c in r["curve"]), flush=True)
+    out = Path(args.out)
+    (out / "net_candidates.json").write_text(json.dumps(results, indent=2))
+    plot(results, out / "net_candidates.png")
+    best = max(results, key=lambda r: r["seg"])
+    print(f"best: {best['name']} ({best['seg']:.4f}); figures in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""α that travels with its affinities: the chosen α and its curve, stored beside the affinity files.
+
+``task=segment_select`` and ``task=table1`` write ``alpha_selection.json`` into the affinities'
+folder (one entry per foreground); ``task=segment task.alpha=auto`` reads it back, so new frames
+predicted into that folder (or with the same checkpoint) are segmented with the measured α.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from inpaintaff.segment.foreground import true_foreground
+from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.io import write_json
+
+ALPHA_FILE = "alpha_selection.json"
+
+
+def checkpoint_alpha_file(ckpt: str | Path) -> Path:
+    """Where a checkpoint's measured α lives: ``<ckpt without .ckpt>.alpha.json`` beside it."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(ckpt.stem + ".alpha.json")
+
+
+def seed_from_checkpoint(ckpt: str | Path | None, aff_dir: str | Path) -> Path | None:
+    """Copy the checkpoint's measured α beside new affinities (unless an α is stored there already),
+    so that ``task.alpha=auto`` works on frames without labels."""
+    if not ckpt:
+        return None
+    src, dst = checkpoint_alpha_file(ckpt), Path(aff_dir) / ALPHA_FILE
+    if not src.is_file() or dst.is_file():
+        return None
+    data = json.loads(src.read_text())
+    for entry in data.values():
+        entry["from_checkpoint"] = str(Path(ckpt).name)
+    write_json(dst, data)
+    return dst
+
+
+def foreground_key(spec: Mapping[str, Any] | None) -> str:
+    """The foreground an α was chosen for: ``truefg``, ``fgnet`` (probability files) or ``all``."""
+    source = str((spec or {}).get("source", "truefg"))
+    return {"dir": "fgnet", "file": "fgnet"}.get(source, source)
+
+
+def record_alpha_selection(aff_dir: str | Path, label: str, foreground: Mapping[str, Any] | None, alpha: float,
+                           curve: Sequence[Mapping[str, Any]], split: str, n_merged: int | None = None,
+                           min_size: int = 0) -> Path:
+    """Add (or replace) the entry for this foreground in ``<aff_dir>/alpha_selection.json``."""
+    path = Path(aff_dir) / ALPHA_FILE
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[foreground_key(foreground)] = {
+        "alpha": float(alpha), "min_size": int(min_size), "label": label, "chosen_on": split,
+        "n_merged_objects": n_merged,
+        "curve": [{"alpha": float(c["alpha"]), "seg": c["seg"]} for c in curve],
+        "written_at": datetime.now(timezone.utc).isoformat(),
+    }
+    write_json(path, data)
+    return path
+
+
+def read_alpha(path_or_dir: str | Path, foreground: Mapping[str, Any] | None) -> tuple[float, dict]:
+    """The stored α for this foreground (from a folder's ``alpha_selection.json`` or a file); an
+    error naming the file when there is none."""
+    path = Path(path_or_dir)
+    path = path / ALPHA_FILE if path.is_dir() or not path.suffix else path
+    if not path.is_file():
+        raise InputError(path, "no stored alpha: run task=segment_select (or task=table1) on validation frames "
+                         "with these affinities first, or give task.alpha as a number")
+    key = foreground_key(foreground)
+    data = json.loads(path.read_text())
+    if key not in data:
+        raise InputError(path, f"no alpha stored for foreground {key!r} (stored: {sorted(data)})")
+    return float(data[key]["alpha"]), data[key]
+
+
+def count_merged_objects(dm: Any, split: str) -> int:
+    """GT objects of ``split`` that share a connected component of TRUEFG with another GT object:
+    the merges that a choice of α must learn to undo."""
+    total = 0
+    for ref in dm.frames(split):
+        if ref.gt_path is None:
+            continue
+        labels = dm.load_labels(ref)
+        comps, _ = ndi.label(true_foreground(labels))
+        pairs = np.unique(np.stack([comps[labels > 0], labels[labels > 0]]), axis=1)
+        comp_ids, counts = np.unique(pairs[0], return_counts=True)
+        total += int(counts[counts > 1].sum())
+    return total

@@ -1,0 +1,48 @@
+"""Sub-tasks of a task: another task's config composed from ``conf/``, run in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from inpaintaff.utils.resolvers import PROJECT_DIR
+
+CONF_DIR = PROJECT_DIR / "conf"
+
+
+def task_group(name: str) -> DictConfig:
+    """``conf/task/<name>.yaml`` as composed by Hydra (its defaults list applied), unresolved."""
+    overrides = [f"task={name}"]
+    if GlobalHydra.instance().is_initialized():
+        return hydra.compose(config_name="predict", overrides=overrides).task
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra.compose(config_name="predict", overrides=overrides).task
+
+
+def subtask_config(cfg: DictConfig, name: str, task: Mapping[str, Any], output_dir: str | Path,
+                   top: Mapping[str, Any] | None = None) -> DictConfig:
+    """``cfg`` with its task replaced by task ``name`` updated with ``task``, writing into ``output_dir``.
+
+    Data, trainer, paths and seed stay the caller's; ``top`` sets other keys by dotted path
+    (e.g. ``{"ckpt": ..., "data.splits.predict": [...]}``).
+    """
+    sub = cfg.copy()
+    with open_dict(sub):
+        sub.task = OmegaConf.merge(task_group(name), OmegaConf.create(dict(task)))
+        sub.paths.output_dir = str(output_dir)
+        for key, value in (top or {}).items():
+            OmegaConf.update(sub, key, value, merge=False, force_add=True)
+    return sub
+
+
+def run_subtask(sub: DictConfig) -> dict:
+    """Run a composed sub-task as ``predict.py`` would (output folders checked first)."""
+    from inpaintaff.tasks import run_task
+
+    return run_task(sub)

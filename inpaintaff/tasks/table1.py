@@ -1,0 +1,341 @@
+"""``task=table1``: the paper's Table 1 on one dataset, from raw frames to the table, in one command.
+
+    python predict.py experiment=hela_table1
+
+Stages, each in its own folder below ``paths.output_dir`` and each skipped where its files exist
+(rerun the same command to resume):
+
+1. ``fgnet/``: FGNET probabilities of every frame of the selection and evaluation splits;
+2. ``aff_<name>/``: InpaintAff affinities per entry of ``task.inpainters`` (the net, the analytic
+   inpainter), patches without foreground skipped (``task.inpaintaff``);
+3. ``aff_<name>/``: affinities of each one-pass net of ``task.affinity_nets`` (AFFNET, the DISTILL
+   student), with their seconds per frame;
+4. ``rows/<row>/``: per row, α chosen on ``task.select_split`` (pooled SEG over ``task.alphas``),
+   then every split of ``task.eval_splits`` segmented with it (masks, scores, overlays), and the
+   SEG-against-α curve of every split (the evaluation curves are shown, never used to choose);
+5. ``table1.md``/``.csv``/``.json`` (the JSON also holds each affinity source's seconds per frame),
+   ``seg_vs_alpha.png`` and, with ``task.figure``, ``comparison.png`` (rows side by side on a crop),
+   also logged to TensorBoard.
+
+The chosen α and its curve are also stored beside the affinities they belong to
+(``alpha_selection.json``, read by ``task=segment task.alpha=auto``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from inpaintaff.segment.alpha import count_merged_objects, record_alpha_selection
+from inpaintaff.segment.results import write_csv
+from inpaintaff.segment.tblog import log_to_tensorboard
+from inpaintaff.tasks.compose import run_subtask, subtask_config
+from inpaintaff.tasks.segment import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
+from inpaintaff.tasks.segment_select import select_alpha
+from inpaintaff.utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+FGNET_DIR = "fgnet"
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
+
+
+def predict_spec(dm: Any, splits: Sequence[str]) -> list[dict]:
+    """The frames of ``splits`` (each once) as a ``data.splits.predict`` list."""
+    by_seq: dict[str, list[int]] = {}
+    for split in splits:
+        for ref in dm.frames(split):
+            frames = by_seq.setdefault(ref.seq, [])
+            if ref.frame not in frames:
+                frames.append(ref.frame)
+    return [{"seq": seq, "frames": sorted(frames)} for seq, frames in by_seq.items()]
+
+
+def _needs(rows: Sequence[Mapping], key: str, value: str) -> bool:
+    return any(r.get(key) == value for r in rows)
+
+
+def check_checkpoints(t: Mapping[str, Any]) -> None:
+    """Every checkpoint a row needs is set (null ones are named, before any work)."""
+    rows, unset = t.get("rows") or [], []
+    skip = (t.get("inpaintaff") or {}).get("foreground") or {}
+    skip_sources = skip.get("source") if isinstance(skip.get("source"), list) else [skip.get("source")]
+    if (_needs(rows, "foreground", "fgnet") or "dir" in skip_sources) and not t.get("fgnet_ckpt"):
+        unset.append("task.fgnet_ckpt")
+    for name, spec in (t.get("inpainters") or {}).items():
+        if _needs(rows, "affinities", name) and spec.get("inpainter") == "net" and not spec.get("ckpt"):
+            unset.append(f"task.inpainters.{name}.ckpt")
+    for name, ckpt in (t.get("affinity_nets") or {}).items():
+        if _needs(rows, "affinities", name) and not ckpt:
+            unset.append(f"task.affinity_nets.{name}")
+    if unset:
+        raise ValueError(f"set {', '.join(unset)}: the checkpoints trained for this data (or drop the rows that "
+                         "use them from task.rows)")
+
+
+def affinity_stages(cfg: DictConfig, t: dict, work: Path, frames: list[dict]) -> dict[str, dict]:
+    """Run (or resume) FGNET, every inpainter and AFFNET; returns affinity name -> its folder and timing."""
+    rows = t["rows"]
+    top = {"data.splits.predict": frames}
+    skip = dict(t["inpaintaff"].get("foreground") or {})
+    skip_sources = skip.get("source") if isinstance(skip.get("source"), list) else [skip.get("source")]
+    if _needs(rows, "foreground", "fgnet") or "dir" in skip_sources:
+        run_subtask(subtask_config(cfg, "foreground", {"split": "predict", "out_dir": str(work / FGNET_DIR)},
+                                   work / "logs" / "fgnet", {**top, "ckpt": t["fgnet_ckpt"]}))
+    sources: dict[str, dict] = {}
+    for name, spec in (t.get("inpainters") or {}).items():
+        if not _needs(rows, "affinities", name):
+            continue
+        out = work / f"aff_{name}"
+        task = {**t["inpaintaff"], "inpainter": spec["inpainter"], "out_dir": str(out),
+                "foreground": {**skip, "dir": str(work / FGNET_DIR)}}
+        if "gaussian_sigma" in spec:
+            task["gaussian_sigma"] = spec["gaussian_sigma"]
+        t0 = time.perf_counter()
+        result = run_subtask(subtask_config(cfg, "inpaintaff", task, work / "logs" / f"aff_{name}",
+                                            {**top, "ckpt": spec.get("ckpt")}))
+        sources[name] = {"dir": str(out), "kind": "inpaintaff", **_timing(result, time.perf_counter() - t0)}
+    for name, ckpt in (t.get("affinity_nets") or {}).items():
+        if not _needs(rows, "affinities", name):
+            continue
+        if name in sources:
+            raise ValueError(f"task.affinity_nets: {name!r} is also a key of task.inpainters")
+        out = work / f"aff_{name}"
+        t0 = time.perf_counter()
+        result = run_subtask(subtask_config(cfg, "affnet", {"split": "predict", "out_dir": str(out)},
+                                            work / "logs" / f"aff_{name}", {**top, "ckpt": ckpt}))
+        sources[name] = {"dir": str(out), "kind": result.get("source", "affnet"),
+                         "seconds_per_frame": result.get("seconds_per_frame"),
+                         "stage_seconds": time.perf_counter() - t0}
+    return sources
+
+
+def _timing(result: Mapping[str, Any], wall: float) -> dict:
+    """Engine seconds per frame from the frames' own statistics (also for frames written earlier)."""
+    frames = result.get("frames") or []
+    engine = [f.get("stats", {}).get("seconds") for f in frames]
+    engine = [s for s in engine if s is not None]
+    return {"seconds_per_frame": float(np.mean(engine)) if engine else None,
+            "patches_per_frame": float(np.mean([f.get("n_patches") or 0 for f in frames])) if frames else None,
+            "images_per_patch": result.get("conditionals_per_patch"), "stage_seconds": wall}
+
+
+def row_task(t: dict, row: Mapping[str, Any], sources: Mapping[str, dict], work: Path) -> dict:
+    """The ``task=segment_select`` settings of one table row."""
+    fg = row.get("foreground", "truefg")
+    if fg not in ("truefg", "fgnet"):
+        raise ValueError(f"task.rows: foreground must be truefg or fgnet, got {fg!r} (row {row.get('label')!r})")
+    task: dict[str, Any] = {
+        "label": row["label"], "select_split": t["select_split"], "alphas": list(t["alphas"]),
+        "min_sizes": list(row.get("min_sizes") or t.get("min_sizes") or [0]),
+        "overlays": bool(t.get("overlays", True)), "metrics": t.get("metrics") or {},
+        "foreground": {"source": "truefg"} if fg == "truefg" else
+        {"source": "dir", "dir": str(work / FGNET_DIR), "threshold": float(t.get("fg_threshold", 0.5))},
+        "crop": t["inpaintaff"].get("crop"),  # score every row on the window the affinities cover
+    }
+    if row.get("method", "mws") == "cc":
+        task["method"] = "cc"
+        return task
+    name = row.get("affinities")
+    if name not in sources:
+        known = sorted([*(t.get("inpainters") or {}), *(t.get("affinity_nets") or {})])
+        raise ValueError(f"task.rows: row {row['label']!r} reads affinities {name!r}, which is not a key of "
+                         f"task.inpainters or task.affinity_nets ({known})")
+    task["affinities"] = {"source": "dir", "dir": sources[name]["dir"], "kind": sources[name]["kind"]}
+    return task
+
+
+def curve(inputs, task: dict, alphas: Sequence[float]) -> list[dict]:
+    """Pooled SEG for every α (one segmentation per α and frame)."""
+    rows = []
+    for alpha in alphas:
+        labels, scores, seconds = evaluate(inputs, task, alpha)
+        _, pooled = summarize(inputs, labels, scores, seconds)
+        rows.append({"alpha": float(alpha), "seg": pooled["seg"], "n_gt": pooled["n_gt"]})
+    return rows
+
+
+def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[str, dict], work: Path,
+            dm: Any) -> dict:
+    """α on the selection split, then each evaluation split segmented with it; the row's summary."""
+    out = work / "rows" / _slug(row["label"])
+    sub = subtask_config(cfg, "segment_select", row_task(t, row, sources, work), out)
+    method = sub.task.get("method", "mws")
+    result: dict[str, Any] = {"label": row["label"], "method": method, "splits": {}}
+    select = t["select_split"]
+    if method == "mws":
+        alpha, min_size, selection = select_alpha(sub, dm)
+        result.update(alpha=alpha, min_size=min_size, grid=[{k: r[k] for k in ("alpha", "min_size", "seg")}
+                                                             for r in selection])
+        result["selection"] = [{"alpha": r["alpha"], "seg": r["seg"]} for r in selection if r["min_size"] == min_size]
+        result["seg_" + select] = max(r["seg"] for r in selection)
+    else:  # CC has no α; its score on the selection split is shown all the same
+        alpha, min_size = 0.0, 0
+        _, inputs = load_inputs(sub, select, dm)
+        labels, scores, seconds = evaluate(inputs, resolved_task(sub, inputs), alpha)
+        result["seg_" + select] = summarize(inputs, labels, scores, seconds)[1]["seg"]
+    for split in t["eval_splits"]:
+        split_cfg = subtask_config(cfg, "segment_select", {**row_task(t, row, sources, work), "split": split,
+                                                           "mws": {"min_size": min_size}}, out / split)
+        _, inputs = load_inputs(split_cfg, split, dm)
+        task = resolved_task(split_cfg, inputs)
+        labels, scores, seconds = evaluate(inputs, task, alpha)
+        written = write_outputs(split_cfg, dm, split, alpha, inputs, labels, scores, seconds,
+                                {"selected_on": t["select_split"] if method == "mws" else None})
+        entry = {"seg": written["seg"], "n_gt": written["n_gt"], "output_dir": str(out / split),
+                 "mws_seconds_per_frame": float(np.mean(seconds)) if seconds else None}
+        if method == "mws":
+            entry["curve"] = curve(inputs, task, t["alphas"])
+        result["splits"][split] = entry
+    if method == "mws" and row.get("affinities") in sources and row.get("store_alpha", True):
+        record_alpha_selection(sources[row["affinities"]]["dir"], row["label"], sub.task.foreground, alpha,
+                               result["selection"], select, row.get("n_merged"), min_size)
+    return result
+
+
+def plot_curves(path: Path, results: Sequence[Mapping], splits: Sequence[str], select_split: str) -> Path:
+    """SEG against α: one panel per split, one line per row; the chosen α marked on every line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inpaintaff.viz.figures import save_figure
+
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for i, r in enumerate(results):
+            color = f"C{i}"
+            if r["method"] == "cc":
+                seg = r["splits"].get(split, {}).get("seg") if split != select_split else r.get("seg_" + split)
+                if seg is not None:
+                    ax.axhline(seg, color=color, ls=":", label=f"{r['label']} {seg:.3f}")
+                continue
+            pts = r["selection"] if split == select_split else r["splits"].get(split, {}).get("curve", [])
+            pts = [p for p in pts if p["seg"] is not None]
+            if not pts:
+                continue
+            a = [p["alpha"] for p in pts]
+            ax.plot(a, [p["seg"] for p in pts], "o-", ms=3, color=color, label=r["label"])
+            at = [p["seg"] for p in pts if p["alpha"] == r["alpha"]]
+            if at:
+                ax.plot([r["alpha"]], at, "*", ms=12, color=color)
+        ax.set_xscale("log")
+        ax.set_xlabel("α (weight of repulsive edges); ★ chosen on " + select_split)
+        ax.set_ylabel("SEG")
+        ax.set_title(f"{split} frames" + (" (α chosen here)" if split == select_split else ""), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def comparison_figure(path: Path, results: Sequence[Mapping], dm: Any, spec: Mapping[str, Any]) -> Path | None:
+    """The masks of some rows side by side on one crop of one frame, errors marked against GT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inpaintaff.data import ctc
+    from inpaintaff.viz.figures import save_figure
+    from inpaintaff.viz.overlays import overlay_rgb
+
+    split, frame, seq = str(spec["split"]), int(spec["frame"]), str(spec.get("seq", "01"))
+    ref = next((r for r in dm.frames(split) if r.frame == frame and r.seq == seq), None)
+    chosen = [r for r in results if r["label"] in spec["rows"] and split in r["splits"]]
+    if ref is None or not chosen:
+        log.warning("task.figure: frame %s/%d of split %s or its rows not found: no comparison figure", seq, frame,
+                    split)
+        return None
+    y0, x0, h, w = (int(v) for v in spec["crop"])
+    sl = (slice(y0, y0 + h), slice(x0, x0 + w))
+    image, gt = dm.load_image(ref)[sl], dm.load_labels(ref)[sl]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.6 * len(chosen), 3.6 * h / w + 0.5), squeeze=False)
+    for ax, r in zip(axes[0], chosen):
+        res = Path(r["splits"][split]["output_dir"]) / "res"
+        labels = ctc.read_labels(ctc.res_path(res, dm.dataset, seq, frame))[sl]
+        rgb, errors = overlay_rgb(image, labels, gt)
+        ax.imshow(rgb, interpolation="nearest")
+        ax.set_axis_off()
+        how = "" if r["method"] == "cc" else f", α {r['alpha']:g}"
+        ax.set_title(f"{r['label']}{how}\nmerges {errors.merges.size}, splits {errors.splits.size}", fontsize=8)
+    fig.suptitle(f"{seq}/t{frame:03d} [{y0}:{y0 + h}, {x0}:{x0 + w}]: red false merge, yellow false split",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return save_figure(fig, path)
+
+
+def table_markdown(results: Sequence[Mapping], t: Mapping[str, Any]) -> str:
+    """Rows × (α and min size, SEG on the selection split, SEG on each evaluation split)."""
+    sel, evals = t["select_split"], list(t["eval_splits"])
+    head = ["Method", f"α, min size (chosen on {sel})", f"SEG {sel}", *[f"SEG {s}" for s in evals]]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for r in results:
+        cells = [r["label"], "—" if r["method"] == "cc" else f"{r['alpha']:g}, {r['min_size']}",
+                 _fmt(r.get("seg_" + sel)), *[_fmt(r["splits"].get(s, {}).get("seg")) for s in evals]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def run(cfg: DictConfig) -> dict:
+    t: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+    check_checkpoints(t)
+    work = Path(cfg.paths.output_dir).resolve()
+    select, evals = str(t["select_split"]), [str(s) for s in t["eval_splits"]]
+    if not t.get("rows"):
+        raise ValueError("task.rows is empty: nothing to put in the table")
+    dm = load_data(cfg)
+    frames = predict_spec(dm, [select, *evals])
+    sources = affinity_stages(cfg, t, work, frames)
+    n_merged = count_merged_objects(dm, select)
+    if n_merged < int(t.get("min_merged", 10)):
+        log.warning("the %s frames hold only %d GT objects that touch another: too few merges for the chosen α "
+                    "to mean much (task.min_merged=%s); add frames with touching nuclei to that split",
+                    select, n_merged, t.get("min_merged", 10))
+    results = []
+    for row in t["rows"]:
+        r = {**run_row(cfg, t, {**row, "n_merged": n_merged}, sources, work, dm), "affinities": row.get("affinities")}
+        results.append(r)
+        log.info("%s: %s", row["label"], {s: v["seg"] for s, v in r["splits"].items()})
+    md = table_markdown(results, t)
+    header = (f"SEG of {dm.dataset}: α chosen on `{select}` ({_frames(dm, select)}; {n_merged} GT objects touch "
+              f"another), applied to {', '.join(f'`{s}` ({_frames(dm, s)})' for s in evals)}.\n\n")
+    (work / "table1.md").write_text(header + md)
+    csv_rows = [{"method": r["label"], "alpha": r.get("alpha"), "min_size": r.get("min_size"),
+                 f"seg_{select}": r.get("seg_" + select),
+                 **{f"seg_{s}": r["splits"].get(s, {}).get("seg") for s in evals}} for r in results]
+    write_csv(work / "table1.csv", csv_rows)
+    plot = plot_curves(work / "seg_vs_alpha.png", results, [select, *evals], select)
+    images = {"table1/seg_vs_alpha": plot}
+    if t.get("figure"):
+        fig = comparison_figure(work / "comparison.png", results, dm, t["figure"])
+        if fig:
+            images["table1/comparison"] = fig
+    scalars = {f"table1/{_slug(r['label'])}/seg_{s}": v["seg"] for r in results for s, v in r["splits"].items()
+               if v["seg"] is not None}
+    log_to_tensorboard(work / "tensorboard", images=images, scalars=scalars)
+    report = {"dataset": dm.dataset, "select_split": select, "eval_splits": evals, "n_merged_select": n_merged,
+              "frames": {s: _frames(dm, s) for s in [select, *evals]}, "affinities": sources, "rows": results,
+              "markdown": md}
+    write_json(work / "table1.json", report)
+    log.info("Table 1 (%s):\n%s%s", work, header, md)
+    return report
+
+
+def _frames(dm: Any, split: str) -> str:
+    return ", ".join(f"{r.seq}/t{r.frame:03d}" for r in dm.frames(split))
