@@ -146,7 +146,7 @@ def main() -> None:
     ap.add_argument("--teacher", default=str(ROOT / "runs" / "hela_distill" / "teacher"))
     ap.add_argument("--engine-aff", default=str(ROOT / "runs" / "hela_table1" / "aff_net"))
     ap.add_argument("--eval-frames", type=int, nargs="+", default=[14, 21, 25, 39, 44, 54, 77])
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time-frame", type=int, default=77)
     ap.add_argument("--engine-sample", type=int, default=24)

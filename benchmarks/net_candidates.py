@@ -4,9 +4,11 @@
 
 For each checkpoint, runs ``task=inpaintaff`` on the validation frames of ``data=shared_hela``
 (whole frames, patches without TRUEFG skipped: the pairs that SEG with TRUEFG reads are all
-there) and the α sweep of ``task=segment_select`` on them; prints the best pooled SEG, its α and
-the curve (α and the fragment size chosen together, as experiment=hela_table1 does), side by
-side. Affinities already written in ``--out`` are reused (same settings).
+there) and the α sweep of ``task=segment_select`` on them, α and the fragment size chosen
+together as ``experiment=hela_table1`` does; prints the best pooled SEG, its α and the curve, side
+by side. ``--test-frames`` are also split and scored with the α chosen on validation;
+``--engine-overrides`` change the engine (e.g. ``task.hierarchies_per_patch=2``). Affinities
+already written in ``--out`` are reused (same settings).
 Writes ``net_candidates.json`` and ``net_candidates.png`` into ``--out``.
 """
 
@@ -36,20 +38,21 @@ def judge(ckpt: Path, name: str, args) -> dict:
     d = Path(args.out) / name
     d.mkdir(parents=True, exist_ok=True)
     aff = d / "affinities"
-    val = "[{seq:'01',frames:[" + ",".join(map(str, args.frames)) + "]}]"
+    spec = lambda frames: "[{seq:'01',frames:[" + ",".join(map(str, frames)) + "]}]"  # noqa: E731
     engine_s = cli(["predict.py", "task=inpaintaff", "data=shared_hela", f"ckpt={ckpt.resolve()}",
-                    f"data.splits.predict={val}", "task.foreground.source=truefg", f"task.out_dir={aff}",
-                    f"task.torch_threads={args.threads}", "task.pictures=false", f"hydra.run.dir={d / 'engine'}"],
-                   d / "engine.log")
+                    f"data.splits.predict={spec(args.frames + args.test_frames)}", "task.foreground.source=truefg",
+                    f"task.out_dir={aff}", f"task.torch_threads={args.threads}", "task.pictures=false",
+                    f"hydra.run.dir={d / 'engine'}", *args.engine_overrides], d / "engine.log")
     alphas = "[" + ",".join(f"{a:g}" for a in ALPHAS) + "]"
-    cli(["predict.py", "task=segment_select", "data=shared_hela", f"data.splits.val={val}", "task.select_split=val",
-         "task.split=val", f"task.alphas={alphas}", "task.affinities.source=dir", f"task.affinities.dir={aff}",
-         "task.min_sizes=[0,50,100,150,200,300]", "task.overlays=false", f"hydra.run.dir={d / 'segment'}"],
-        d / "segment.log")
+    test = args.test_frames or args.frames
+    cli(["predict.py", "task=segment_select", "data=shared_hela", f"data.splits.val={spec(args.frames)}",
+         f"data.splits.test={spec(test)}", "task.select_split=val", "task.split=test", f"task.alphas={alphas}",
+         "task.affinities.source=dir", f"task.affinities.dir={aff}", "task.min_sizes=[0,50,100,150,200,300]",
+         "task.overlays=false", f"hydra.run.dir={d / 'segment'}"], d / "segment.log")
     r = json.loads((d / "segment" / "segment_result.json").read_text())
     curve = [{"alpha": s["alpha"], "seg": s["seg"]} for s in r["alpha_selection"] if s["min_size"] == r["min_size"]]
-    return {"name": name, "ckpt": str(ckpt), "seg": r["seg"], "alpha": r["alpha"], "min_size": r["min_size"],
-            "n_gt": r["n_gt"],
+    return {"name": name, "ckpt": str(ckpt), "seg": max(c["seg"] for c in curve), "alpha": r["alpha"],
+            "min_size": r["min_size"], "seg_test": r["seg"] if args.test_frames else None, "n_gt": r["n_gt"],
             "curve": curve, "engine_seconds": engine_s}
 
 
@@ -78,6 +81,9 @@ def main() -> None:
     ap.add_argument("ckpts", nargs="+", type=Path)
     ap.add_argument("--names", nargs="*", help="one name per checkpoint (default: file stem and parent)")
     ap.add_argument("--frames", type=int, nargs="+", default=[25, 44, 54], help="validation frames of sequence 01")
+    ap.add_argument("--test-frames", type=int, nargs="*", default=[],
+                    help="also score these frames with the α chosen on --frames (e.g. 14 21 39 77)")
+    ap.add_argument("--engine-overrides", nargs="*", default=[], help="extra task=inpaintaff overrides")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="runs/bench_net_candidates")
     args = ap.parse_args()
@@ -89,8 +95,9 @@ def main() -> None:
     for ckpt, name in zip(args.ckpts, names):
         r = judge(ckpt, name, args)
         results.append(r)
-        print(f"{name}: SEG {r['seg']:.4f} at α {r['alpha']:g}, min size {r['min_size']} on {r['n_gt']} GT objects "
-              f"({r['engine_seconds']:.0f} s engine); curve "
+        test = "" if r["seg_test"] is None else f"; test frames with it: SEG {r['seg_test']:.4f}"
+        print(f"{name}: SEG {r['seg']:.4f} at α {r['alpha']:g}, min size {r['min_size']}{test} "
+              f"({r['engine_seconds']:.0f} s engine); val curve "
               + " ".join(f"{c['alpha']:g}:{c['seg']:.3f}" for c in r["curve"]), flush=True)
     out = Path(args.out)
     (out / "net_candidates.json").write_text(json.dumps(results, indent=2))

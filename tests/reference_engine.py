@@ -127,7 +127,7 @@ class EngineConfig:
     # RIG within +-tie_tol counts as a tie (-> R\M, as RIG = 0 does): predictions equal up to
     # float rounding must not decide a split.
     tie_tol: float = 1e-6
-    # Optional evidence rule (DESIGN.md §3), None = off (the paper): a finished split counts as
+    # Optional evidence rule (docs/method.md §3), None = off (the paper): a finished split counts as
     # empty ("weak") when, on the one-pixel band along its final boundary,
     #   "random_split": mean |RIG| < stop_threshold x that of the initial (random) split;
     #   "contrast":     sum |RIG| / sum (e~_A + e~_B) < stop_threshold (scale-free, in [0, 1]).

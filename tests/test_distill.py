@@ -79,6 +79,12 @@ def test_student_learns_the_engine_affinities_without_reading_gt(compose, tmp_pa
     result = run_task(pred)
     assert result["source"] == "distill" and result["seconds_per_frame"] > 0
     assert read_affinity_metadata(result["affinities"][0])["source"] == "distill"
+    # Files of another checkpoint under the same out_dir are not taken as done.
+    (tmp_path / "other.ckpt").write_bytes(Path(ckpt).read_bytes() + b"\0")  # loads the same, differs in bytes
+    other = compose("predict", ["task=affnet", f"ckpt={tmp_path / 'other.ckpt'}", "task.split=val",
+                                f"task.out_dir={tmp_path / 'aff'}", "task.tile=64", "task.halo=16"])
+    with pytest.raises(InputError, match=r"aff000\.tif: affinities of another checkpoint"):
+        run_task(other)
     # ... which task=segment reads like the engine's, under the row name DISTILL.
     seg = compose("predict", ["task=segment", "task.split=val", "task.affinities.source=dir",
                               f"task.affinities.dir={tmp_path / 'aff'}", "task.overlays=false"])

@@ -304,3 +304,19 @@ def test_bad_and_orphaned_partial_files(compose) -> None:
     run(cfg)
     assert aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0).is_file()
     assert not orphan.exists()
+
+
+def test_several_hierarchies_per_patch_are_averaged(compose) -> None:
+    quick = [*QUICK, "task.pictures=false"]
+    one = run(compose("predict", quick))
+    aff1, valid1, _ = read_affinities(one["frames"][0]["path"])
+    two = run(compose("predict", [*quick, "task.hierarchies_per_patch=2", "task.overwrite=true"]))
+    aff2, valid2, _ = read_affinities(two["frames"][0]["path"])
+    assert two["frames"][0]["n_patches"] == 2 * one["frames"][0]["n_patches"]
+    assert np.array_equal(valid1, valid2)
+    # The first hierarchy of each patch is the single run's; the second, from its own seed, differs.
+    second = 2 * aff2[valid2] - aff1[valid1]
+    assert second.min() >= -1e-5 and second.max() <= 1 + 1e-5
+    assert not np.allclose(second, aff1[valid1])
+    with pytest.raises(InputError, match="hierarchies_per_patch"):
+        run(compose("predict", quick))  # written with 2 per patch: another setting

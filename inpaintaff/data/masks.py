@@ -4,7 +4,7 @@ Two families, mixed by configurable ratios:
 - ``irregular``: strokes, ellipses and smooth blobs until a drawn hole ratio is met (the last
   step hides the top-ranked known pixels of a smooth random field, so the ratio is exact up to
   one pixel);
-- ``igm``: what the IGM split engine asks at inference (DESIGN.md §3): a region R (a random
+- ``igm``: what the IGM split engine asks at inference (docs/method.md §3): a region R (a random
   blob, or the whole crop) cut in two by a smooth random boundary; one side minus the band N
   (the pixels of R whose disk of radius d meets both sides) is known; the other side, N and
   everything outside R are hidden. d is drawn from ``d_range`` (the engine's 1..d0).

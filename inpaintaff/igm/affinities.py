@@ -1,4 +1,4 @@
-"""Affinities from patch leaves (DESIGN.md §4), their accumulation over sliding patches, and files.
+"""Affinities from patch leaves (docs/method.md §4), their accumulation over sliding patches, and files.
 
 On-disk layout (read by the segment task through ``read_affinities``)::
 

@@ -64,7 +64,7 @@ def is_identity_blur(sigma: float, eps: float = 1e-12) -> bool:
 
 
 def smooth_on_band(e: torch.Tensor, band: torch.Tensor, sigmas: tuple[float, ...], block: int = 16) -> torch.Tensor:
-    """e + Σ_σ (G_σ * (e·N)) / (G_σ * N) on the band N, 0 elsewhere (DESIGN.md §3).
+    """e + Σ_σ (G_σ * (e·N)) / (G_σ * N) on the band N, 0 elsewhere (docs/method.md §3).
 
     ``e`` (K, 1, H, W) float, ``band`` (K, 1, H, W) bool. A normalised convolution over N, so the
     zeros outside N do not pull the smoothed error down. Linear in ``e`` for a fixed band. A σ so

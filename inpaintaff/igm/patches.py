@@ -98,10 +98,14 @@ class FrameInfo:
 
 
 class PatchDataset(Dataset):
-    """Items: image (1, p, p) float32, frame (index), patch_id, y, x, seed."""
+    """Items: image (1, p, p) float32, frame (index), patch_id, y, x, seed.
 
-    def __init__(self, images: Sequence[np.ndarray], frames: Sequence[FrameInfo], size: int, seed: int):
-        self.images, self.size, self.seed = list(images), int(size), int(seed)
+    With ``repeats`` hierarchies per patch, id ``pid * repeats + r`` is the r-th hierarchy of the
+    patch at position ``pid``; r > 0 draws its own seed (another first split)."""
+
+    def __init__(self, images: Sequence[np.ndarray], frames: Sequence[FrameInfo], size: int, seed: int,
+                 repeats: int = 1):
+        self.images, self.size, self.seed, self.repeats = list(images), int(size), int(seed), int(repeats)
         self.items = [(f.index, pid) for f in frames for pid in f.todo]
         self.frames = {f.index: f for f in frames}
 
@@ -111,9 +115,12 @@ class PatchDataset(Dataset):
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
         fi, pid = self.items[idx]
         info = self.frames[fi]
-        y, x = info.positions[pid]
+        pos, rep = divmod(pid, self.repeats)
+        y, x = info.positions[pos]
         patch = self.images[fi][y : y + self.size, x : x + self.size]
         seed = mix_seed(self.seed, _seq_number(info.seq), info.frame, y, x)
+        if rep:
+            seed = mix_seed(seed, rep)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(patch, dtype=np.float32))[None],
             "frame": torch.tensor(fi), "patch_id": torch.tensor(pid),
@@ -131,6 +138,7 @@ class PatchDataModule(pl.LightningDataModule):
             ("truefg"/"gt", "dir", "intensity") or a mapping {source, dir, pattern, threshold, min_pixels}.
         skip_frames: frame keys ("01/t013") not to process (already written).
         done: frame key -> patch ids already done (resume).
+        repeats: hierarchies per patch, each from its own seed, all averaged into the affinities.
     """
 
     def __init__(
@@ -145,8 +153,12 @@ class PatchDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         skip_frames: Sequence[str] = (),
         done: Mapping[str, Sequence[int]] | None = None,
+        repeats: int = 1,
     ):
         super().__init__()
+        if int(repeats) < 1:
+            raise ValueError(f"task.hierarchies_per_patch must be >= 1, got {repeats}")
+        self.repeats = int(repeats)
         if crop is not None and (len(crop) != 4 or min(crop[2:]) < 1 or min(crop[:2]) < 0):
             raise ValueError(f"crop must be [y0, x0, h, w] with h, w >= 1, got {list(crop)}")
         self.data, self.size, self.stride = data, int(patch_size), int(stride)
@@ -190,7 +202,7 @@ class PatchDataModule(pl.LightningDataModule):
             if fg is not None:
                 counts = patch_counts(self._crop(ref, fg), positions, self.size)
                 ids = [i for i in ids if counts[i] >= self.foreground["min_pixels"]]
-            info.active = ids
+            info.active = [pid * self.repeats + r for pid in ids for r in range(self.repeats)]
             info.skipped = info.key in self.skip_frames
             if not info.skipped:
                 done = self.done.get(info.key, set())
@@ -221,6 +233,6 @@ class PatchDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         self.setup()
-        ds = PatchDataset(self.images, self.frames, self.size, self.seed)
+        ds = PatchDataset(self.images, self.frames, self.size, self.seed, self.repeats)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

@@ -1,11 +1,11 @@
-"""The IGM split engine (DESIGN.md §3; paper sections 2.3-2.4 and appendix A).
+"""The IGM split engine (docs/method.md §3; paper sections 2.3-2.4 and appendix A).
 
 A region R of a patch is split in two at the median row or column (axis chosen by a seeded hash),
 then the boundary evolves for T iterations: the band N = {i in R : disk(i, d) meets M and R\\M}
 is hidden, the patch is inpainted once from M\\N and once from (R\\M)\\N, the per-pixel errors on N
 are smoothed (normalised Gaussian convolution over N), RIG = e~_A - e~_B, and each pixel of N joins
 M where RIG < 0 (M predicts it better), else R\\M. The paper's eq. (11) prints "RIG > 0", which
-would raise IGM_N (eq. 8); DESIGN.md explains. The two halves are split again until one comes out
+would raise IGM_N (eq. 8); docs/method.md §3 explains. The two halves are split again until one comes out
 empty (a leaf), or a region falls below ``min_region`` pixels, or ``max_depth`` is reached.
 
 Regions carry heap ids (root 1, children 2r for M and 2r+1 for R\\M), so a leaf id encodes its
@@ -81,7 +81,7 @@ class EngineConfig:
     # RIG within +-tie_tol counts as a tie (-> R\M, as RIG = 0 does): predictions equal up to
     # float rounding must not decide a split.
     tie_tol: float = 1e-6
-    # Optional evidence rule (DESIGN.md §3), None = off (the paper): a finished split counts as
+    # Optional evidence rule (docs/method.md §3), None = off (the paper): a finished split counts as
     # empty ("weak") when, on the one-pixel band along its final boundary,
     #   "random_split": mean |RIG| < stop_threshold x that of the initial (random) split;
     #   "contrast":     sum |RIG| / sum (e~_A + e~_B) < stop_threshold (scale-free, in [0, 1]).

@@ -57,8 +57,14 @@ def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
     return sorted(d.glob(f"{_stem(info)}__*.npz")) if d.is_dir() else []
 
 
+# Settings added after files were first written, with the value that files without them had.
+LATER_SETTINGS = {"hierarchies_per_patch": 1}
+
+
 def settings_diff(saved: Mapping, now: Mapping, prefix: str = "") -> list[str]:
     """The settings that differ, as "key: <saved> in the file, <now> now" (nested keys joined by dots)."""
+    if not prefix:
+        saved, now = {**LATER_SETTINGS, **saved}, {**LATER_SETTINGS, **now}
     out = []
     for k in sorted(set(saved) | set(now)):
         a, b = saved.get(k), now.get(k)
@@ -102,7 +108,7 @@ def _load_partial(path: Path, settings: dict) -> dict[str, Any]:
 def check_written(path: Path, settings: dict) -> None:
     """An error naming the differing settings if the finished file ``path`` was made with other ones."""
     meta = read_affinity_metadata(path)
-    saved = {k: meta.get(k) for k in settings}
+    saved = {k: meta[k] for k in [*settings, *LATER_SETTINGS] if k in meta}
     if not any(k in meta for k in settings):
         problem = "affinities without the engine settings in their metadata (not written by task=inpaintaff)"
     else:

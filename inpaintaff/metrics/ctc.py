@@ -1,4 +1,4 @@
-"""The Cell Tracking Challenge SEG measure (DESIGN §8).
+"""The Cell Tracking Challenge SEG measure (docs/method.md §8).
 
 A GT object R matches the predicted object S with |R ∩ S| > 0.5 |R| (at most one S can); its
 score is the Jaccard index |R ∩ S| / |R ∪ S|, 0 when nothing matches. SEG = sum of scores /

@@ -10,7 +10,7 @@ from inpaintaff.offsets import OFFSETS, affinities_from_labels_torch
 
 
 class AffNetModule(SupervisedPix2PixModule):
-    """Affinities for the 12 offsets of DESIGN §4 (1 = same object) from a normalised image."""
+    """Affinities for the 12 offsets of docs/method.md §4 (1 = same object) from a normalised image."""
 
     out_channels = len(OFFSETS)
 

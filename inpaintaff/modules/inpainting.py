@@ -1,7 +1,7 @@
 """The self-supervised inpainting net as a LightningModule (partial-conv U-Net, Liu et al. loss).
 
 Batches are dicts with ``"image"`` (B,C,H,W), percentile-normalised crops; masks (1 = known) are
-drawn on the fly from a seeded numpy Generator (irregular and IGM-shaped, DESIGN.md §2-3). The
+drawn on the fly from a seeded numpy Generator (irregular and IGM-shaped, docs/method.md §2-3). The
 engine calls ``inpaint(image, known)``.
 """
 

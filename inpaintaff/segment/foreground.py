@@ -1,4 +1,4 @@
-"""Foreground masks: TRUEFG from GT labels (DESIGN §6) and thresholded probability maps."""
+"""Foreground masks: TRUEFG from GT labels (docs/method.md §6) and thresholded probability maps."""
 
 from __future__ import annotations
 

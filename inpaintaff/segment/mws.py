@@ -1,4 +1,4 @@
-"""Mutex watershed on affinities (DESIGN §5), on bioimage-cpp with affogato's conventions.
+"""Mutex watershed on affinities (docs/method.md §5), on bioimage-cpp with affogato's conventions.
 
 Conventions (pinned down by tests/test_mws.py::test_sign_convention_two_touching_objects):
 the solver takes *weights*, sorted in descending order; a high attractive weight merges early, a high

@@ -2,7 +2,7 @@
 
 Affinities: ``labels`` (from the GT labelling, plus seeded Gaussian noise: the correctness check)
 or ``dir`` (per-frame affinity TIFFs written by ``task=inpaintaff`` or AFFNET).
-Foreground: ``truefg`` (from GT, DESIGN §6), ``dir``/``file`` (probability TIFFs, e.g. from
+Foreground: ``truefg`` (from GT, docs/method.md §6), ``dir``/``file`` (probability TIFFs, e.g. from
 ``task=foreground``, thresholded) or ``all`` (every pixel).
 """
 

@@ -14,12 +14,19 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from inpaintaff.igm.affinities import aff_path, write_affinities
+from inpaintaff.igm.affinities import aff_path, read_affinity_metadata, write_affinities
 from inpaintaff.modules.affnet import AffNetModule
 from inpaintaff.modules.distill import DistillModule
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.alpha import seed_from_checkpoint
-from inpaintaff.tasks.checkpoints import checkpoint_kind, frames_to_write, inference_device, load_module
+from inpaintaff.tasks.checkpoints import (
+    checkpoint_fingerprint,
+    checkpoint_kind,
+    frames_to_write,
+    inference_device,
+    load_module,
+)
+from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,13 @@ def run(cfg: DictConfig) -> dict:
     todo, written = frames_to_write(
         dm, t.split, lambda seq, frame: aff_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
     )
+    fingerprint = checkpoint_fingerprint(cfg.ckpt)
+    redo = {str(p) for _, p in todo}
+    for path in (p for p in written if p not in redo):  # kept from an earlier run: the same checkpoint?
+        saved = read_affinity_metadata(path).get("ckpt_sha1")
+        if saved != fingerprint:
+            raise InputError(path, f"affinities of another checkpoint ({saved or 'unknown'} in the file, "
+                             f"{fingerprint} now): choose another task.out_dir, or set task.overwrite=true")
     if seed_from_checkpoint(cfg.ckpt, t.out_dir):
         log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", t.out_dir)
     seconds = []
@@ -45,7 +59,8 @@ def run(cfg: DictConfig) -> dict:
         aff = predict_with_halo(module.predict_proba, image, t.tile, t.halo, device)
         # Every pair inside the frame is predicted; pairs leaving it are not.
         _, valid = affinities_from_labels(np.zeros(image.shape, np.int32), OFFSETS)
-        write_affinities(path, aff * valid, valid, OFFSETS, {"source": source, "ckpt": str(cfg.ckpt)})
+        write_affinities(path, aff * valid, valid, OFFSETS, {"source": source, "ckpt": str(cfg.ckpt),
+                                                         "ckpt_sha1": fingerprint})
         seconds.append(time.perf_counter() - t0)
         log.info("%s affinities %s -> %s (%.1f s)", source.upper(), ref.name, path, seconds[-1])
     return {"affinities": written, "out_dir": str(t.out_dir), "source": source,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,12 @@ def frames_to_write(dm, split: str, path_of: Callable[[str, int], Path], overwri
         else:
             todo.append((ref, path))
     return todo, paths
+
+
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """A short SHA-1 of the checkpoint file: outputs record it, so a changed checkpoint is noticed
+    even under the same file name."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
 
 
 # The project's LightningModules and the task that uses each one's checkpoints.

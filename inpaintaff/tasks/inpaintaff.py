@@ -78,12 +78,14 @@ def run(cfg: DictConfig) -> dict:
         "foreground": foreground_skip_spec(task.get("foreground")), "seed": int(cfg.seed),
         "engine": engine.result_settings(), **desc,
     }
+    repeats = int(task.get("hierarchies_per_patch", 1))
+    settings["hierarchies_per_patch"] = repeats  # files written before it existed count as 1 (writer.py)
 
     def patches(skip_frames=(), done=None) -> PatchDataModule:
         return PatchDataModule(
             data, task["patch_size"], task["stride"], task["batch_size"], crop=task.get("crop"),
             foreground=task.get("foreground"), seed=int(cfg.seed), num_workers=task.get("num_workers", 0),
-            skip_frames=skip_frames, done=done,
+            skip_frames=skip_frames, done=done, repeats=repeats,
         )
 
     plan = patches()

@@ -65,12 +65,17 @@ def _needs(rows: Sequence[Mapping], key: str, value: str) -> bool:
     return any(r.get(key) == value for r in rows)
 
 
+def _needs_fgnet(t: Mapping[str, Any]) -> bool:
+    """Whether a row segments with FGNET's foreground or the engine skips patches by it."""
+    source = ((t.get("inpaintaff") or {}).get("foreground") or {}).get("source")
+    return _needs(t.get("rows") or [], "foreground", "fgnet") or "dir" in (
+        source if isinstance(source, list) else [source])
+
+
 def check_checkpoints(t: Mapping[str, Any]) -> None:
     """Every checkpoint a row needs is set (null ones are named, before any work)."""
     rows, unset = t.get("rows") or [], []
-    skip = (t.get("inpaintaff") or {}).get("foreground") or {}
-    skip_sources = skip.get("source") if isinstance(skip.get("source"), list) else [skip.get("source")]
-    if (_needs(rows, "foreground", "fgnet") or "dir" in skip_sources) and not t.get("fgnet_ckpt"):
+    if _needs_fgnet(t) and not t.get("fgnet_ckpt"):
         unset.append("task.fgnet_ckpt")
     for name, spec in (t.get("inpainters") or {}).items():
         if _needs(rows, "affinities", name) and spec.get("inpainter") == "net" and not spec.get("ckpt"):
@@ -88,8 +93,7 @@ def affinity_stages(cfg: DictConfig, t: dict, work: Path, frames: list[dict]) ->
     rows = t["rows"]
     top = {"data.splits.predict": frames}
     skip = dict(t["inpaintaff"].get("foreground") or {})
-    skip_sources = skip.get("source") if isinstance(skip.get("source"), list) else [skip.get("source")]
-    if _needs(rows, "foreground", "fgnet") or "dir" in skip_sources:
+    if _needs_fgnet(t):
         run_subtask(subtask_config(cfg, "foreground", {"split": "predict", "out_dir": str(work / FGNET_DIR)},
                                    work / "logs" / "fgnet", {**top, "ckpt": t["fgnet_ckpt"]}))
     sources: dict[str, dict] = {}
