@@ -320,3 +320,15 @@ def test_several_hierarchies_per_patch_are_averaged(compose) -> None:
     assert not np.allclose(second, aff1[valid1])
     with pytest.raises(InputError, match="hierarchies_per_patch"):
         run(compose("predict", quick))  # written with 2 per patch: another setting
+
+
+def test_settings_of_older_files_compare_without_batching_knobs() -> None:
+    from inpaintaff.igm.writer import settings_diff
+
+    now = {"stride": 16, "engine": {"iterations": 20, "precision": "32"}, "hierarchies_per_patch": 1}
+    older = {"stride": 16, "engine": {"iterations": 20, "precision": "32", "max_regions": 256, "chunk": None}}
+    assert settings_diff(older, now) == []  # batching knobs and a later setting at its old value
+    assert settings_diff({**older, "hierarchies_per_patch": 2}, now) == [
+        "hierarchies_per_patch: 2 in the file, 1 now"]
+    assert settings_diff({**older, "engine": {**older["engine"], "iterations": 12}}, now) == [
+        "engine.iterations: 12 in the file, 20 now"]

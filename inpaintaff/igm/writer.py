@@ -59,6 +59,8 @@ def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
 
 # Settings added after files were first written, with the value that files without them had.
 LATER_SETTINGS = {"hierarchies_per_patch": 1}
+# Settings that older files carry but that only batch the work (results do not depend on them).
+BATCHING_SETTINGS = ("engine.max_regions", "engine.chunk")
 
 
 def settings_diff(saved: Mapping, now: Mapping, prefix: str = "") -> list[str]:
@@ -67,6 +69,8 @@ def settings_diff(saved: Mapping, now: Mapping, prefix: str = "") -> list[str]:
         saved, now = {**LATER_SETTINGS, **saved}, {**LATER_SETTINGS, **now}
     out = []
     for k in sorted(set(saved) | set(now)):
+        if f"{prefix}{k}" in BATCHING_SETTINGS:
+            continue
         a, b = saved.get(k), now.get(k)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             out += settings_diff(a, b, f"{prefix}{k}.")
