@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_cli import run_cli  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
+
 from inpaintaff.igm.inpainters import NetInpainter  # noqa: E402
 from inpaintaff.igm.patches import PatchDataModule  # noqa: E402
 from inpaintaff.igm.split import EngineConfig, SplitEngine  # noqa: E402
@@ -37,14 +38,6 @@ CKPT = ROOT / "checkpoints" / "hela_inpaint_cpu.ckpt"
 MIN_SIZES = "[0,50,100,150,200,300]"  # chosen on val with α, as experiment=hela_table1 does
 
 
-def cli(args: list[str], log: Path) -> float:
-    """Run ``python <args>`` in the project root with its output in ``log``; wall seconds."""
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}), see {log}: {' '.join(args)}")
-    return time.perf_counter() - t0
 
 
 def frames_arg(frames: list[int]) -> str:
@@ -54,7 +47,7 @@ def frames_arg(frames: list[int]) -> str:
 def score(aff_dir: Path, out: Path, threads: int) -> dict:
     """α chosen on val, SEG on test (TRUEFG), from the affinities in ``aff_dir``."""
     run_dir = out / "segment"
-    cli(["predict.py", "task=segment_select", "data=shared_hela", "task.affinities.source=dir",
+    run_cli(["predict.py", "task=segment_select", "data=shared_hela", "task.affinities.source=dir",
          f"task.affinities.dir={aff_dir}", "task.overlays=false", f"task.min_sizes={MIN_SIZES}",
          f"hydra.run.dir={run_dir}"], out / "segment.log")
     r = json.loads((run_dir / "segment_result.json").read_text())
@@ -70,7 +63,7 @@ def student(n: int, args, out: Path) -> dict:
     if not ckpt.is_file():
         env_threads = os.environ.get("OMP_NUM_THREADS")
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        train_s = cli(["train.py", "experiment=hela_distill", f"data.splits.raw={frames_arg(TEACHER_FRAMES[:n])}",
+        train_s = run_cli(["train.py", "experiment=hela_distill", f"data.splits.raw={frames_arg(TEACHER_FRAMES[:n])}",
                        f"data.teacher_dir={args.teacher}", "trainer.enable_progress_bar=false",
                        f"trainer.max_steps={args.steps}", f"hydra.run.dir={d / 'train'}", *args.train_overrides],
                       d / "train.log")
@@ -82,7 +75,7 @@ def student(n: int, args, out: Path) -> dict:
         train_s = None
     aff = d / "aff"
     run = d / "predict"
-    cli(["predict.py", "task=affnet", "data=shared_hela", f"ckpt={ckpt}", "task.split=predict",
+    run_cli(["predict.py", "task=affnet", "data=shared_hela", f"ckpt={ckpt}", "task.split=predict",
          f"data.splits.predict={frames_arg(args.eval_frames)}", f"task.out_dir={aff}", "task.overwrite=true",
          "trainer.accelerator=cpu", f"hydra.run.dir={run}"], d / "predict.log")
     seconds = [float(line.rsplit("(", 1)[1].split(" s)")[0]) for line in (run / "predict.log").read_text().splitlines()
@@ -159,7 +152,7 @@ def main() -> None:
     (out / "engine").mkdir(exist_ok=True)
     report = {"engine": {**score(Path(args.engine_aff), out / "engine", args.threads), **engine_seconds(args)}}
     cc_dir = out / "cc"
-    cli(["predict.py", "task=segment", "task.method=cc", "task.split=test", "data=shared_hela",
+    run_cli(["predict.py", "task=segment", "task.method=cc", "task.split=test", "data=shared_hela",
          "task.overlays=false", f"hydra.run.dir={cc_dir}"], out / "cc.log")
     report["cc_test"] = json.loads((cc_dir / "segment_result.json").read_text())["seg"]
     e = report["engine"]

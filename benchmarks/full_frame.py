@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_cli import run_cli  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
 
 from inpaintaff.data.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
@@ -46,14 +47,6 @@ def child_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def run_cli(args: list[str], log_path: Path) -> float:
-    """Run ``python <args>`` from the project root, output to ``log_path``; returns wall seconds."""
-    t0 = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        sys.exit(f"command failed ({proc.returncode}), see {log_path}: {' '.join(args)}")
-    return time.perf_counter() - t0
 
 
 def affinity_stage(args, kind: str, out: Path, extra: list[str]) -> dict:

@@ -16,36 +16,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPHAS = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0]
 
+from bench_cli import run_cli  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
 
-def cli(args: list[str], log: Path) -> float:
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}), see {log}: {' '.join(args)}")
-    return time.perf_counter() - t0
+
+def spec(frames: list[int]) -> str:
+    """Frames of sequence 01 as a ``data.splits.*`` override value."""
+    return "[{seq:'01',frames:[" + ",".join(map(str, frames)) + "]}]"
 
 
 def judge(ckpt: Path, name: str, args) -> dict:
     d = Path(args.out) / name
     d.mkdir(parents=True, exist_ok=True)
     aff = d / "affinities"
-    spec = lambda frames: "[{seq:'01',frames:[" + ",".join(map(str, frames)) + "]}]"  # noqa: E731
-    engine_s = cli(["predict.py", "task=inpaintaff", "data=shared_hela", f"ckpt={ckpt.resolve()}",
-                    f"data.splits.predict={spec(args.frames + args.test_frames)}", "task.foreground.source=truefg",
-                    f"task.out_dir={aff}", f"task.torch_threads={args.threads}", "task.pictures=false",
-                    f"hydra.run.dir={d / 'engine'}", *args.engine_overrides], d / "engine.log")
+    engine_s = run_cli(["predict.py", "task=inpaintaff", "data=shared_hela", f"ckpt={ckpt.resolve()}",
+                        f"data.splits.predict={spec(args.frames + args.test_frames)}",
+                        "task.foreground.source=truefg", f"task.out_dir={aff}", f"task.torch_threads={args.threads}",
+                        "task.pictures=false", f"hydra.run.dir={d / 'engine'}", *args.engine_overrides],
+                       d / "engine.log")
     alphas = "[" + ",".join(f"{a:g}" for a in ALPHAS) + "]"
     test = args.test_frames or args.frames
-    cli(["predict.py", "task=segment_select", "data=shared_hela", f"data.splits.val={spec(args.frames)}",
+    run_cli(["predict.py", "task=segment_select", "data=shared_hela", f"data.splits.val={spec(args.frames)}",
          f"data.splits.test={spec(test)}", "task.select_split=val", "task.split=test", f"task.alphas={alphas}",
          "task.affinities.source=dir", f"task.affinities.dir={aff}", "task.min_sizes=[0,50,100,150,200,300]",
          "task.overlays=false", f"hydra.run.dir={d / 'segment'}"], d / "segment.log")

@@ -16,7 +16,7 @@ N_ATTRACTIVE = 2
 MAX_OFFSET = max(abs(c) for o in OFFSETS for c in o)
 
 
-def _shifted_slices(shape: tuple[int, int], offset: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
+def shifted_slices(shape: tuple[int, int], offset: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
     """Slices (src, dst) such that src pixel (y, x) pairs with dst pixel (y+dy, x+dx)."""
     src, dst = [], []
     for n, d in zip(shape, offset):
@@ -46,7 +46,7 @@ def affinities_from_labels(
     aff = np.zeros((len(offsets),) + labels.shape, dtype=np.float32)
     valid = np.zeros(aff.shape, dtype=bool)
     for c, off in enumerate(offsets):
-        s, d = _shifted_slices(labels.shape, tuple(off))
+        s, d = shifted_slices(labels.shape, tuple(off))
         a, b = labels[s], labels[d]
         aff[c][s] = a == b
         v = np.ones(a.shape, dtype=bool)
@@ -72,7 +72,7 @@ def affinities_from_labels_torch(
     aff = labels.new_zeros((b, len(offsets), h, w), dtype=torch.float32)
     valid = torch.zeros((b, len(offsets), h, w), dtype=torch.bool, device=labels.device)
     for c, off in enumerate(offsets):
-        s, d = _shifted_slices((h, w), tuple(off))
+        s, d = shifted_slices((h, w), tuple(off))
         a, n = labels[(slice(None), *s)], labels[(slice(None), *d)]
         v = torch.ones_like(a, dtype=torch.bool)
         if ignore_label is not None:

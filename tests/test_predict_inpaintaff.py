@@ -297,7 +297,11 @@ def test_bad_and_orphaned_partial_files(compose) -> None:
     np.savez(foreign, something=np.zeros(3))
     with pytest.raises(InputError, match=rf"{re.escape(str(foreign))}: .*delete the folder {re.escape(str(folder))}"):
         run(cfg)
-    foreign.unlink()
+    # task.overwrite=true starts afresh: the frame's partial files are deleted, not resumed.
+    overwrite = compose("predict", [*QUICK, "task.pictures=false", "task.overwrite=true"])
+    run(overwrite)
+    assert not foreign.exists() and aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0).is_file()
+    aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0).unlink()
     # What a run killed while saving leaves behind (atomic_path's temporary name).
     orphan = folder / ".02_t000__r0-abc.npz.x1y2z3.tmp.npz"
     orphan.write_bytes(b"half written")

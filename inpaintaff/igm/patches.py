@@ -136,9 +136,9 @@ class PatchDataModule(pl.LightningDataModule):
         crop: optional [y0, x0, h, w] taken from every frame before patching.
         foreground: which patches to skip (see ``foreground_skip_spec``): None, a source name
             ("truefg"/"gt", "dir", "intensity") or a mapping {source, dir, pattern, threshold, min_pixels}.
-        skip_frames: frame keys ("01/t013") not to process (already written).
-        done: frame key -> patch ids already done (resume).
         repeats: hierarchies per patch, each from its own seed, all averaged into the affinities.
+
+    After ``setup``, ``resume(written, done)`` takes out what an earlier run finished.
     """
 
     def __init__(
@@ -151,8 +151,6 @@ class PatchDataModule(pl.LightningDataModule):
         foreground: str | Mapping | None = None,
         seed: int = 0,
         num_workers: int = 0,
-        skip_frames: Sequence[str] = (),
-        done: Mapping[str, Sequence[int]] | None = None,
         repeats: int = 1,
     ):
         super().__init__()
@@ -165,8 +163,6 @@ class PatchDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.crop = None if crop is None else [int(c) for c in crop]
         self.foreground = foreground_skip_spec(foreground)
-        self.skip_frames = set(skip_frames)
-        self.done = {k: set(map(int, v)) for k, v in (done or {}).items()}
         self.frames: list[FrameInfo] = []
         self.images: list[np.ndarray] = []
         self._planned = False
@@ -203,10 +199,7 @@ class PatchDataModule(pl.LightningDataModule):
                 counts = patch_counts(self._crop(ref, fg), positions, self.size)
                 ids = [i for i in ids if counts[i] >= self.foreground["min_pixels"]]
             info.active = [pid * self.repeats + r for pid in ids for r in range(self.repeats)]
-            info.skipped = info.key in self.skip_frames
-            if not info.skipped:
-                done = self.done.get(info.key, set())
-                info.todo = [i for i in info.active if i not in done]
+            info.todo = list(info.active)
             self.frames.append(info)
             self.images.append(image)
         self._planned = True
@@ -226,6 +219,15 @@ class PatchDataModule(pl.LightningDataModule):
             fg |= foreground_for_frame({**spec, "source": source}, dataset=self.data.dataset, seq=ref.seq,
                                        frame=ref.frame, labels=labels, shape=image.shape)
         return fg
+
+    def resume(self, written: Sequence[str] = (), done: Mapping[str, Sequence[int]] | None = None) -> None:
+        """Leave out frames already written (keys such as "01/t013") and patch ids already done."""
+        self.setup()
+        done = {k: set(map(int, v)) for k, v in (done or {}).items()}
+        for info in self.frames:
+            info.skipped = info.key in set(written)
+            finished = done.get(info.key, set())
+            info.todo = [] if info.skipped else [i for i in info.active if i not in finished]
 
     @property
     def n_todo(self) -> int:

@@ -128,10 +128,15 @@ def scan_done(out_dir: str | Path, dataset: str, frames: Sequence[FrameInfo], se
     """Frames already written (keys) and, for the others, patch ids that partial files hold.
 
     Written frames and partial files must have been made with ``settings``; otherwise this raises.
+    With ``overwrite``, written frames are redone and the frames' partial files are deleted.
     """
     out_dir = Path(out_dir)
     settings = json.loads(json.dumps(settings))  # plain, comparable with what files hold
     written, done = set(), {}
+    if overwrite:  # a fresh start: partial sums of an earlier run are not resumed either
+        for info in frames:
+            for p in _partials(out_dir, dataset, info):
+                p.unlink()
     for info in frames:
         path = aff_path(out_dir, dataset, info.seq, info.frame)
         if not overwrite and path.is_file():

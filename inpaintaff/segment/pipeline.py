@@ -11,7 +11,7 @@ import numpy as np
 from inpaintaff.metrics.ctc import SegResult, seg_from_overlap
 from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, DetectionCounts, detection_from_overlap
 from inpaintaff.metrics.overlap import overlap
-from inpaintaff.offsets import N_ATTRACTIVE, _shifted_slices
+from inpaintaff.offsets import N_ATTRACTIVE, shifted_slices
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
@@ -68,7 +68,7 @@ def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) ->
     """Pixels that at least one valid pair touches (as either end)."""
     seen = np.zeros(valid.shape[1:], dtype=bool)
     for c, offset in enumerate(offsets):
-        src, dst = _shifted_slices(seen.shape, tuple(offset))  # empty where the offset exceeds the image
+        src, dst = shifted_slices(seen.shape, tuple(offset))  # empty where the offset exceeds the image
         v = valid[c][src]
         seen[src] |= v
         seen[dst] |= v

@@ -81,18 +81,14 @@ def run(cfg: DictConfig) -> dict:
     repeats = int(task.get("hierarchies_per_patch", 1))
     settings["hierarchies_per_patch"] = repeats  # files written before it existed count as 1 (writer.py)
 
-    def patches(skip_frames=(), done=None) -> PatchDataModule:
-        return PatchDataModule(
-            data, task["patch_size"], task["stride"], task["batch_size"], crop=task.get("crop"),
-            foreground=task.get("foreground"), seed=int(cfg.seed), num_workers=task.get("num_workers", 0),
-            skip_frames=skip_frames, done=done, repeats=repeats,
-        )
-
-    plan = patches()
-    plan.setup()
-    written, done = scan_done(out_dir, data.dataset, plan.frames, settings, bool(task.get("overwrite", False)))
-    pdm = patches(written, done)
+    pdm = PatchDataModule(
+        data, task["patch_size"], task["stride"], task["batch_size"], crop=task.get("crop"),
+        foreground=task.get("foreground"), seed=int(cfg.seed), num_workers=task.get("num_workers", 0),
+        repeats=repeats,
+    )
     pdm.setup()
+    written, done = scan_done(out_dir, data.dataset, pdm.frames, settings, bool(task.get("overwrite", False)))
+    pdm.resume(written, done)
     for key in sorted(written):
         log.info("%s already written in %s: skipped", key, out_dir)
     writer = AffinityWriter(
