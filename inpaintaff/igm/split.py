@@ -33,6 +33,8 @@ from inpaintaff.utils.errors import InputError
 
 END_REASONS = ("emptied", "min_size", "max_depth", "weak")
 PRECISIONS = ("auto", "32", "bf16", "16")
+# Engine settings that change only how the work is batched, never the leaves (tested).
+BATCHING_KNOBS = ("max_regions", "chunk")
 _M64 = (1 << 64) - 1
 
 
@@ -116,7 +118,7 @@ class EngineConfig:
     def result_settings(self) -> dict:
         """The settings that decide the affinities (what a resumed run must share): all but the
         batching knobs ``max_regions`` and ``chunk``, which change only speed and memory."""
-        out = {k: v for k, v in self.__dict__.items() if k not in ("max_regions", "chunk")}
+        out = {k: v for k, v in self.__dict__.items() if k not in BATCHING_KNOBS}
         out["sigmas"] = list(self.sigmas)
         return out
 

@@ -28,7 +28,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 
 from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, read_affinity_metadata, write_affinities
 from inpaintaff.igm.patches import FrameInfo
-from inpaintaff.igm.split import END_REASONS
+from inpaintaff.igm.split import BATCHING_KNOBS, END_REASONS
 from inpaintaff.offsets import OFFSETS
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import atomic_path
@@ -60,7 +60,7 @@ def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
 # Settings added after files were first written, with the value that files without them had.
 LATER_SETTINGS = {"hierarchies_per_patch": 1}
 # Settings that older files carry but that only batch the work (results do not depend on them).
-BATCHING_SETTINGS = ("engine.max_regions", "engine.chunk")
+BATCHING_SETTINGS = tuple(f"engine.{k}" for k in BATCHING_KNOBS)
 
 
 def settings_diff(saved: Mapping, now: Mapping, prefix: str = "") -> list[str]:
