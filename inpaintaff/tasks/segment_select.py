@@ -9,11 +9,14 @@ the chosen α's segmentation of ``task.split`` is written exactly as ``task=segm
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
 from inpaintaff.segment.alpha import record_alpha_selection
+from inpaintaff.segment.pipeline import FrameInput
 from inpaintaff.segment.results import method_label, write_csv
 from inpaintaff.segment.sweep import COLUMNS, plot_seg_vs_alpha
 from inpaintaff.segment.tblog import log_to_tensorboard
@@ -31,6 +34,23 @@ from inpaintaff.utils.errors import InputError
 log = logging.getLogger(__name__)
 
 
+def sweep(inputs: Sequence[FrameInput], task: Mapping[str, Any], alphas: Sequence[float],
+          min_sizes: Sequence[int]) -> list[dict]:
+    """Pooled SEG (and detection accuracy at IoU 0.5) for every (min_size, α): every frame segmented
+    once per pair."""
+    rows = []
+    for min_size in min_sizes:
+        sized = {**task, "mws": {**(task.get("mws") or {}), "min_size": int(min_size)}}
+        for alpha in alphas:
+            labels, scores, seconds = evaluate(inputs, sized, alpha)
+            _, pooled = summarize(inputs, labels, scores, seconds)
+            det = pooled["detection"] or {}
+            acc = dict(zip(det.get("thresholds", []), det.get("accuracy", []))).get(0.5)
+            rows.append({"alpha": float(alpha), "min_size": int(min_size), "seg": pooled["seg"],
+                         "n_gt": pooled["n_gt"], "det_acc_0.5": acc})
+    return rows
+
+
 def select_alpha(cfg: DictConfig, dm) -> tuple[float, int, list[dict]]:
     """Pooled SEG of ``task.select_split`` for every α of ``task.alphas`` (and every fragment size
     of ``task.min_sizes``, when given); the best α, its min_size and all the rows."""
@@ -44,20 +64,13 @@ def select_alpha(cfg: DictConfig, dm) -> tuple[float, int, list[dict]]:
     if any(inp.labels is None for inp in inputs):
         raise InputError(Path(dm.root) / dm.dataset, f"every frame of split {split!r} needs GT to choose alpha")
     rows = []
-    for min_size in min_sizes:
-        sized = {**task, "mws": {**(task.get("mws") or {}), "min_size": min_size}}
-        for alpha in alphas:
-            labels, scores, seconds = evaluate(inputs, sized, alpha)
-            _, pooled = summarize(inputs, labels, scores, seconds)
-            if pooled["seg"] is None:
-                raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no GT object (within "
-                                 "task.crop): nothing to choose alpha on")
-            det = pooled["detection"] or {}
-            acc = dict(zip(det.get("thresholds", []), det.get("accuracy", []))).get(0.5)
-            rows.append({"job": f"alpha={alpha:g},min_size={min_size}", "label": method_label(task), "dataset":
-                         dm.dataset, "split": split, "alpha": alpha, "min_size": min_size, "seg": pooled["seg"],
-                         "n_gt": pooled["n_gt"], "n_frames": len(inputs), "det_acc_0.5": acc})
-            log.info("alpha=%g, min_size=%d: SEG %.4f on %s", alpha, min_size, pooled["seg"], split)
+    for r in sweep(inputs, task, alphas, min_sizes):
+        if r["seg"] is None:
+            raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no GT object (within "
+                             "task.crop): nothing to choose alpha on")
+        rows.append({"job": f"alpha={r['alpha']:g},min_size={r['min_size']}", "label": method_label(task),
+                     "dataset": dm.dataset, "split": split, **r, "n_frames": len(inputs)})
+        log.info("alpha=%g, min_size=%d: SEG %.4f on %s", r["alpha"], r["min_size"], r["seg"], split)
     best = max(rows, key=lambda r: r["seg"])  # first of equal scores: the smallest such min_size, then α
     if best["alpha"] in (min(alphas), max(alphas)) and len(alphas) > 1:
         log.warning("best alpha %g lies at the edge of task.alphas %s: widen the grid", best["alpha"], alphas)

@@ -38,7 +38,7 @@ from inpaintaff.segment.results import write_csv
 from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.tasks.compose import run_subtask, subtask_config
 from inpaintaff.tasks.segment import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
-from inpaintaff.tasks.segment_select import select_alpha
+from inpaintaff.tasks.segment_select import select_alpha, sweep
 from inpaintaff.utils.io import write_json
 
 log = logging.getLogger(__name__)
@@ -159,16 +159,6 @@ def row_task(t: dict, row: Mapping[str, Any], sources: Mapping[str, dict], work:
     return task
 
 
-def curve(inputs, task: dict, alphas: Sequence[float]) -> list[dict]:
-    """Pooled SEG for every α (one segmentation per α and frame)."""
-    rows = []
-    for alpha in alphas:
-        labels, scores, seconds = evaluate(inputs, task, alpha)
-        _, pooled = summarize(inputs, labels, scores, seconds)
-        rows.append({"alpha": float(alpha), "seg": pooled["seg"], "n_gt": pooled["n_gt"]})
-    return rows
-
-
 def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[str, dict], work: Path,
             dm: Any) -> dict:
     """α on the selection split, then each evaluation split segmented with it; the row's summary."""
@@ -199,7 +189,8 @@ def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[s
         entry = {"seg": written["seg"], "n_gt": written["n_gt"], "output_dir": str(out / split),
                  "mws_seconds_per_frame": float(np.mean(seconds)) if seconds else None}
         if method == "mws":
-            entry["curve"] = curve(inputs, task, t["alphas"])
+            entry["curve"] = [{k: r[k] for k in ("alpha", "seg", "n_gt")}
+                              for r in sweep(inputs, task, t["alphas"], [min_size])]
         result["splits"][split] = entry
     if method == "mws" and row.get("affinities") in sources and row.get("store_alpha", True):
         record_alpha_selection(sources[row["affinities"]]["dir"], row["label"], sub.task.foreground, alpha,
