@@ -223,9 +223,10 @@ class PatchDataModule(pl.LightningDataModule):
     def resume(self, written: Sequence[str] = (), done: Mapping[str, Sequence[int]] | None = None) -> None:
         """Leave out frames already written (keys such as "01/t013") and patch ids already done."""
         self.setup()
+        written = set(written)
         done = {k: set(map(int, v)) for k, v in (done or {}).items()}
         for info in self.frames:
-            info.skipped = info.key in set(written)
+            info.skipped = info.key in written
             finished = done.get(info.key, set())
             info.todo = [] if info.skipped else [i for i in info.active if i not in finished]
 
