@@ -60,24 +60,17 @@ def student(n: int, args, out: Path) -> dict:
     d = out / f"student_{n}{args.tag}"
     d.mkdir(parents=True, exist_ok=True)
     ckpt = d / "train" / "checkpoints" / "last.ckpt"
+    train_s = None
     if not ckpt.is_file():
-        env_threads = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
         train_s = run_cli(["train.py", "experiment=hela_distill", f"data.splits.raw={frames_arg(TEACHER_FRAMES[:n])}",
-                       f"data.teacher_dir={args.teacher}", "trainer.enable_progress_bar=false",
-                       f"trainer.max_steps={args.steps}", f"hydra.run.dir={d / 'train'}", *args.train_overrides],
-                      d / "train.log")
-        if env_threads is None:
-            os.environ.pop("OMP_NUM_THREADS")
-        else:
-            os.environ["OMP_NUM_THREADS"] = env_threads
-    else:
-        train_s = None
+                           f"data.teacher_dir={args.teacher}", "trainer.enable_progress_bar=false",
+                           f"trainer.max_steps={args.steps}", f"hydra.run.dir={d / 'train'}", *args.train_overrides],
+                          d / "train.log")
     aff = d / "aff"
     run = d / "predict"
     run_cli(["predict.py", "task=affnet", "data=shared_hela", f"ckpt={ckpt}", "task.split=predict",
-         f"data.splits.predict={frames_arg(args.eval_frames)}", f"task.out_dir={aff}", "task.overwrite=true",
-         "trainer.accelerator=cpu", f"hydra.run.dir={run}"], d / "predict.log")
+             f"data.splits.predict={frames_arg(args.eval_frames)}", f"task.out_dir={aff}", "task.overwrite=true",
+             "trainer.accelerator=cpu", f"hydra.run.dir={run}"], d / "predict.log")
     seconds = [float(line.rsplit("(", 1)[1].split(" s)")[0]) for line in (run / "predict.log").read_text().splitlines()
                if "DISTILL affinities" in line]
     return {"n_frames": n, "train_seconds": train_s, "seconds_per_frame": float(np.mean(seconds)),
@@ -147,6 +140,9 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the student folders (a variant of the recipe)")
     ap.add_argument("--train-overrides", nargs="*", default=[], help="extra train.py overrides (model.loss=bce)")
     args = ap.parse_args()
+    # Every command it runs (training, the student's predictions) uses as many threads as the
+    # engine's timing here, so the speed-up compares like with like.
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "engine").mkdir(exist_ok=True)
