@@ -42,4 +42,6 @@ def train(cfg: DictConfig) -> dict:
         trainer.test(model, datamodule=datamodule)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     log.info("final metrics: %s; checkpoint: %s", metrics, best)
-    return {"metrics": metrics, "checkpoint": best}
+    # Labeled instances the label budget left (train_mode=labeled), for experiments over budgets.
+    return {"metrics": metrics, "checkpoint": best, "global_step": int(trainer.global_step),
+            "n_train_instances": getattr(datamodule, "n_train_instances", None)}

@@ -136,7 +136,13 @@ class SweepCollector(Callback):
             parents = {d.parent for d in self.job_dirs}
             if len(parents) == 1:
                 sweep_dir = parents.pop()
-        if sweep_dir.is_dir():
+        if not sweep_dir.is_dir():
+            return
+        from inpaintaff.tasks import label_budget, label_budget_report
+
+        if next(sweep_dir.rglob(label_budget.RESULT_NAME), None) is not None:
+            label_budget_report.collect(sweep_dir)  # a label-budget sweep: its own table and figures
+        else:
             collect_sweep(sweep_dir)
 
 

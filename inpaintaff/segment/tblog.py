@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +13,10 @@ def log_to_tensorboard(
     images: Mapping[str, str | Path | np.ndarray] | None = None,
     scalars: Mapping[str, float | None] | None = None,
     step: int = 0,
+    series: Mapping[str, Sequence[tuple[int, float]]] | None = None,
 ) -> None:
-    """Write PNG files (or RGB float arrays (H, W, 3)) and scalars as TensorBoard events."""
+    """Write PNG files (or RGB float arrays (H, W, 3)) and scalars as TensorBoard events;
+    ``series`` adds curves as (step, value) points per tag."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir=str(log_dir))
@@ -28,5 +30,8 @@ def log_to_tensorboard(
         for tag, value in (scalars or {}).items():
             if value is not None:
                 writer.add_scalar(tag, float(value), step)
+        for tag, points in (series or {}).items():
+            for x, value in points:
+                writer.add_scalar(tag, float(value), int(x))
     finally:
         writer.close()

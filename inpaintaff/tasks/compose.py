@@ -16,13 +16,18 @@ from inpaintaff.utils.resolvers import PROJECT_DIR
 CONF_DIR = PROJECT_DIR / "conf"
 
 
+def compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """``conf/<config_name>.yaml`` composed by Hydra with ``overrides``, unresolved (inside a Hydra app
+    or not)."""
+    if GlobalHydra.instance().is_initialized():
+        return hydra.compose(config_name=config_name, overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra.compose(config_name=config_name, overrides=overrides)
+
+
 def task_group(name: str) -> DictConfig:
     """``conf/task/<name>.yaml`` as composed by Hydra (its defaults list applied), unresolved."""
-    overrides = [f"task={name}"]
-    if GlobalHydra.instance().is_initialized():
-        return hydra.compose(config_name="predict", overrides=overrides).task
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra.compose(config_name="predict", overrides=overrides).task
+    return compose("predict", [f"task={name}"]).task
 
 
 def subtask_config(cfg: DictConfig, name: str, task: Mapping[str, Any], output_dir: str | Path,

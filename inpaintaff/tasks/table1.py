@@ -9,7 +9,8 @@ Stages, each in its own folder below ``paths.output_dir`` and each skipped where
 2. ``aff_<name>/``: InpaintAff affinities per entry of ``task.inpainters`` (the net, the analytic
    inpainter), patches without foreground skipped (``task.inpaintaff``);
 3. ``aff_<name>/``: affinities of each one-pass net of ``task.affinity_nets`` (AFFNET, the DISTILL
-   student), with their seconds per frame;
+   student), with their seconds per frame; ``task.affinity_dirs`` (name -> folder) takes a
+   source's affinities from a folder written earlier instead (e.g. on a GPU), as they are;
 4. ``rows/<row>/``: per row, α chosen on ``task.select_split`` (pooled SEG over ``task.alphas``),
    then every split of ``task.eval_splits`` segmented with it (masks, scores, overlays), and the
    SEG-against-α curve of every split (the evaluation curves are shown, never used to choose);
@@ -39,6 +40,7 @@ from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.tasks.compose import run_subtask, subtask_config
 from inpaintaff.tasks.segment import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
 from inpaintaff.tasks.segment_select import select_alpha, sweep
+from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import write_json
 
 log = logging.getLogger(__name__)
@@ -77,11 +79,14 @@ def check_checkpoints(t: Mapping[str, Any]) -> None:
     rows, unset = t.get("rows") or [], []
     if _needs_fgnet(t) and not t.get("fgnet_ckpt"):
         unset.append("task.fgnet_ckpt")
+    reused = set(t.get("affinity_dirs") or {})
     for name, spec in (t.get("inpainters") or {}).items():
+        if name in reused:
+            continue
         if _needs(rows, "affinities", name) and spec.get("inpainter") == "net" and not spec.get("ckpt"):
             unset.append(f"task.inpainters.{name}.ckpt")
     for name, ckpt in (t.get("affinity_nets") or {}).items():
-        if _needs(rows, "affinities", name) and not ckpt:
+        if _needs(rows, "affinities", name) and not ckpt and name not in reused:
             unset.append(f"task.affinity_nets.{name}")
     if unset:
         raise ValueError(f"set {', '.join(unset)}: the checkpoints trained for this data (or drop the rows that "
@@ -97,8 +102,13 @@ def affinity_stages(cfg: DictConfig, t: dict, work: Path, frames: list[dict]) ->
         run_subtask(subtask_config(cfg, "foreground", {"split": "predict", "out_dir": str(work / FGNET_DIR)},
                                    work / "logs" / "fgnet", {**top, "ckpt": t["fgnet_ckpt"]}))
     sources: dict[str, dict] = {}
+    for name, folder in (t.get("affinity_dirs") or {}).items():
+        if _needs(rows, "affinities", name):
+            if not Path(folder).is_dir():
+                raise InputError(folder, f"task.affinity_dirs.{name}: affinity folder not found")
+            sources[name] = {"dir": str(folder), "kind": "auto", "reused": True}
     for name, spec in (t.get("inpainters") or {}).items():
-        if not _needs(rows, "affinities", name):
+        if not _needs(rows, "affinities", name) or name in sources:
             continue
         out = work / f"aff_{name}"
         task = {**t["inpaintaff"], "inpainter": spec["inpainter"], "out_dir": str(out),
@@ -110,7 +120,7 @@ def affinity_stages(cfg: DictConfig, t: dict, work: Path, frames: list[dict]) ->
                                             {**top, "ckpt": spec.get("ckpt")}))
         sources[name] = {"dir": str(out), "kind": "inpaintaff", **_timing(result, time.perf_counter() - t0)}
     for name, ckpt in (t.get("affinity_nets") or {}).items():
-        if not _needs(rows, "affinities", name):
+        if not _needs(rows, "affinities", name) or name in (t.get("affinity_dirs") or {}):
             continue
         if name in sources:
             raise ValueError(f"task.affinity_nets: {name!r} is also a key of task.inpainters")
@@ -152,9 +162,9 @@ def row_task(t: dict, row: Mapping[str, Any], sources: Mapping[str, dict], work:
         return task
     name = row.get("affinities")
     if name not in sources:
-        known = sorted([*(t.get("inpainters") or {}), *(t.get("affinity_nets") or {})])
+        known = sorted({*(t.get("inpainters") or {}), *(t.get("affinity_nets") or {}), *(t.get("affinity_dirs") or {})})
         raise ValueError(f"task.rows: row {row['label']!r} reads affinities {name!r}, which is not a key of "
-                         f"task.inpainters or task.affinity_nets ({known})")
+                         f"task.inpainters, task.affinity_nets or task.affinity_dirs ({known})")
     task["affinities"] = {"source": "dir", "dir": sources[name]["dir"], "kind": sources[name]["kind"]}
     return task
 
@@ -186,13 +196,16 @@ def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[s
         labels, scores, seconds = evaluate(inputs, task, alpha)
         written = write_outputs(split_cfg, dm, split, alpha, inputs, labels, scores, seconds,
                                 {"selected_on": t["select_split"] if method == "mws" else None})
-        entry = {"seg": written["seg"], "n_gt": written["n_gt"], "output_dir": str(out / split),
+        entry = {"seg": written["seg"], "n_gt": written["n_gt"], "detection": written["detection"],
+                 "output_dir": str(out / split),
                  "mws_seconds_per_frame": float(np.mean(seconds)) if seconds else None}
         if method == "mws":
             entry["curve"] = [{k: r[k] for k in ("alpha", "seg", "n_gt")}
                               for r in sweep(inputs, task, t["alphas"], [min_size])]
         result["splits"][split] = entry
-    if method == "mws" and row.get("affinities") in sources and row.get("store_alpha", True):
+    source = sources.get(row.get("affinities")) or {}
+    if method == "mws" and source and row.get("store_alpha", True) and not source.get("reused"):
+        # (a folder another run wrote keeps that run's α: this run only reads it)
         record_alpha_selection(sources[row["affinities"]]["dir"], row["label"], sub.task.foreground, alpha,
                                result["selection"], select, row.get("n_merged"), min_size)
     return result

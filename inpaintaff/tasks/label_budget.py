@@ -1,0 +1,189 @@
+"""``task=label_budget``: one job of the paper's label-budget experiment (Fig. 4 and 5).
+
+    python predict.py experiment=hela_label_budget        (the whole sweep: budgets x seeds)
+
+Per job (one label budget, one seed), each stage resumable in the job's folder:
+
+1. ``train/fgnet`` and ``train/affnet``: FGNET and AFFNET trained by ``train.py`` in this process,
+   on the labeled instances the budget leaves (``task.label_frames`` frames drawn with the seed,
+   each centre-cropped until it holds at most ``task.budget`` instances; ``all``: every labeled
+   frame, uncropped);
+2. the budget-independent InpaintAff affinities (``task.inpainters``), computed once into
+   ``task.shared_dir`` and read by every job of the sweep;
+3. ``task=table1``'s pipeline with these nets: FGNET foreground, AFFNET (and DISTILL) affinities,
+   α and fragment size chosen per row on ``task.select_split``, the evaluation splits scored;
+4. ``budget_result.json``: the budget, the labeled instances it left, and per row the chosen α,
+   SEG and detection accuracy over IoU thresholds, which ``task=label_budget_report`` (run at the
+   end of the multirun) gathers into the sweep's table and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from inpaintaff.tasks import table1
+from inpaintaff.tasks.compose import compose
+from inpaintaff.tasks.segment import load_data
+from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+RESULT_NAME = "budget_result.json"
+TRAIN_RESULT = "train_result.json"
+NETS = ("fgnet", "affnet")
+
+
+def budget_data(budget: Any, label_frames: int | None) -> dict[str, int | None]:
+    """``data.label_frames`` and ``data.max_instances`` of a budget (a count, or ``all``)."""
+    if str(budget).lower() == "all":
+        return {"label_frames": None, "max_instances": None}
+    try:
+        n = int(budget)
+    except (TypeError, ValueError):
+        raise ValueError(f"task.budget must be a number of labeled instances or 'all', got {budget!r}") from None
+    if n < 1:
+        raise ValueError(f"task.budget must be >= 1, got {n}")
+    return {"label_frames": label_frames, "max_instances": n}
+
+
+def train_overrides(overrides: Sequence[str], data: Mapping[str, int | None], seed: int) -> list[str]:
+    """``train.py`` overrides of one net of a job: the preset's, then the budget and seed."""
+    fmt = {k: "null" if v is None else str(v) for k, v in data.items()}
+    return [*overrides, f"seed={seed}", f"data.label_frames={fmt['label_frames']}",
+            f"data.max_instances={fmt['max_instances']}"]
+
+
+# The job's data keys a net trains on as well (the preset keeps crop size, batches and train_mode).
+DATA_SOURCE_KEYS = ("root", "dataset", "generate", "normalize")
+
+
+def train_config(cfg: DictConfig, overrides: list[str], out: Path) -> DictConfig:
+    """``train.py``'s config for one net: ``overrides`` composed, with the job's paths and data source
+    (``data.root``, ``dataset``, train split, ...), so ``data.root=...`` on the command line reaches it."""
+    tcfg = compose("train", overrides)
+    if str(tcfg.trainer.get("strategy", "auto")).startswith("ddp") and "spawn" not in str(tcfg.trainer.strategy):
+        # ddp relaunches the command line in every rank: each rank would rerun the whole sweep.
+        raise ValueError(f"task.train: trainer.strategy={tcfg.trainer.strategy} inside a sweep job; use "
+                         "trainer=ddp_spawn to train on several devices")
+    with open_dict(tcfg):
+        tcfg.paths = OmegaConf.merge(cfg.paths, {"output_dir": str(out)})
+        for key in DATA_SOURCE_KEYS:
+            if key in cfg.data:
+                tcfg.data[key] = cfg.data[key]
+        tcfg.data.splits.train = cfg.data.splits.train
+    return tcfg
+
+
+def train_net(cfg: DictConfig, overrides: list[str], out: Path) -> dict:
+    """Train one net with ``overrides`` (or resume it): its checkpoint and labeled instances.
+
+    A finished net (``train_result.json`` written with the same settings) is not trained again;
+    an interrupted one resumes from its ``last.ckpt``.
+    """
+    from inpaintaff.train import train
+
+    done = out / TRAIN_RESULT
+    tcfg = train_config(cfg, overrides, out)
+    data = OmegaConf.to_container(tcfg.data, resolve=True)
+    if done.exists():
+        previous = json.loads(done.read_text())
+        if previous.get("overrides") != overrides or previous.get("data") != data:
+            raise InputError(done, "this net was trained with other settings (overrides or data): use another "
+                                   "sweep folder, or delete this net's folder to train it again")
+        return previous
+    last = out / "checkpoints" / "last.ckpt"
+    if last.exists():
+        log.info("resuming %s from %s", out.name, last)
+        with open_dict(tcfg):
+            tcfg.ckpt_path = str(last)
+    result = train(tcfg)
+    if not result.get("checkpoint"):
+        raise RuntimeError(f"training in {out} wrote no checkpoint (callbacks.model_checkpoint is off?)")
+    entry = {"overrides": overrides, "data": data, "checkpoint": str(result["checkpoint"]),
+             "global_step": result["global_step"], "n_train_instances": result["n_train_instances"],
+             "metrics": result["metrics"]}
+    write_json(done, entry)
+    return entry
+
+
+def shared_affinities(cfg: DictConfig, t: dict, frames: list[dict]) -> dict[str, str]:
+    """The budget-independent InpaintAff affinities (``task.inpainters``), computed once into
+    ``task.shared_dir``; returns name -> folder. Patches are skipped by ``task.inpaintaff.foreground``,
+    which must not depend on FGNET (the same folder serves every budget)."""
+    given = set(t.get("affinity_dirs") or {})
+    needed = {n: s for n, s in (t.get("inpainters") or {}).items()
+              if n not in given and table1._needs(t["rows"], "affinities", n)}
+    if not needed:
+        return {}
+    source = (t["inpaintaff"].get("foreground") or {}).get("source")
+    if "dir" in (source if isinstance(source, list) else [source]):
+        raise ValueError("task.inpaintaff.foreground.source may not hold 'dir' (FGNET) here: the shared "
+                         "InpaintAff affinities must be the same for every label budget")
+    shared = Path(t["shared_dir"])
+    only = {**t, "inpainters": needed, "affinity_nets": {}, "affinity_dirs": {},
+            "rows": [{"label": n, "affinities": n} for n in needed]}
+    fixed = cfg.copy()
+    with open_dict(fixed):
+        fixed.seed = int(t["shared_seed"])  # the engine's seed: the same affinities for every job
+    sources = table1.affinity_stages(fixed, only, shared, frames)
+    return {name: s["dir"] for name, s in sources.items()}
+
+
+def settings(t: Mapping[str, Any], seed: int) -> dict:
+    """What a job's result depends on (a finished job with the same settings is not rerun)."""
+    keys = ("budget", "label_frames", "train", "rows", "shared_seed", "alphas", "min_sizes", "select_split",
+            "eval_splits", "affinity_dirs", "inpainters", "metrics", "fg_threshold")
+    return {"seed": seed, **{k: t.get(k) for k in keys}, "distill": (t.get("affinity_nets") or {}).get("distill")}
+
+
+def run(cfg: DictConfig) -> dict:
+    t: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+    work = Path(cfg.paths.output_dir).resolve()
+    seed = int(cfg.seed)
+    data = budget_data(t["budget"], t.get("label_frames"))
+    wanted = settings(t, seed)
+    done = work / RESULT_NAME
+    if done.exists():
+        previous = json.loads(done.read_text())
+        if previous.get("settings") == wanted:
+            log.info("budget %s, seed %d: finished earlier (%s)", t["budget"], seed, done)
+            return previous
+    trained = {}
+    for net in NETS:
+        out = work / "train" / net
+        trained[net] = train_net(cfg, train_overrides(t["train"][net], data, seed), out)
+    dm = load_data(cfg)
+    frames = table1.predict_spec(dm, [t["select_split"], *t["eval_splits"]])
+    dirs = {**shared_affinities(cfg, t, frames), **(t.get("affinity_dirs") or {})}
+    sub = cfg.copy()
+    with open_dict(sub):
+        sub.task.fgnet_ckpt = trained["fgnet"]["checkpoint"]
+        sub.task.affinity_nets.affnet = trained["affnet"]["checkpoint"]
+        sub.task.affinity_dirs = dirs
+    report = table1.run(sub)
+    split_names = [t["select_split"], *t["eval_splits"]]
+    rows = []
+    for r in report["rows"]:
+        row = {"label": r["label"], "method": r["method"], "alpha": r.get("alpha"), "min_size": r.get("min_size"),
+               f"seg_{t['select_split']}": r.get("seg_" + t["select_split"])}
+        for split, entry in r["splits"].items():
+            row[f"seg_{split}"] = entry["seg"]
+            row[f"n_gt_{split}"] = entry["n_gt"]
+            row[f"detection_{split}"] = entry.get("detection")
+        rows.append(row)
+    result = {"budget": str(t["budget"]), "seed": seed, **data,
+              "n_labeled": trained["fgnet"]["n_train_instances"],
+              "n_labeled_affnet": trained["affnet"]["n_train_instances"],
+              "splits": split_names, "rows": rows, "train": trained, "affinity_dirs": dirs,
+              "job_dir": str(work), "settings": wanted}
+    write_json(done, result)
+    log.info("budget %s (%s labeled instances), seed %d: %s", t["budget"], result["n_labeled"], seed,
+             {r["label"]: r.get(f"seg_{t['eval_splits'][0]}") for r in rows})
+    return result
