@@ -16,13 +16,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from pytorch_lightning.loggers import TensorBoardLogger
 
 from inpaintaff.data.masks import MaskSampler
 from inpaintaff.losses.features import build_feature_extractor
 from inpaintaff.losses.inpainting import InpaintingLoss
 from inpaintaff.nets.pconv_unet import PConvUNet
 from inpaintaff.utils.errors import InputError
+from inpaintaff.viz.tensorboard import log_to_loggers
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +160,11 @@ class InpaintingModule(pl.LightningModule):
 
     def log_images(self, tag: str, image: torch.Tensor, known: torch.Tensor, pred: torch.Tensor, n: int = 4) -> None:
         """To TensorBoard: rows of input (holes black), mask, prediction, composite."""
-        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
-            return
         image, pred = image[:n, :1].detach().float(), pred[:n, :1].detach().float()
         known = known[:n, :1].detach().float()
         comp = known * image + (1 - known) * pred
         grid = torch.cat([image * known, known, pred, comp], dim=-1).clamp(0, 1).cpu()
-        for lg in loggers:
-            lg.experiment.add_images(f"{tag}/input_mask_pred_composite", grid, self.global_step)
+        log_to_loggers(self.loggers, self.global_step, batches={f"{tag}/input_mask_pred_composite": grid})
 
     # ---- optimisation ----------------------------------------------------------------------
     def train(self, mode: bool = True):

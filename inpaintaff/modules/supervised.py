@@ -6,6 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from inpaintaff.nets.pix2pix import Pix2PixUNet
+from inpaintaff.viz.tensorboard import log_to_loggers
 
 IGNORE = -1  # label value of padded pixels that must not count in a loss
 
@@ -62,13 +63,10 @@ class SupervisedPix2PixModule(pl.LightningModule):
         self._step(batch, "val")
 
     def _log_images(self, batch: dict) -> None:
-        exp = getattr(self.logger, "experiment", None)
-        if exp is None or not hasattr(exp, "add_images"):
-            return
         with torch.no_grad():
             prob = self.predict_proba(batch["image"][:4])[:, :1]
-        exp.add_images("train/image", batch["image"][:4].clamp(0, 1), self.global_step)
-        exp.add_images("train/prediction", prob, self.global_step)
+        log_to_loggers(self.loggers, self.global_step,
+                       batches={"train/image": batch["image"][:4].clamp(0, 1), "train/prediction": prob})
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))

@@ -23,8 +23,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.results import RESULT_NAME, find_results, load_result, write_csv
-from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.viz.figures import save_figure
+from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 

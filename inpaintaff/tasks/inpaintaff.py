@@ -144,7 +144,8 @@ def summarize(cfg: DictConfig, task: dict, dataset: str, out_dir: Path, pdm: Pat
 
 
 def _pictures(pdm: PatchDataModule, info, path: Path, out_dir: Path, dataset: str, trainer: pl.Trainer) -> dict:
-    from inpaintaff.viz.affinity import log_png, save_affinity_png, save_hierarchy_png
+    from inpaintaff.viz.affinity import save_affinity_png, save_hierarchy_png
+    from inpaintaff.viz.tensorboard import log_to_loggers
 
     aff, valid, _ = read_affinities(path)
     y0, x0 = info.origin
@@ -155,12 +156,12 @@ def _pictures(pdm: PatchDataModule, info, path: Path, out_dir: Path, dataset: st
     pics = out_dir / "pictures"
     out = {"affinity_png": str(save_affinity_png(pics / f"{stem}_affinities.png", image, aff[sl], valid[sl],
                                                  title=f"{dataset} {info.key}"))}
-    log_png(trainer.loggers, f"inpaintaff/affinities/{stem}", out["affinity_png"])
+    log_to_loggers(trainer.loggers, 0, images={f"inpaintaff/affinities/{stem}": out["affinity_png"]})
     sp = samples_path(out_dir, dataset, info.seq, info.frame)
     if sp.is_file():
         with np.load(sp) as z:
             if len(z["image"]):
                 out["hierarchy_png"] = str(save_hierarchy_png(pics / f"{stem}_hierarchy.png", z["image"],
                                                               z["leaf_ids"], z["pos"]))
-                log_png(trainer.loggers, f"inpaintaff/hierarchy/{stem}", out["hierarchy_png"])
+                log_to_loggers(trainer.loggers, 0, images={f"inpaintaff/hierarchy/{stem}": out["hierarchy_png"]})
     return out

@@ -27,10 +27,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.results import write_csv
-from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.tasks.label_budget import RESULT_NAME
 from inpaintaff.utils.io import atomic_path, write_json
 from inpaintaff.viz.label_budget import plot_detection_over_iou, plot_seg_vs_labels
+from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 

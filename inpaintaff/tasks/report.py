@@ -17,9 +17,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.results import find_results, load_result, write_csv
-from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.utils.io import atomic_path, write_json
 from inpaintaff.viz.figures import save_figure
+from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 

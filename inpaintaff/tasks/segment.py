@@ -27,6 +27,7 @@ from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input
 from inpaintaff.segment.results import RESULT_NAME, method_label, write_csv
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import write_json
+from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -167,24 +168,18 @@ def write_outputs(
 
 
 def _write_overlays(out: Path, rows: list[dict], inputs, labels, title: str, pooled: dict) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
     from inpaintaff.viz.overlays import save_overlay
 
-    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
-    try:
-        for i, (row, inp, lab) in enumerate(zip(rows, inputs, labels)):
-            path = out / "overlays" / f"{inp.seq}_t{inp.frame:03d}.png"
-            seg_txt = "" if row.get("seg") is None else f", SEG {row['seg']:.3f}"
-            rgb, _ = save_overlay(path, inp.image, lab, inp.labels, f"{inp.seq}/t{inp.frame:03d}: {title}{seg_txt}")
-            row["overlay"] = str(path)
-            writer.add_image(f"segment/{inp.seq}_t{inp.frame:03d}", rgb, i, dataformats="HWC")
-            if row.get("seg") is not None:
-                writer.add_scalar(f"segment/seg_{inp.seq}_t{inp.frame:03d}", row["seg"], 0)
-        if pooled["seg"] is not None:
-            writer.add_scalar("segment/seg_pooled", pooled["seg"], 0)
-    finally:
-        writer.close()
+    images, scalars = {}, {"segment/seg_pooled": pooled["seg"]}
+    for row, inp, lab in zip(rows, inputs, labels):
+        name = f"{inp.seq}_t{inp.frame:03d}"
+        path = out / "overlays" / f"{name}.png"
+        seg_txt = "" if row.get("seg") is None else f", SEG {row['seg']:.3f}"
+        rgb, _ = save_overlay(path, inp.image, lab, inp.labels, f"{inp.seq}/t{inp.frame:03d}: {title}{seg_txt}")
+        row["overlay"] = str(path)
+        images[f"segment/{name}"] = rgb
+        scalars[f"segment/seg_{name}"] = row.get("seg")
+    log_to_tensorboard(out / "tensorboard", images=images, scalars=scalars)
 
 
 def resolve_alpha(task: Mapping[str, Any]) -> tuple[float, int | None]:

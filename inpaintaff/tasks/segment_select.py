@@ -19,7 +19,6 @@ from inpaintaff.segment.alpha import record_alpha_selection
 from inpaintaff.segment.pipeline import FrameInput
 from inpaintaff.segment.results import method_label, write_csv
 from inpaintaff.segment.sweep import COLUMNS, plot_seg_vs_alpha
-from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.tasks.segment import (
     evaluate,
     load_data,
@@ -30,6 +29,7 @@ from inpaintaff.tasks.segment import (
     write_outputs,
 )
 from inpaintaff.utils.errors import InputError
+from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 

@@ -36,12 +36,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.alpha import count_merged_objects, record_alpha_selection
 from inpaintaff.segment.results import write_csv
-from inpaintaff.segment.tblog import log_to_tensorboard
 from inpaintaff.tasks.compose import run_subtask, subtask_config
 from inpaintaff.tasks.segment import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
 from inpaintaff.tasks.segment_select import select_alpha, sweep
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import write_json
+from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 

@@ -100,18 +100,3 @@ def save_hierarchy_png(path: str | Path, images: np.ndarray, leaf_ids: np.ndarra
         return _save(fig, path)
     finally:
         plt.close(fig)
-
-
-def log_png(loggers: Iterable, tag: str, path: str | Path, step: int = 0) -> bool:
-    """Add a saved PNG to every TensorBoard logger; True if one took it."""
-    import matplotlib.image as mpimg
-
-    done = False
-    for lg in loggers or []:
-        exp = getattr(lg, "experiment", None)
-        if exp is not None and hasattr(exp, "add_image"):
-            img = mpimg.imread(str(path))[..., :3]
-            exp.add_image(tag, img, global_step=step, dataformats="HWC")
-            exp.flush()
-            done = True
-    return done
