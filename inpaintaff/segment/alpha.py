@@ -8,6 +8,7 @@ predicted into that folder (or with the same checkpoint) are segmented with the 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,8 @@ from scipy import ndimage as ndi
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import write_json
+
+log = logging.getLogger(__name__)
 
 ALPHA_FILE = "alpha_selection.json"
 
@@ -94,3 +97,20 @@ def count_merged_objects(dm: Any, split: str) -> int:
         comp_ids, counts = np.unique(pairs[0], return_counts=True)
         total += int(counts[counts > 1].sum())
     return total
+
+
+def resolve_alpha(task: Mapping[str, Any]) -> tuple[float, int | None]:
+    """``task.alpha`` as a number, and the min_size chosen with it (None: keep ``task.mws``);
+    ``auto`` reads both from the α stored beside the affinities (or in ``task.alpha_file``) for
+    this foreground, as ``task=segment_select``/``task=table1`` chose them."""
+    alpha = task.get("alpha")
+    if str(alpha) != "auto":
+        return float(alpha), None
+    where = task.get("alpha_file") or (task.get("affinities") or {}).get("dir")
+    if not where:
+        raise ValueError("task.alpha=auto needs task.affinities.dir (or task.alpha_file) holding alpha_selection.json")
+    value, entry = read_alpha(where, task.get("foreground"))
+    min_size = int(entry.get("min_size", 0))
+    log.info("alpha=auto: %g (min_size %d), chosen on %s for %s (%s)", value, min_size, entry.get("chosen_on"),
+             entry.get("label"), where)
+    return value, min_size

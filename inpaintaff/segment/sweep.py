@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.results import RESULT_NAME, find_results, load_result, write_csv
-from inpaintaff.viz.figures import save_figure
+from inpaintaff.viz.scores import plot_seg_vs_alpha
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
@@ -64,39 +64,6 @@ def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
         })
     rows.sort(key=lambda r: (str(r["label"]), str(r["dataset"]), str(r["split"]), r["alpha"] or 0.0, r["job"]))
     return rows
-
-
-def plot_seg_vs_alpha(path: str | Path, rows: Sequence[dict[str, Any]], title: str = "") -> Path:
-    """SEG (and detection accuracy at IoU 0.5) against α, one line per label/dataset/split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        if r.get("seg") is not None and r.get("alpha") is not None:
-            groups.setdefault((r["label"], r["dataset"], r["split"]), []).append(r)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (label, dataset, split), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["alpha"])
-        a = [r["alpha"] for r in rs]
-        line = ax.plot(a, [r["seg"] for r in rs], "o-", label=f"SEG {label} ({dataset}/{split})")[0]
-        det = [r["det_acc_0.5"] for r in rs]
-        if all(d is not None for d in det):
-            ax.plot(a, det, "s--", color=line.get_color(), alpha=0.6, label=f"det. acc. IoU>0.5 ({split})")
-        best = max(rs, key=lambda r: r["seg"])
-        ax.annotate(f"{best['seg']:.3f}", (best["alpha"], best["seg"]), textcoords="offset points", xytext=(0, 6),
-                    ha="center", fontsize=8)
-    ax.set_xlabel("α (weight of repulsive edges)")
-    ax.set_ylabel("score")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title or "α sweep", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:

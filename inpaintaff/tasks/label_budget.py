@@ -27,9 +27,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from inpaintaff.segment.evaluation import load_data
 from inpaintaff.tasks import table1
 from inpaintaff.tasks.compose import compose
-from inpaintaff.tasks.segment import load_data
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import write_json
 

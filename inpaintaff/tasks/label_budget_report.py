@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from inpaintaff.segment.results import write_csv
 from inpaintaff.tasks.label_budget import RESULT_NAME
 from inpaintaff.utils.io import atomic_path, write_json
-from inpaintaff.viz.label_budget import plot_detection_over_iou, plot_seg_vs_labels
+from inpaintaff.viz.scores import plot_detection_over_iou, plot_seg_vs_labels
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
@@ -152,9 +152,9 @@ def collect(sweep_dir: str | Path, out_dir: str | Path | None = None, split: str
             for m in r["rows"]:
                 curves.setdefault(m["label"], []).append(m.get(f"detection_{split}"))
     n_near = next(s["n_labeled"] for s in summary if s["budget"] == near)
-    images["label_budget/detection_over_iou"] = plot_detection_over_iou(
-        out / "detection_over_iou.png", curves,
-        f"detection on {split} frames, budget {near} ({n_near:.0f} labeled instances, mean over seeds)")
+    title = f"detection on {split} frames, budget {near} ({n_near:.0f} labeled instances, mean over seeds)"
+    images["label_budget/detection_over_iou"] = plot_detection_over_iou(out / "detection_over_iou.png",
+                                                                        {title: curves})
     # One curve per method, stepped by labeled instances (TensorBoard's x axis).
     series: dict[str, list[tuple[int, float]]] = {}
     for s in summary:

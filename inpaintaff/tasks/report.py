@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.results import find_results, load_result, write_csv
 from inpaintaff.utils.io import atomic_path, write_json
-from inpaintaff.viz.figures import save_figure
+from inpaintaff.viz.scores import plot_detection_over_iou
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
@@ -67,32 +67,14 @@ def markdown_table(row_names: Sequence[str], col_names: Sequence[str], cells: Se
     return "\n".join(lines) + "\n"
 
 
-def plot_detection(path: str | Path, picked: Mapping[tuple[str, str], dict], datasets: Mapping[str, str]) -> Path:
-    """Detection accuracy TP/(TP+FP+FN) over IoU thresholds, one panel per dataset (paper Fig. 5)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = sorted({d for _, d in picked})
-    n = max(1, len(keys))
-    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
-    for ax, d in zip(axes[0], keys or [None]):
-        for (label, dset), r in sorted(picked.items()):
-            det = r.get("detection")
-            if dset != d or not det:
-                continue
+def detection_panels(picked: Mapping[tuple[str, str], dict], datasets: Mapping[str, str]) -> dict[str, dict]:
+    """Per dataset (its column title): method label (with its α) -> [its detection over IoU]."""
+    panels: dict[str, dict] = {}
+    for (label, dset), r in sorted(picked.items()):
+        if r.get("detection"):
             alpha = f" (α={r['alpha']:g})" if r.get("method", "mws") == "mws" and r.get("alpha") is not None else ""
-            ax.plot(det["thresholds"], det["accuracy"], "o-", label=f"{label}{alpha}")
-        ax.set_title(datasets.get(d, d) if d else "no results", fontsize=10)
-        ax.set_xlabel("IoU threshold")
-        ax.set_ylabel("detection accuracy TP/(TP+FP+FN)")
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        if d:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, path)
+            panels.setdefault(datasets.get(dset, dset), {})[f"{label}{alpha}"] = [r["detection"]]
+    return panels
 
 
 def run(cfg: DictConfig) -> dict:
@@ -114,7 +96,7 @@ def run(cfg: DictConfig) -> dict:
         tmp.write_text(f"SEG on split `{t['split']}` ({len(results)} result file(s) found)\n\n" + md)
     write_csv(out / "table1.csv", [{"method": r, **dict(zip(col_names, c))} for r, c in zip(row_names, cells)],
               ["method", *col_names])
-    plot = plot_detection(out / "detection.png", picked, datasets)
+    plot = plot_detection_over_iou(out / "detection.png", detection_panels(picked, datasets))
     log_to_tensorboard(out / "tensorboard", images={"report/detection_over_iou": plot},
                        scalars={f"report/seg/{lab}/{d}": r["seg"] for (lab, d), r in picked.items()})
     sources = {f"{lab} | {d}": {"seg": r["seg"], "alpha": r.get("alpha"), "run": r["_path"]}

@@ -35,12 +35,14 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.segment.alpha import count_merged_objects, record_alpha_selection
+from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
 from inpaintaff.segment.results import write_csv
+from inpaintaff.segment.selection import select_alpha, sweep
 from inpaintaff.tasks.compose import run_subtask, subtask_config
-from inpaintaff.tasks.segment import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
-from inpaintaff.tasks.segment_select import select_alpha, sweep
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import write_json
+from inpaintaff.viz.overlays import side_by_side
+from inpaintaff.viz.scores import plot_alpha_curves
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
@@ -211,53 +213,9 @@ def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[s
     return result
 
 
-def plot_curves(path: Path, results: Sequence[Mapping], splits: Sequence[str], select_split: str) -> Path:
-    """SEG against α: one panel per split, one line per row; the chosen α marked on every line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from inpaintaff.viz.figures import save_figure
-
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        for i, r in enumerate(results):
-            color = f"C{i}"
-            if r["method"] == "cc":
-                seg = r["splits"].get(split, {}).get("seg") if split != select_split else r.get("seg_" + split)
-                if seg is not None:
-                    ax.axhline(seg, color=color, ls=":", label=f"{r['label']} {seg:.3f}")
-                continue
-            pts = r["selection"] if split == select_split else r["splits"].get(split, {}).get("curve", [])
-            pts = [p for p in pts if p["seg"] is not None]
-            if not pts:
-                continue
-            a = [p["alpha"] for p in pts]
-            ax.plot(a, [p["seg"] for p in pts], "o-", ms=3, color=color, label=r["label"])
-            at = [p["seg"] for p in pts if p["alpha"] == r["alpha"]]
-            if at:
-                ax.plot([r["alpha"]], at, "*", ms=12, color=color)
-        ax.set_xscale("log")
-        ax.set_xlabel("α (weight of repulsive edges); ★ chosen on " + select_split)
-        ax.set_ylabel("SEG")
-        ax.set_title(f"{split} frames" + (" (α chosen here)" if split == select_split else ""), fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def comparison_figure(path: Path, results: Sequence[Mapping], dm: Any, spec: Mapping[str, Any]) -> Path | None:
     """The masks of some rows side by side on one crop of one frame, errors marked against GT."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from inpaintaff.data import ctc
-    from inpaintaff.viz.figures import save_figure
-    from inpaintaff.viz.overlays import overlay_rgb
 
     split, frame, seq = str(spec["split"]), int(spec["frame"]), str(spec.get("seq", "01"))
     ref = next((r for r in dm.frames(split) if r.frame == frame and r.seq == seq), None)
@@ -268,20 +226,13 @@ def comparison_figure(path: Path, results: Sequence[Mapping], dm: Any, spec: Map
         return None
     y0, x0, h, w = (int(v) for v in spec["crop"])
     sl = (slice(y0, y0 + h), slice(x0, x0 + w))
-    image, gt = dm.load_image(ref)[sl], dm.load_labels(ref)[sl]
-    fig, axes = plt.subplots(1, len(chosen), figsize=(3.6 * len(chosen), 3.6 * h / w + 0.5), squeeze=False)
-    for ax, r in zip(axes[0], chosen):
+    panels = []
+    for r in chosen:
         res = Path(r["splits"][split]["output_dir"]) / "res"
-        labels = ctc.read_labels(ctc.res_path(res, dm.dataset, seq, frame))[sl]
-        rgb, errors = overlay_rgb(image, labels, gt)
-        ax.imshow(rgb, interpolation="nearest")
-        ax.set_axis_off()
         how = "" if r["method"] == "cc" else f", α {r['alpha']:g}"
-        ax.set_title(f"{r['label']}{how}\nmerges {errors.merges.size}, splits {errors.splits.size}", fontsize=8)
-    fig.suptitle(f"{seq}/t{frame:03d} [{y0}:{y0 + h}, {x0}:{x0 + w}]: red false merge, yellow false split",
-                 fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return save_figure(fig, path)
+        panels.append((f"{r['label']}{how}", ctc.read_labels(ctc.res_path(res, dm.dataset, seq, frame))[sl]))
+    return side_by_side(path, dm.load_image(ref)[sl], dm.load_labels(ref)[sl], panels,
+                        f"{seq}/t{frame:03d} [{y0}:{y0 + h}, {x0}:{x0 + w}]: red false merge, yellow false split")
 
 
 def table_markdown(results: Sequence[Mapping], t: Mapping[str, Any]) -> str:
@@ -328,7 +279,7 @@ def run(cfg: DictConfig) -> dict:
                  f"seg_{select}": r.get("seg_" + select),
                  **{f"seg_{s}": r["splits"].get(s, {}).get("seg") for s in evals}} for r in results]
     write_csv(work / "table1.csv", csv_rows)
-    plot = plot_curves(work / "seg_vs_alpha.png", results, [select, *evals], select)
+    plot = plot_alpha_curves(work / "seg_vs_alpha.png", results, [select, *evals], select)
     images = {"table1/seg_vs_alpha": plot}
     if t.get("figure"):
         fig = comparison_figure(work / "comparison.png", results, dm, t["figure"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from inpaintaff.metrics.overlap import overlap
-from inpaintaff.viz.figures import save_figure
+from inpaintaff.viz.figures import plt, save_figure
 
 CONTOUR = (0.2, 1.0, 0.2)  # predicted instance contours
 GT_CONTOUR = (0.3, 0.6, 1.0)  # GT contours of the marked objects
@@ -83,10 +84,6 @@ def save_overlay(
     path: str | Path, image: np.ndarray, labels: np.ndarray, gt: np.ndarray | None = None, title: str = ""
 ) -> tuple[np.ndarray, Errors | None]:
     """Write the overlay as PNG (with a legend) at about the image's resolution; returns the RGB."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     rgb, errors = overlay_rgb(image, labels, gt)
@@ -110,3 +107,19 @@ def save_overlay(
     fig.tight_layout(pad=0.2)
     save_figure(fig, path, dpi=dpi, tight=True)
     return rgb, errors
+
+
+def side_by_side(path: str | Path, image: np.ndarray, gt: np.ndarray, panels: Sequence[tuple[str, np.ndarray]],
+                 title: str) -> Path:
+    """Several segmentations of one image side by side, each with its false merges and splits
+    against ``gt`` marked and counted in its title."""
+    h, w = image.shape
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6 * h / w + 0.5), squeeze=False)
+    for ax, (name, labels) in zip(axes[0], panels):
+        rgb, errors = overlay_rgb(image, labels, gt)
+        ax.imshow(rgb, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(f"{name}\nmerges {errors.merges.size}, splits {errors.splits.size}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return save_figure(fig, path)

@@ -1,0 +1,178 @@
+"""Segment the frames of a split with one α, score them against GT and write what a segment run
+writes: CTC masks, ``segment_result.json``, ``scores.csv``, ``detection.csv``, overlays and
+TensorBoard events. The library behind ``task=segment``, ``task=segment_select`` and ``task=table1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from inpaintaff.data import ctc
+from inpaintaff.metrics.ctc import pool_seg
+from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, pool_detection
+from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
+from inpaintaff.segment.results import RESULT_NAME, method_label, write_csv
+from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.io import write_json
+from inpaintaff.viz.tensorboard import log_to_tensorboard
+
+log = logging.getLogger(__name__)
+
+
+def task_dict(cfg: DictConfig) -> dict:
+    """``cfg.task`` as a plain dict (resolved)."""
+    return OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[return-value]
+
+
+def resolved_task(cfg: DictConfig, inputs: Sequence[FrameInput]) -> dict:
+    """``cfg.task`` as a dict, with ``affinities.kind: auto`` replaced by what the files say."""
+    task = task_dict(cfg)
+    spec = task.get("affinities") or {}
+    if spec.get("source") == "dir" and spec.get("kind") in (None, "auto"):
+        kinds = {inp.affinities.kind for inp in inputs if inp.affinities is not None}
+        spec["kind"] = kinds.pop() if len(kinds) == 1 and None not in kinds else "inpaintaff"
+    return task
+
+
+def load_data(cfg: DictConfig) -> Any:
+    """The configured data module, with its data prepared."""
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    return dm
+
+
+def load_inputs(cfg: DictConfig, split: str, dm: Any = None) -> tuple[Any, list[FrameInput]]:
+    """Read every frame of ``split`` with its GT, foreground and affinities."""
+    dm = load_data(cfg) if dm is None else dm
+    refs = dm.frames(split)
+    if not refs:
+        raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no frames")
+    task = task_dict(cfg)
+    inputs = [load_frame_input(dm, ref, task, int(cfg.get("seed", 0))) for ref in refs]
+    return dm, inputs
+
+
+def evaluate(
+    inputs: Sequence[FrameInput], task: Mapping[str, Any], alpha: float
+) -> tuple[list[np.ndarray], list[FrameScore | None], list[float]]:
+    """Segment every frame with ``alpha``; scores where GT exists; seconds per frame."""
+    thresholds = task.get("metrics", {}).get("iou_thresholds") or DEFAULT_THRESHOLDS
+    sparse_gt = bool(task.get("metrics", {}).get("sparse_gt", False))
+    labels, scores, seconds = [], [], []
+    for inp in inputs:
+        t0 = time.perf_counter()
+        lab = segment(inp, task.get("method", "mws"), alpha, task.get("mws"))
+        seconds.append(time.perf_counter() - t0)
+        labels.append(lab)
+        scores.append(None if inp.labels is None else score(lab, inp.labels, thresholds, sparse_gt))
+    return labels, scores, seconds
+
+
+def summarize(
+    inputs: Sequence[FrameInput], labels: Sequence[np.ndarray], scores: Sequence[FrameScore | None],
+    seconds: Sequence[float],
+) -> tuple[list[dict], dict]:
+    """Per-frame rows and the pooled summary (SEG, detection)."""
+    rows = []
+    for inp, lab, sc, sec in zip(inputs, labels, scores, seconds):
+        row = {"seq": inp.seq, "frame": inp.frame, "n_pred": int(lab.max()), "seconds": sec, "coverage": inp.coverage}
+        if sc is not None:
+            row.update(sc.seg.as_dict())
+            row["seg"] = sc.seg.seg if sc.seg.n_gt else None  # no GT object in the frame (or window)
+            row["det_acc_0.5"] = _at(sc.detection, 0.5)
+        rows.append(row)
+    scored = [s for s in scores if s is not None]
+    pooled: dict[str, Any] = {"seg": None, "n_gt": 0, "detection": None}
+    if scored:
+        seg = pool_seg(s.seg for s in scored)
+        det = pool_detection(s.detection for s in scored)
+        # No GT object in what was scored (e.g. a background-only crop): SEG is undefined, not NaN.
+        pooled = {"seg": seg.seg if seg.n_gt else None, "n_gt": seg.n_gt, "n_matched": seg.n_matched,
+                  "detection": det.as_dict()}
+    return rows, pooled
+
+
+def _at(det: Any, t: float) -> float | None:
+    idx = np.flatnonzero(np.isclose(det.thresholds, t))
+    return float(det.accuracy[idx[0]]) if idx.size else None
+
+
+def write_outputs(
+    cfg: DictConfig,
+    dm: Any,
+    split: str,
+    alpha: float,
+    inputs: Sequence[FrameInput],
+    labels: Sequence[np.ndarray],
+    scores: Sequence[FrameScore | None],
+    seconds: Sequence[float],
+    extra: Mapping[str, Any] | None = None,
+) -> dict:
+    """Masks, CSV/JSON scores, overlays and TensorBoard logs of one segmentation of a split."""
+    task = resolved_task(cfg, inputs)
+    out = Path(cfg.paths.output_dir)
+    res_root = Path(task.get("res_root") or out / "res")
+    rows, pooled = summarize(inputs, labels, scores, seconds)
+    label = method_label(task)
+    for row, inp, lab in zip(rows, inputs, labels):
+        path = ctc.res_path(res_root, dm.dataset, inp.seq, inp.frame)
+        row["mask"] = str(ctc.write_labels(path, inp.full_frame(lab)))
+    if task.get("overlays", True):
+        title = f"{label}, alpha={alpha:g}" if task.get("method", "mws") == "mws" else label
+        _write_overlays(out, rows, inputs, labels, title, pooled)
+    columns = ["seq", "frame", "seg", "n_gt", "n_matched", "n_pred", "det_acc_0.5", "coverage", "seconds", "mask",
+               "overlay"]
+    pooled_row = {"seq": "pooled", "seg": pooled["seg"], "n_gt": pooled["n_gt"], "n_matched": pooled.get("n_matched")}
+    write_csv(out / "scores.csv", [*rows, pooled_row], columns)
+    if pooled["detection"] is not None:
+        d = pooled["detection"]
+        keys = ["thresholds", "tp", "fp", "fn", "precision", "recall", "f1", "accuracy"]
+        det_rows = [dict(zip(keys, vals)) for vals in zip(*(d[k] for k in keys))]
+        write_csv(out / "detection.csv", det_rows, keys)
+    result = {
+        "task": str(task.get("name", "segment")),
+        "label": label,
+        "dataset": dm.dataset,
+        "split": split,
+        "alpha": float(alpha),
+        "method": task.get("method", "mws"),
+        "seg": pooled["seg"],
+        "n_gt": pooled["n_gt"],
+        "n_frames": len(rows),
+        "detection": pooled["detection"],
+        "frames": rows,
+        "res_root": str(res_root),
+        "output_dir": str(out),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "config": task,
+        **(extra or {}),
+    }
+    write_json(out / RESULT_NAME, result)
+    seg_txt = "n/a (no GT objects)" if pooled["seg"] is None else f"{pooled['seg']:.4f} over {pooled['n_gt']} objects"
+    how = f", alpha={alpha:g}" if result["method"] == "mws" else ""
+    log.info("%s on %s/%s%s: SEG %s; results in %s", label, dm.dataset, split, how, seg_txt, out)
+    return result
+
+
+def _write_overlays(out: Path, rows: list[dict], inputs, labels, title: str, pooled: dict) -> None:
+    from inpaintaff.viz.overlays import save_overlay
+
+    images, scalars = {}, {"segment/seg_pooled": pooled["seg"]}
+    for row, inp, lab in zip(rows, inputs, labels):
+        name = f"{inp.seq}_t{inp.frame:03d}"
+        path = out / "overlays" / f"{name}.png"
+        seg_txt = "" if row.get("seg") is None else f", SEG {row['seg']:.3f}"
+        rgb, _ = save_overlay(path, inp.image, lab, inp.labels, f"{inp.seq}/t{inp.frame:03d}: {title}{seg_txt}")
+        row["overlay"] = str(path)
+        images[f"segment/{name}"] = rgb
+        scalars[f"segment/seg_{name}"] = row.get("seg")
+    log_to_tensorboard(out / "tensorboard", images=images, scalars=scalars)
