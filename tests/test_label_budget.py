@@ -55,7 +55,7 @@ def test_label_budget_multirun_gathers_every_job_and_resumes(tmp_path: Path, dat
     assert all(r["train"]["fgnet"]["global_step"] == 2 for r in results.values())
     # The InpaintAff affinities were computed once, in the shared folder, for every job.
     dirs = {r["affinity_dirs"]["net"] for r in results.values()}
-    assert len(dirs) == 1 and Path(dirs.pop()).parent.name == "shared"
+    assert len(dirs) == 1 and Path(dirs.pop()).parent == tmp_path / "runs" / "predict" / "shared"
     for name in ("seg_vs_labels.png", "detection_over_iou.png", "label_budget.md", "label_budget.json"):
         assert (sweep / name).stat().st_size > 0, name
     assert list((sweep / "tensorboard").glob("events.*"))
