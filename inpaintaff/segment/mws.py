@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS
+from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS, shifted_slices
 from inpaintaff.utils.errors import InputError
 
 BACKENDS = ("bioimage-cpp", "affogato", "auto")
@@ -42,17 +42,6 @@ def affogato_available() -> bool:
     except Exception:  # PyPI's unrelated "affogato" has no such module
         return False
     return True
-
-
-def _src_dst(shape: tuple[int, ...], offset: Sequence[int]) -> tuple[tuple[slice, ...], ...] | None:
-    """Slices (src, dst) pairing pixel p with p + offset, or None if no pair lies in the image."""
-    src, dst = [], []
-    for n, d in zip(shape, offset):
-        if abs(d) >= n:
-            return None
-        src.append(slice(0, n - d) if d >= 0 else slice(-d, n))
-        dst.append(slice(d, n) if d >= 0 else slice(0, n + d))
-    return tuple(src), tuple(dst)
 
 
 def check_inputs(
@@ -130,10 +119,7 @@ def edge_mask(
     fg = None if foreground is None else np.asarray(foreground, dtype=bool)
     n_channels = n_attractive if drop_repulsive else shape[0]
     for c in range(n_channels):
-        sl = _src_dst(img, offsets[c])
-        if sl is None:
-            continue
-        s, d = sl
+        s, d = shifted_slices(img, tuple(offsets[c]))
         if fg is None:
             mask[c][s] = True
         else:
