@@ -12,9 +12,9 @@ from inpaintaff.segment.mws import (
     edge_mask,
     mutex_watershed,
     mws_weights,
-    relabel_consecutive,
 )
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.labels import relabel_consecutive, relabel_with_ids
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -166,6 +166,9 @@ def test_relabel_consecutive():
     fg = np.array([[True, True, True], [False, True, True]])
     np.testing.assert_array_equal(relabel_consecutive(lab + 1, fg), [[2, 2, 1], [0, 3, 3]])
     assert relabel_consecutive(lab, np.zeros_like(fg)).max() == 0
+    out, ids = relabel_with_ids(lab)
+    np.testing.assert_array_equal(ids[out[out > 0] - 1], lab[out > 0])
+    assert ids.tolist() == [3, 7, 9]
 
 
 def test_bad_input_errors():

@@ -21,6 +21,7 @@ import numpy as np
 
 from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS, shifted_slices
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.labels import relabel_consecutive
 
 BACKENDS = ("bioimage-cpp", "affogato", "auto")
 
@@ -139,28 +140,6 @@ def edge_mask(
             grid[:: strides[0], :: strides[1]] = True
             np.logical_and(rep, grid, out=rep)
     return mask
-
-
-def relabel_consecutive(labels: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
-    """Labels 1..N in the order of the input label values; background (0, or outside ``foreground``) is 0."""
-    labels = np.asarray(labels)
-    if labels.size == 0:
-        return labels.astype(np.int64)
-    # Look labels up only where they count: the foreground is often a small part of the frame.
-    vals = labels[foreground] if foreground is not None else labels.ravel()
-    out = np.zeros(labels.shape, dtype=np.int64)
-    if vals.size == 0:
-        return out
-    present = np.zeros(int(vals.max()) + 1, dtype=bool)
-    present[vals] = True
-    if foreground is None:
-        present[0] = False
-    lut = np.cumsum(present, dtype=np.int64)
-    if foreground is not None:
-        out[foreground] = lut[vals]
-    else:
-        out = lut[labels]
-    return out
 
 
 def _solve_bioimage_cpp(
