@@ -13,7 +13,6 @@ so only attractive merges remain (the result is the connected components of the 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -142,18 +141,13 @@ def edge_mask(
     return mask
 
 
-def _solve_bioimage_cpp(
-    weights: np.ndarray, edges: np.ndarray, offsets, n_attractive: int, foreground: np.ndarray | None = None
-) -> np.ndarray:
+def _solve_bioimage_cpp(weights: np.ndarray, edges: np.ndarray, offsets, n_attractive: int) -> np.ndarray:
     solver = _BIC_SOLVERS.get(weights.dtype)
-    if solver is not None:
-        offs = [list(map(int, o)) for o in offsets]
-        return solver(np.ascontiguousarray(weights), edges.view(np.uint8), offs, n_attractive)
-    # Fallback on bioimage-cpp's public API, which cannot mask single edges: drop them by weight 0.
-    from bioimage_cpp.segmentation import mutex_watershed as bic_mws
-
-    warnings.warn("bioimage-cpp's solver entry point not found; invalid pairs get weight 0", stacklevel=3)
-    return bic_mws(np.where(edges, weights, 0).astype(weights.dtype), offsets, n_attractive, mask=foreground)
+    if solver is None:
+        raise ImportError("the mutex watershed needs bioimage-cpp >= 0.10 (its grid solver bioimage_cpp._core "
+                          "was not found)")
+    offs = [list(map(int, o)) for o in offsets]
+    return solver(np.ascontiguousarray(weights), edges.view(np.uint8), offs, n_attractive)
 
 
 def _solve_affogato(weights, offsets, n_attractive, valid, foreground, strides, randomized_strides, alpha):
@@ -205,20 +199,17 @@ def mutex_watershed(
     if backend == "auto":
         backend = "affogato" if affogato_available() else "bioimage-cpp"
 
+    weights = mws_weights(aff, float(alpha), n_attractive)
     if backend == "affogato":
-        weights = mws_weights(aff, float(alpha), n_attractive)
         if not np.isfinite(weights).all():
             raise InputError(source, "affinities contain NaN/inf (the affogato backend needs all finite)")
-        labels = _solve_affogato(
-            weights, offsets, n_attractive, valid, fg, strides, randomized_strides, alpha
-        )
+        labels = _solve_affogato(weights, offsets, n_attractive, valid, fg, strides, randomized_strides, alpha)
         return relabel_consecutive(labels, fg)
 
     edges = edge_mask(
         aff.shape, offsets, n_attractive, valid=valid, foreground=fg, strides=strides,
         randomized_strides=randomized_strides, seed=seed, drop_repulsive=alpha == 0,
     )
-    weights = mws_weights(aff, float(alpha), n_attractive)
     # min/max propagate NaN: two cheap passes find NaN and +-inf; only then look where they are.
     if not (math.isfinite(weights.min()) and math.isfinite(weights.max())):
         bad = ~np.isfinite(weights)
@@ -226,6 +217,4 @@ def mutex_watershed(
             n_bad = int((bad & edges).sum())
             raise InputError(source, f"affinities contain {n_bad} NaN/inf values on valid pairs")
         weights[bad] = 0
-
-    labels = _solve_bioimage_cpp(weights, edges, offsets, n_attractive, fg)
-    return relabel_consecutive(labels, fg)
+    return relabel_consecutive(_solve_bioimage_cpp(weights, edges, offsets, n_attractive), fg)
