@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -14,6 +16,8 @@ OFFSETS: list[list[int]] = [
 N_ATTRACTIVE = 2
 # The longest offset along an axis: a patch needs at least MAX_OFFSET + 1 pixels to hold such a pair.
 MAX_OFFSET = max(abs(c) for o in OFFSETS for c in o)
+
+Labels = np.ndarray | torch.Tensor
 
 
 def shifted_slices(shape: tuple[int, int], offset: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
@@ -29,6 +33,36 @@ def shifted_slices(shape: tuple[int, int], offset: tuple[int, int]) -> tuple[tup
     return tuple(src), tuple(dst)
 
 
+def label_affinities(
+    labels: Labels, offsets: Sequence[Sequence[int]] | None = None, ignore_label: int | None = None
+) -> tuple[Labels, Labels]:
+    """Same-label indicators of the pixel pairs of labels (..., H, W), numpy or torch.
+
+    Returns ``(same, valid)``, both bool (..., C, H, W) of the input's kind: ``valid`` where both
+    ends lie in the image and, with ``ignore_label``, neither end has that label; ``same`` where the
+    pair is valid and both ends share a label.
+    """
+    offsets = OFFSETS if offsets is None else offsets
+    *lead, h, w = labels.shape
+    shape = (*lead, len(offsets), h, w)
+    if isinstance(labels, torch.Tensor):
+        same = torch.zeros(shape, dtype=torch.bool, device=labels.device)
+        valid = torch.zeros(shape, dtype=torch.bool, device=labels.device)
+    else:
+        same, valid = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    for c, off in enumerate(offsets):
+        s, d = shifted_slices((h, w), (int(off[0]), int(off[1])))
+        a, b = labels[(..., *s)], labels[(..., *d)]
+        if ignore_label is None:
+            valid[(..., c, *s)] = True
+            same[(..., c, *s)] = a == b
+        else:
+            v = (a != ignore_label) & (b != ignore_label)
+            valid[(..., c, *s)] = v
+            same[(..., c, *s)] = (a == b) & v
+    return same, valid
+
+
 def affinities_from_labels(
     labels: np.ndarray,
     offsets: list[list[int]] | None = None,
@@ -39,22 +73,11 @@ def affinities_from_labels(
     Returns ``(aff, valid)``: float32 (C, H, W) and bool (C, H, W); pairs leaving the image are
     invalid (aff 0). With ``ignore_background``, pairs touching label 0 are invalid too.
     """
-    offsets = OFFSETS if offsets is None else offsets
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be 2D, got shape {labels.shape}")
-    aff = np.zeros((len(offsets),) + labels.shape, dtype=np.float32)
-    valid = np.zeros(aff.shape, dtype=bool)
-    for c, off in enumerate(offsets):
-        s, d = shifted_slices(labels.shape, tuple(off))
-        a, b = labels[s], labels[d]
-        aff[c][s] = a == b
-        v = np.ones(a.shape, dtype=bool)
-        if ignore_background:
-            v &= (a != 0) & (b != 0)
-        valid[c][s] = v
-        aff[c][s] *= v
-    return aff, valid
+    same, valid = label_affinities(labels, offsets, 0 if ignore_background else None)
+    return same.astype(np.float32), valid
 
 
 def affinities_from_labels_torch(
@@ -67,16 +90,5 @@ def affinities_from_labels_torch(
     Returns float (B, C, H, W) affinities and bool validity; pairs leaving the image, and pairs
     touching ``ignore_label`` if given, are invalid.
     """
-    offsets = OFFSETS if offsets is None else offsets
-    b, h, w = labels.shape
-    aff = labels.new_zeros((b, len(offsets), h, w), dtype=torch.float32)
-    valid = torch.zeros((b, len(offsets), h, w), dtype=torch.bool, device=labels.device)
-    for c, off in enumerate(offsets):
-        s, d = shifted_slices((h, w), tuple(off))
-        a, n = labels[(slice(None), *s)], labels[(slice(None), *d)]
-        v = torch.ones_like(a, dtype=torch.bool)
-        if ignore_label is not None:
-            v = (a != ignore_label) & (n != ignore_label)
-        aff[(slice(None), c, *s)] = ((a == n) & v).float()
-        valid[(slice(None), c, *s)] = v
-    return aff, valid
+    same, valid = label_affinities(labels, offsets, ignore_label)
+    return same.float(), valid

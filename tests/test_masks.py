@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage as ndi
 
 from inpaintaff.data.masks import MaskSampler, band, igm_mask, irregular_mask
+from inpaintaff.igm.inpainters import GaussianInpainter
+from inpaintaff.igm.split import SplitEngine
 
 
 @pytest.mark.parametrize("ratio", [0.02, 0.1, 0.3, 0.5, 0.75])
@@ -51,6 +54,24 @@ def test_band_by_hand():
     b = band(side, other, 2)
     # disk of radius 2 meets both sides for columns 2..5
     assert b[0].tolist() == [False, False, True, True, True, True, False, False, False]
+
+
+def test_training_masks_hide_the_engines_band():
+    """For the same region, side and d, the IGM training mask hides exactly the engine's band N, and
+    knows exactly what the engine's conditional A knows (M \\ N); N is the disk-of-radius-d band."""
+    rng = np.random.default_rng(11)
+    masks = [igm_mask((48, 56), rng, d_range=(1, 6), p_whole=0.5) for _ in range(12)]
+    assert len({m.d for m in masks}) > 1  # one engine call with several d's
+    R, M = (torch.from_numpy(np.stack([getattr(m, key) for m in masks]))[:, None] for key in ("region", "side"))
+    N = SplitEngine(GaussianInpainter(2.0)).band(R, M, torch.tensor([m.d for m in masks]))[:, 0].numpy()
+    for m, n in zip(masks, N):
+        np.testing.assert_array_equal(m.band, n)
+        np.testing.assert_array_equal(m.known.astype(bool), m.side & ~n)
+        other = m.region & ~m.side
+        if m.side.any() and other.any():
+            reach = (ndi.distance_transform_edt(~m.side) <= m.d) & (ndi.distance_transform_edt(~other) <= m.d)
+            np.testing.assert_array_equal(n, reach & m.region)
+        assert n.any() == (m.side.any() and other.any())
 
 
 def test_sampler_is_seeded_and_mixes():

@@ -12,9 +12,9 @@ from inpaintaff.segment.mws import (
     edge_mask,
     mutex_watershed,
     mws_weights,
-    relabel_consecutive,
 )
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.labels import relabel_consecutive, relabel_with_ids
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -146,18 +146,64 @@ def test_strides_thin_out_repulsive_edges_only():
     assert same_partition(seg, lab)
 
 
-def test_public_api_fallback_agrees(monkeypatch):
-    """Without bioimage-cpp's solver entry point the public API is used (with a warning)."""
+def reference_mws(weights: np.ndarray, edges: np.ndarray, offsets, n_attractive: int) -> np.ndarray:
+    """The mutex watershed by its definition (pure numpy): edges in descending weight; an attractive
+    edge merges two clusters unless a mutex edge joins them, a repulsive edge adds a mutex edge."""
+    h, w = weights.shape[1:]
+    parent = list(range(h * w))
+    mutex: list[set[int]] = [set() for _ in range(h * w)]
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    cs, ys, xs = np.nonzero(edges)
+    order = np.argsort(-weights[cs, ys, xs], kind="stable")
+    for c, y, x in zip(cs[order], ys[order], xs[order]):
+        dy, dx = offsets[c]
+        a, b = root(int(y * w + x)), root(int((y + dy) * w + x + dx))
+        if a == b:
+            continue
+        if c < n_attractive:
+            if b not in mutex[a]:
+                parent[b] = a
+                mutex[a] |= mutex[b]
+                for m in mutex[b]:
+                    mutex[m].discard(b)
+                    mutex[m].add(a)
+        else:
+            mutex[a].add(b)
+            mutex[b].add(a)
+    return np.array([root(i) for i in range(h * w)]).reshape(h, w) + 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bioimage_cpp_solver_equals_the_definition_on_tiny_graphs(seed):
+    """Random weights (no ties), invalid pairs and a foreground: the default solver path gives the
+    partition of the mutex watershed's definition."""
+    rng = np.random.default_rng(seed)
+    offsets = [[-1, 0], [0, -1], [-2, 0], [0, -3], [-2, -2], [2, -1]]
+    aff = rng.random((len(offsets), 7, 9)).astype(np.float32)
+    valid = rng.random(aff.shape) < 0.8
+    fg = rng.random(aff.shape[1:]) < 0.85
+    alpha = float(rng.uniform(0.3, 1.5))
+    seg = mutex_watershed(aff, alpha, offsets, n_attractive=2, valid=valid, foreground=fg)
+    edges = edge_mask(aff.shape, offsets, 2, valid=valid, foreground=fg)
+    ref = np.where(fg, reference_mws(mws_weights(aff, alpha, 2), edges, offsets, 2), 0)
+    assert same_partition(seg, ref)
+    assert 1 < seg.max() < fg.sum()
+
+
+def test_missing_solver_entry_point_is_an_error(monkeypatch):
     import inpaintaff.segment.mws as mws
 
+    monkeypatch.setattr(mws, "_BIC_SOLVERS", {})
     lab = touching_blobs()
     aff, valid = affinities_from_labels(lab)
-    a = noisy(aff, 0.1, seed=2)
-    ref = mutex_watershed(a, 0.6, foreground=lab > 0, valid=valid)
-    monkeypatch.setattr(mws, "_BIC_SOLVERS", {})
-    with pytest.warns(UserWarning, match="entry point"):
-        out = mutex_watershed(a, 0.6, foreground=lab > 0, valid=valid)
-    assert same_partition(out, ref)
+    with pytest.raises(ImportError, match="bioimage-cpp >= 0.10"):
+        mutex_watershed(aff, 0.5, valid=valid)
 
 
 def test_relabel_consecutive():
@@ -166,6 +212,9 @@ def test_relabel_consecutive():
     fg = np.array([[True, True, True], [False, True, True]])
     np.testing.assert_array_equal(relabel_consecutive(lab + 1, fg), [[2, 2, 1], [0, 3, 3]])
     assert relabel_consecutive(lab, np.zeros_like(fg)).max() == 0
+    out, ids = relabel_with_ids(lab)
+    np.testing.assert_array_equal(ids[out[out > 0] - 1], lab[out > 0])
+    assert ids.tolist() == [3, 7, 9]
 
 
 def test_bad_input_errors():

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy import ndimage as ndi
+
+from inpaintaff.igm.filters import hidden_band
 
 FAMILIES = ("irregular", "igm")
 
@@ -127,11 +130,9 @@ def split_region(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def band(side: np.ndarray, other: np.ndarray, d: int) -> np.ndarray:
     """Pixels whose disk of radius ``d`` meets both ``side`` and ``other`` (the engine's N), in either."""
-    if not side.any() or not other.any():
-        return np.zeros_like(side)
-    near_side = ndi.distance_transform_edt(~side) <= d
-    near_other = ndi.distance_transform_edt(~other) <= d
-    return near_side & near_other & (side | other)
+    side, other = np.asarray(side, dtype=bool), np.asarray(other, dtype=bool)
+    a, b, within = (torch.from_numpy(np.ascontiguousarray(x))[None, None] for x in (side, other, side | other))
+    return hidden_band(a, b, int(d), within)[0, 0].numpy()
 
 
 def igm_mask(

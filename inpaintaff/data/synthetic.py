@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from inpaintaff.data import ctc
+from inpaintaff.utils.labels import relabel_consecutive
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ def synthetic_frame(
     sizes = np.bincount(labels.ravel(), minlength=len(centres) + 1)
     keep = sizes >= 0.25 * np.pi * radius**2
     keep[0] = False
-    lut = np.zeros(len(sizes), dtype=np.int32)
-    lut[keep] = np.arange(1, keep.sum() + 1)
-    labels = lut[labels]
+    labels = relabel_consecutive(np.where(keep[labels], labels, 0)).astype(np.int32)
 
     n = int(labels.max())
     brightness = np.concatenate([[0.0], rng.uniform(0.45, 1.0, n)]).astype(np.float32)

@@ -20,7 +20,7 @@ import numpy as np
 import tifffile
 import torch
 
-from inpaintaff.offsets import OFFSETS
+from inpaintaff.offsets import OFFSETS, label_affinities
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.io import atomic_path
 
@@ -30,10 +30,6 @@ def aff_path(out: str | Path, dataset: str, seq: str, frame: int) -> Path:
     return Path(out) / dataset / f"{seq}_AFF" / f"aff{frame:03d}.tif"
 
 
-def _pairs(n: int, d: int) -> tuple[slice, slice]:
-    return (slice(0, n - d), slice(d, n)) if d >= 0 else (slice(-d, n), slice(0, n + d))
-
-
 def patch_affinities(
     leaf_ids: torch.Tensor, offsets: Sequence[Sequence[int]] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,14 +37,8 @@ def patch_affinities(
 
     aff[p, c, y, x] = leaf (y, x) == leaf (y + dy, x + dx); pairs leaving the patch are invalid.
     """
-    offsets = OFFSETS if offsets is None else offsets
-    p, h, w = leaf_ids.shape
-    aff = torch.zeros((p, len(offsets), h, w), dtype=torch.bool, device=leaf_ids.device)
-    valid = torch.zeros((len(offsets), h, w), dtype=torch.bool, device=leaf_ids.device)
-    for c, (dy, dx) in enumerate(offsets):
-        (ys, yd), (xs, xd) = _pairs(h, int(dy)), _pairs(w, int(dx))
-        aff[:, c, ys, xs] = leaf_ids[:, ys, xs] == leaf_ids[:, yd, xd]
-        valid[c, ys, xs] = True
+    aff, _ = label_affinities(leaf_ids, offsets)
+    _, valid = label_affinities(leaf_ids.new_zeros(leaf_ids.shape[1:]), offsets)
     return aff, valid
 
 

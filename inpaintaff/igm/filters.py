@@ -152,3 +152,13 @@ def dilate_disk(mask: torch.Tensor, radius: int) -> torch.Tensor:
         rect = _dilate_1d(_dilate_1d(mask, a, -1), b, -2)
         out = rect if out is None else out | rect
     return out
+
+
+def hidden_band(a: torch.Tensor, b: torch.Tensor, radius: int, within: torch.Tensor) -> torch.Tensor:
+    """The band N around the boundary of ``a`` and ``b`` (docs/method.md §3): the pixels of ``within``
+    whose disk of ``radius`` meets both ``a`` and ``b``; all (K, 1, H, W) bool.
+
+    The engine hides it from both conditionals; the IGM training masks (``data.masks``) hide it too.
+    """
+    reach = dilate_disk(torch.cat([a, b]), radius)  # both sides in one call
+    return within & reach[: len(a)] & reach[len(a) :]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from inpaintaff.igm.filters import dilate_disk, smooth_on_band
+from inpaintaff.igm.filters import hidden_band, smooth_on_band
 from inpaintaff.igm.inpainters import Inpainter
 from inpaintaff.utils.errors import InputError
 
@@ -216,8 +216,7 @@ class SplitEngine:
         Mb = R & ~M
         for dv in torch.unique(d).tolist():
             idx = (d == dv).nonzero().squeeze(1)
-            reach = dilate_disk(torch.cat([M[idx], Mb[idx]]), dv)  # both sides in one call
-            N[idx] = R[idx] & reach[: len(idx)] & reach[len(idx) :]
+            N[idx] = hidden_band(M[idx], Mb[idx], dv, R[idx])
         return N
 
     def _inpaint(self, x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.labels import relabel_with_ids
 
 MAX_LABEL = int(np.iinfo(np.uint16).max)
 # Above this many cells the dense table would be large: count the overlapping pairs sparsely.
@@ -29,16 +30,6 @@ def check_labels(labels: np.ndarray, source: str | Path | None = None, what: str
         if hi > MAX_LABEL:
             raise InputError(source, f"{what} exceed uint16 (CTC masks): max label {hi} > {MAX_LABEL}")
     return arr
-
-
-def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map labels to 0..K (0 stays background); returns (compact image (int64), original ids (K,))."""
-    present = np.bincount(labels.ravel(), minlength=1).astype(bool)
-    present[0] = False
-    ids = np.flatnonzero(present)
-    lut = np.zeros(present.size, dtype=np.int64)
-    lut[ids] = np.arange(1, ids.size + 1)
-    return lut[labels], ids
 
 
 @dataclass(frozen=True)
@@ -68,8 +59,8 @@ def overlap(gt: np.ndarray, pred: np.ndarray, source: str | Path | None = None) 
     pred = check_labels(pred, source, "predicted labels")
     if gt.shape != pred.shape:
         raise InputError(source, f"GT labels {gt.shape} and predicted labels {pred.shape} differ in shape")
-    g, gt_ids = _compact(gt)
-    p, pred_ids = _compact(pred)
+    g, gt_ids = relabel_with_ids(gt)
+    p, pred_ids = relabel_with_ids(pred)
     ng, np_ = gt_ids.size + 1, pred_ids.size + 1
     gt_sizes = np.bincount(g.ravel(), minlength=ng)[1:]
     pred_sizes = np.bincount(p.ravel(), minlength=np_)[1:]

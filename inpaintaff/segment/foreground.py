@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from inpaintaff.data.ctc import read_2d
+from inpaintaff.offsets import shifted_slices
 from inpaintaff.utils.errors import InputError
 
 # Opposite-neighbour pairs (dy, dx): horizontal, vertical and both diagonals.
@@ -16,10 +17,8 @@ _PAIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
 def _shift(a: np.ndarray, dy: int, dx: int, fill: int = 0) -> np.ndarray:
     """``out[y, x] = a[y + dy, x + dx]``, ``fill`` outside the image."""
     out = np.full_like(a, fill)
-    h, w = a.shape
-    ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
-    xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
-    out[yd, xd] = a[ys, xs]
+    src, dst = shifted_slices(a.shape, (dy, dx))
+    out[src] = a[dst]
     return out
 
 

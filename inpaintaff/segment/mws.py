@@ -13,14 +13,14 @@ so only attractive merges remain (the result is the connected components of the 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS
+from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS, shifted_slices
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.labels import relabel_consecutive
 
 BACKENDS = ("bioimage-cpp", "affogato", "auto")
 
@@ -42,17 +42,6 @@ def affogato_available() -> bool:
     except Exception:  # PyPI's unrelated "affogato" has no such module
         return False
     return True
-
-
-def _src_dst(shape: tuple[int, ...], offset: Sequence[int]) -> tuple[tuple[slice, ...], ...] | None:
-    """Slices (src, dst) pairing pixel p with p + offset, or None if no pair lies in the image."""
-    src, dst = [], []
-    for n, d in zip(shape, offset):
-        if abs(d) >= n:
-            return None
-        src.append(slice(0, n - d) if d >= 0 else slice(-d, n))
-        dst.append(slice(d, n) if d >= 0 else slice(0, n + d))
-    return tuple(src), tuple(dst)
 
 
 def check_inputs(
@@ -130,10 +119,7 @@ def edge_mask(
     fg = None if foreground is None else np.asarray(foreground, dtype=bool)
     n_channels = n_attractive if drop_repulsive else shape[0]
     for c in range(n_channels):
-        sl = _src_dst(img, offsets[c])
-        if sl is None:
-            continue
-        s, d = sl
+        s, d = shifted_slices(img, tuple(offsets[c]))
         if fg is None:
             mask[c][s] = True
         else:
@@ -155,40 +141,13 @@ def edge_mask(
     return mask
 
 
-def relabel_consecutive(labels: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
-    """Labels 1..N in the order of the input label values; background (0, or outside ``foreground``) is 0."""
-    labels = np.asarray(labels)
-    if labels.size == 0:
-        return labels.astype(np.int64)
-    # Look labels up only where they count: the foreground is often a small part of the frame.
-    vals = labels[foreground] if foreground is not None else labels.ravel()
-    out = np.zeros(labels.shape, dtype=np.int64)
-    if vals.size == 0:
-        return out
-    present = np.zeros(int(vals.max()) + 1, dtype=bool)
-    present[vals] = True
-    if foreground is None:
-        present[0] = False
-    lut = np.cumsum(present, dtype=np.int64)
-    if foreground is not None:
-        out[foreground] = lut[vals]
-    else:
-        out = lut[labels]
-    return out
-
-
-def _solve_bioimage_cpp(
-    weights: np.ndarray, edges: np.ndarray, offsets, n_attractive: int, foreground: np.ndarray | None = None
-) -> np.ndarray:
+def _solve_bioimage_cpp(weights: np.ndarray, edges: np.ndarray, offsets, n_attractive: int) -> np.ndarray:
     solver = _BIC_SOLVERS.get(weights.dtype)
-    if solver is not None:
-        offs = [list(map(int, o)) for o in offsets]
-        return solver(np.ascontiguousarray(weights), edges.view(np.uint8), offs, n_attractive)
-    # Fallback on bioimage-cpp's public API, which cannot mask single edges: drop them by weight 0.
-    from bioimage_cpp.segmentation import mutex_watershed as bic_mws
-
-    warnings.warn("bioimage-cpp's solver entry point not found; invalid pairs get weight 0", stacklevel=3)
-    return bic_mws(np.where(edges, weights, 0).astype(weights.dtype), offsets, n_attractive, mask=foreground)
+    if solver is None:
+        raise ImportError("the mutex watershed needs bioimage-cpp >= 0.10 (its grid solver bioimage_cpp._core "
+                          "was not found)")
+    offs = [list(map(int, o)) for o in offsets]
+    return solver(np.ascontiguousarray(weights), edges.view(np.uint8), offs, n_attractive)
 
 
 def _solve_affogato(weights, offsets, n_attractive, valid, foreground, strides, randomized_strides, alpha):
@@ -240,20 +199,17 @@ def mutex_watershed(
     if backend == "auto":
         backend = "affogato" if affogato_available() else "bioimage-cpp"
 
+    weights = mws_weights(aff, float(alpha), n_attractive)
     if backend == "affogato":
-        weights = mws_weights(aff, float(alpha), n_attractive)
         if not np.isfinite(weights).all():
             raise InputError(source, "affinities contain NaN/inf (the affogato backend needs all finite)")
-        labels = _solve_affogato(
-            weights, offsets, n_attractive, valid, fg, strides, randomized_strides, alpha
-        )
+        labels = _solve_affogato(weights, offsets, n_attractive, valid, fg, strides, randomized_strides, alpha)
         return relabel_consecutive(labels, fg)
 
     edges = edge_mask(
         aff.shape, offsets, n_attractive, valid=valid, foreground=fg, strides=strides,
         randomized_strides=randomized_strides, seed=seed, drop_repulsive=alpha == 0,
     )
-    weights = mws_weights(aff, float(alpha), n_attractive)
     # min/max propagate NaN: two cheap passes find NaN and +-inf; only then look where they are.
     if not (math.isfinite(weights.min()) and math.isfinite(weights.max())):
         bad = ~np.isfinite(weights)
@@ -261,6 +217,4 @@ def mutex_watershed(
             n_bad = int((bad & edges).sum())
             raise InputError(source, f"affinities contain {n_bad} NaN/inf values on valid pairs")
         weights[bad] = 0
-
-    labels = _solve_bioimage_cpp(weights, edges, offsets, n_attractive, fg)
-    return relabel_consecutive(labels, fg)
+    return relabel_consecutive(_solve_bioimage_cpp(weights, edges, offsets, n_attractive), fg)

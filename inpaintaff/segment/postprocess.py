@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _relabel(labels: np.ndarray) -> np.ndarray:
-    ids, inverse = np.unique(labels, return_inverse=True)
-    if ids[0] != 0:
-        inverse = inverse + 1
-    return inverse.reshape(labels.shape).astype(labels.dtype)
+from inpaintaff.utils.labels import relabel_consecutive
 
 
 def merge_small_segments(labels: np.ndarray, min_size: int, max_rounds: int = 4) -> np.ndarray:
@@ -53,4 +48,4 @@ def merge_small_segments(labels: np.ndarray, min_size: int, max_rounds: int = 4)
                 break
             lut = nxt
         labels = lut[labels]
-    return _relabel(labels)
+    return relabel_consecutive(labels).astype(labels.dtype)
