@@ -46,12 +46,10 @@ class GaussianInpainter(nn.Module):
 
 
 class NetInpainter(nn.Module):
-    """A trained ``InpaintingModule`` behind the inpainter interface."""
+    """A trained ``InpaintingModule`` (whose ``forward(image, known)`` inpaints) behind the inpainter interface."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
-        if not hasattr(module, "inpaint"):
-            raise TypeError(f"{type(module).__name__} has no inpaint(image, known) method")
         self.net = module
         self.net.eval()
 
@@ -77,7 +75,7 @@ class NetInpainter(nn.Module):
         return inp
 
     def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        out = self.net.inpaint(image, known)
+        out = self.net(image, known)
         if out.shape != image.shape:
             raise RuntimeError(f"inpainting net returned shape {tuple(out.shape)} for input {tuple(image.shape)}")
         return out
