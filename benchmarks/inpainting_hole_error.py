@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     k = torch.from_numpy(np.stack([m.known for m in masks])[:, None])
     t0 = time.perf_counter()
     with torch.no_grad():
-        net = torch.cat([model.inpaint(x[i:i + 16], k[i:i + 16]) for i in range(0, len(x), 16)]).numpy()[:, 0]
+        net = torch.cat([model(x[i:i + 16], k[i:i + 16]) for i in range(0, len(x), 16)]).numpy()[:, 0]
     t_net = time.perf_counter() - t0
     preds: dict[str, list[np.ndarray]] = {"net": list(net)}
     preds["mean"] = [np.full_like(im, im[m.known > 0].mean() if m.known.any() else 0.0)

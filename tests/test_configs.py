@@ -1,12 +1,25 @@
-"""Every option of every config group composes; unknown keys fail with Hydra's error."""
+"""Every option of every config group composes with the real Hydra config, resolves, and builds
+what it names (its ``_target_``, or for ``task`` the module that runs it); every experiment
+composes and builds its model and data; unknown keys and options fail with Hydra's error."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from pathlib import Path
 
+import hydra
 import pytest
+import pytorch_lightning as pl
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
+
+from inpaintaff.utils.instantiate import instantiate_group
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Groups and the entry points that use them.
@@ -20,8 +33,9 @@ GROUPS = {
     "callbacks": ["train"],
     "experiment": ["train"],
 }
-# Keys that only resolve inside a Hydra run or need data on disk are left unresolved here.
-_SKIP_RESOLVE = ("hydra",)
+# Hydra's own settings (run folders, the multirun callback): they take effect only inside a Hydra
+# run, which tests/test_entrypoints.py starts.
+NOT_COMPOSED_HERE = {"hydra"}
 
 
 def _options() -> list[tuple[str, str, str]]:
@@ -34,29 +48,97 @@ def _options() -> list[tuple[str, str, str]]:
     return cases
 
 
-def test_every_group_has_options():
-    for group in GROUPS:
-        if group == "experiment":
-            continue
-        assert list((CONF / group).glob("*.yaml")), f"config group {group} is empty"
+def _resolved(cfg: DictConfig, entry: str, overrides: list[str]) -> dict:
+    """The config with every interpolation resolved, ``${hydra:...}`` ones included: those see
+    the Hydra settings the same overrides give (``paths.output_dir`` is set by the fixture)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        full = hydra_compose(entry, overrides=[f"paths.root_dir={cfg.paths.root_dir}", *overrides],
+                             return_hydra_config=True)
+    HydraConfig.instance().set_config(full)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    finally:
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()
+
+
+def _check_model_and_data(cfg: DictConfig, fit: bool) -> None:
+    """Build ``cfg.model`` and ``cfg.data`` as train.py does; with ``fit``, they must fit each other."""
+    data = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    assert isinstance(data, pl.LightningDataModule) and isinstance(model, pl.LightningModule)
+    if not fit:
+        return
+    wanted = getattr(model, "train_mode", None)
+    if wanted:
+        assert data.train_mode == wanted, f"{type(model).__name__} needs data.train_mode={wanted}"
+    if getattr(model, "needs_labels", False):
+        assert data.train_mode == "labeled", f"{type(model).__name__} needs data.train_mode=labeled"
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    """Every key of ``cfg.trainer`` is a Trainer argument; single-device CPU-able trainers are built."""
+    cls = hydra.utils.get_class(cfg.trainer._target_)
+    params = set(inspect.signature(cls.__init__).parameters)
+    unknown = {k for k in cfg.trainer if k != "_target_"} - params
+    assert not unknown, f"not Trainer arguments: {sorted(unknown)}"
+    if cfg.trainer.accelerator in ("cpu", "auto") and int(cfg.trainer.devices) == 1:
+        trainer = hydra.utils.instantiate(cfg.trainer, accelerator="cpu", logger=False)
+        assert isinstance(trainer, pl.Trainer)
+
+
+def test_every_config_group_is_covered():
+    """A config group added under conf/ without a place in GROUPS would go untested."""
+    folders = {p.name for p in CONF.iterdir() if p.is_dir()}
+    assert folders - NOT_COMPOSED_HERE == set(GROUPS)
 
 
 @pytest.mark.parametrize(("entry", "group", "option"), _options())
-def test_option_composes(compose, entry, group, option):
+def test_option_composes_and_builds(compose, entry, group, option):
     try:
         cfg = compose(entry, [f"{group}={option}"])
     except ConfigCompositionException as exc:
         raise AssertionError(f"{group}={option} does not compose with {entry}: {exc}") from exc
-    container = OmegaConf.to_container(cfg, resolve=False)
-    assert group == "experiment" or group in container
-    for key in cfg:
-        if key not in _SKIP_RESOLVE:
-            OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+    _resolved(cfg, entry, [f"{group}={option}"])
+    if group == "data":
+        data = hydra.utils.instantiate(cfg.data)
+        assert isinstance(data, pl.LightningDataModule) and data.dataset == cfg.data.dataset
+    elif group == "model":
+        _check_model_and_data(cfg, fit=False)  # the default data serve raw crops, not every model's
+    elif group == "experiment" and entry == "train":
+        _check_model_and_data(cfg, fit=True)
+    elif group == "task" or (group == "experiment" and entry == "predict"):
+        module = importlib.import_module(f"inpaintaff.tasks.{cfg.task.name}")
+        assert callable(getattr(module, "run", None)), f"inpaintaff.tasks.{cfg.task.name} has no run(cfg)"
+        if group == "task":
+            assert cfg.task.name == option, f"task={option} names task {cfg.task.name!r}"
+    elif group == "trainer":
+        _check_trainer(cfg)
+    elif group in ("logger", "callbacks"):
+        built = instantiate_group(cfg.get(group))
+        n_entries = sum(isinstance(v, DictConfig) and "_target_" in v for v in (cfg.get(group) or {}).values())
+        kind = Logger if group == "logger" else pl.Callback
+        assert len(built) == n_entries and all(isinstance(b, kind) for b in built)
+        assert group == "callbacks" or built, f"logger={option} builds no logger"
+    elif group == "paths":
+        paths = OmegaConf.to_container(cfg.paths, resolve=True)
+        assert set(paths) >= {"root_dir", "data_dir", "log_dir", "output_dir"}
+        assert all(isinstance(v, str) and v for v in paths.values())
 
 
 @pytest.mark.parametrize("entry", ["train", "predict"])
 def test_unknown_key_is_an_error(compose, entry):
     with pytest.raises(ConfigCompositionException, match="no_such_key"):
         compose(entry, ["trainer.no_such_key=1"])
+    with pytest.raises(ConfigCompositionException, match="no_such_key"):
+        compose(entry, ["data.no_such_key=1"])
     with pytest.raises(ConfigCompositionException, match="no_such_option"):
         compose(entry, ["data=no_such_option"])
+
+
+def test_an_added_key_the_target_does_not_take_fails_to_build(compose):
+    """Keys forced in with ``+`` still reach the constructor, which rejects them."""
+    cfg = compose("train", ["model=fgnet_cpu", "+model.no_such_arg=1"])
+    with pytest.raises(Exception, match="no_such_arg"):
+        hydra.utils.instantiate(cfg.model, _convert_="all")

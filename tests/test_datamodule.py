@@ -77,13 +77,6 @@ def test_val_crops_fixed(synthetic_root):
     torch.testing.assert_close(a, b)
 
 
-def test_predict_loader_yields_frames(synthetic_root):
-    dm = _dm(synthetic_root)
-    items = list(dm.predict_dataloader())
-    assert len(items) == 1 and items[0]["image"].shape == (1, 1, 256, 256)
-    assert items[0]["seq"] == ["02"] and int(items[0]["frame"]) == 0
-
-
 def test_bad_inputs(synthetic_root, tmp_path):
     with pytest.raises(InputError, match="smaller than crop_size 512"):
         _dm(synthetic_root, crop_size=512)

@@ -48,6 +48,8 @@ def test_foreground_task_writes_probabilities(compose, fgnet_ckpt, tmp_path):
 
 
 def test_foreground_task_checkpoint_errors(compose, tmp_path):
+    with pytest.raises(InputError, match=r"task=foreground needs a checkpoint: set ckpt=<path to an FGNetModule"):
+        run_task(compose("predict", ["task=foreground"]))
     with pytest.raises(InputError, match="checkpoint not found"):
         run_task(compose("predict", ["task=foreground", f"ckpt={tmp_path / 'none.ckpt'}"]))
     bad = tmp_path / "bad.ckpt"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from inpaintaff.igm.inpainters import GaussianInpainter
 from inpaintaff.igm.split import (
@@ -143,49 +145,99 @@ def test_early_stop_saves_passes_and_keeps_flat_result() -> None:
 
 
 def test_d_schedule() -> None:
-    s = d_schedule(12, 8)
-    assert all(d == 1 for d in s[1::2])
-    assert s[0:6:2] == [8, 8, 8]
-    assert s[-2] < s[6] and min(s) == 1
-    assert d_schedule(12, 8)[10] >= 1
+    # docs/method.md §3: d0 for the first half of the iterations, then falling linearly to 1;
+    # every second iteration uses d = 1. Worked out by hand from the rule.
+    assert d_schedule(20, 8) == [8, 1, 8, 1, 8, 1, 8, 1, 8, 1, 8, 1, 6, 1, 5, 1, 3, 1, 2, 1]
+    assert d_schedule(12, 8) == [8, 1, 8, 1, 8, 1, 8, 1, 5, 1, 2, 1]
+    assert d_schedule(3, 4) == [4, 1, 1]
+    assert d_schedule(1, 8) == [8]
 
 
-def test_initial_split_halves_the_region_and_follows_the_seed() -> None:
+def _reference_initial_split(R: torch.Tensor, axis: int) -> torch.Tensor:
+    """M⁰ by brute force: try every cut between rows (axis 0) or columns (1), keep the first one
+    whose near part is closest to half of R; an axis that cannot cut R gives way to the other."""
+    n = int(R.sum())
+    for ax in (axis, 1 - axis):
+        size = R.shape[ax]
+        best, best_c = None, None
+        for c in range(size - 1):
+            near = R[: c + 1] if ax == 0 else R[:, : c + 1]
+            k = int(near.sum())
+            if 0 < k < n and (best is None or abs(k - n / 2) < best):
+                best, best_c = abs(k - n / 2), c
+        if best_c is not None:
+            M = torch.zeros_like(R)
+            if ax == 0:
+                M[: best_c + 1] = R[: best_c + 1]
+            else:
+                M[:, : best_c + 1] = R[:, : best_c + 1]
+            return M
+    return torch.zeros_like(R)
+
+
+def test_initial_split_matches_a_brute_force_reference() -> None:
     engine = SplitEngine(GaussianInpainter(2.0))
-    R = torch.zeros((2, 1, 20, 30), dtype=torch.bool)
-    R[0, 0, 2:18, 3:27] = True
-    R[1, 0] = (YY[:20, :30] - 10) ** 2 + (XX[:20, :30] - 14) ** 2 < 64  # a disk
+    g = torch.Generator().manual_seed(0)
+    regions = []
+    for _ in range(40):  # blobs of random smoothed noise, from thin to nearly full
+        noise = torch.rand((1, 1, 20, 30), generator=g)
+        level = float(torch.rand((), generator=g)) * 0.9 + 0.05
+        regions.append(torch.nn.functional.avg_pool2d(noise, 3, 1, 1)[0, 0] > level)
+    line = torch.zeros((20, 30), dtype=torch.bool)
+    line[4, 3:20] = True  # cannot be cut between rows: must fall back to columns
+    dot = torch.zeros((20, 30), dtype=torch.bool)
+    dot[7, 7] = True  # cannot be cut at all
+    column = torch.zeros((20, 30), dtype=torch.bool)
+    column[2:18, 25] = True  # cannot be cut between columns: must fall back to rows
+    regions += [line, column, dot, (YY[:20, :30] - 10) ** 2 + (XX[:20, :30] - 14) ** 2 < 64]
+    R = torch.stack(regions)[:, None]
     for axis in (0, 1):
-        M = engine._initial_split(R, torch.tensor([axis, axis]))
-        assert (M <= R).all()
-        for k in range(2):
-            assert abs(int(M[k].sum()) - int(R[k].sum()) / 2) <= max(R[k, 0].sum(axis).max().item(), 1)
-        # A cut between rows leaves M = the top rows; between columns, the left columns.
-        rows_m = M[0, 0].any(1).nonzero().max().item()
-        cols_m = M[0, 0].any(0).nonzero().max().item()
-        if axis == 0:
-            assert rows_m < 17 and cols_m == 26
-        else:
-            assert cols_m < 26 and rows_m == 17
-    # A single row cannot be cut between rows: the other axis is used.
-    line = torch.zeros((1, 1, 5, 10), dtype=torch.bool)
-    line[0, 0, 2, 1:9] = True
-    assert engine._initial_split(line, torch.tensor([0]))[0].sum() == 4
+        axes = torch.full((len(regions),), axis)
+        M = engine._initial_split(R, axes)
+        for k, region in enumerate(regions):
+            assert torch.equal(M[k, 0], _reference_initial_split(region, axis)), (axis, k)
+    assert not engine._initial_split(R[-2:-1], torch.tensor([0])).any()  # the dot
+
+
+def _check_hierarchy(res, max_depth: int, min_region: int) -> None:
+    """Leaves that a faithful recursion gives: every pixel in exactly one leaf of a binary tree of
+    heap ids, each with the reason it ended, and counters that agree with the leaves."""
+    for p in range(res.leaf_ids.shape[0]):
+        leaf = res.leaf_ids[p]
+        ids = leaf.unique().tolist()
+        assert min(ids) >= 1, "a pixel outside every leaf"
+        assert res.stats["leaves"][p].item() == len(ids), "a leaf overwrote another"
+        # A set of heap ids is the leaves of a full binary tree iff no id is another's ancestor
+        # and the leaves' "area" (2^-depth) sums to one.
+        depth = {i: i.bit_length() - 1 for i in ids}
+        assert sum(2.0 ** -depth[i] for i in ids) == 1.0
+        for i in ids:
+            assert all(i >> (depth[i] - depth[j]) != j for j in ids if depth[j] < depth[i])
+            assert depth[i] <= max_depth
+        # Each successful split adds one leaf; an emptied or weak region ends as one leaf.
+        s = {k: v[p].item() for k, v in res.stats.items()}
+        ended = s["emptied"] + s["min_size"] + s["max_depth"] + s["weak"]
+        assert ended == len(ids)
+        assert len(ids) == 1 + s["splits"] - s["emptied"] - s["weak"]
+        assert s["max_depth"] == sum(depth[i] == max_depth for i in ids if (leaf == i).sum() >= min_region)
 
 
 def test_safeguards_end_splits_and_are_counted() -> None:
     gt = _scenes()["three"]
     image = _render(gt, noise=0.05)
     res = SplitEngine(GaussianInpainter(4.0), iterations=6, d0=4, max_depth=1).run(image, [0])
-    assert res.stats["leaves"].item() <= 2 and res.stats["splits"].item() == 1
-    assert res.stats["max_depth"].item() + res.stats["emptied"].item() >= 1
+    assert res.stats["leaves"].item() == 2 and res.stats["splits"].item() == 1
+    assert res.stats["max_depth"].item() == 2
+    _check_hierarchy(res, max_depth=1, min_region=1)
     res = SplitEngine(GaussianInpainter(4.0), min_region=H * W + 1).run(image, [0])
     assert res.stats["min_size"].item() == 1 and res.stats["splits"].item() == 0
     assert res.forward_passes == 0 and (res.leaf_ids == 1).all()
-    deep = SplitEngine(GaussianInpainter(4.0), iterations=6, d0=4, max_depth=3, min_region=8).run(image, [0])
-    ends = sum(deep.stats[k].item() for k in ("emptied", "min_size", "max_depth", "weak"))
-    assert ends >= deep.stats["leaves"].item() - 1  # every leaf but at most... each one has a reason
-    assert deep.leaf_ids.max().item() < 2**4
+    images = torch.cat([image, _render(gt, noise=0.05, seed=1)])
+    deep = SplitEngine(GaussianInpainter(4.0), iterations=6, d0=4, max_depth=3, min_region=8).run(images, [0, 1])
+    assert (deep.stats["leaves"] > 2).all()  # the recursion went below the first level
+    _check_hierarchy(deep, max_depth=3, min_region=8)
+    flat = SplitEngine(GaussianInpainter(sigma=6.0), **FLAT).run(_render(_scenes()["three"]).repeat(2, 1, 1, 1), [0, 1])
+    _check_hierarchy(flat, max_depth=EngineConfig().max_depth, min_region=FLAT["min_region"])
 
 
 def test_hierarchy_levels_from_heap_ids() -> None:
@@ -209,11 +261,22 @@ def test_bad_settings_are_rejected() -> None:
         EngineConfig(mode="fast")
 
 
-def test_gaussian_inpainter_reproduces_known_flat_values_and_falls_back_to_the_prior() -> None:
-    image = torch.full((1, 1, 40, 40), 0.7)
+def test_gaussian_inpainter_matches_normalised_convolution_and_falls_back_to_the_prior() -> None:
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand((1, 1, 40, 40), generator=g)
     known = torch.zeros_like(image)
-    known[..., :5] = 1
-    out = GaussianInpainter(1.0)(image, known)
-    assert torch.allclose(out, torch.full_like(out, 0.7), atol=1e-5)  # far pixels take the prior
+    known[..., 5:15, :6] = 1
+    known[..., 30:, 20:25] = (torch.rand((1, 1, 10, 5), generator=g) > 0.3).float()
+    out = GaussianInpainter(1.0)(image, known)[0, 0].numpy()
+    # Reference: scipy's zero-padded Gaussian, truncated at 4 sigma as the inpainter's is.
+    im, kn = image[0, 0].double().numpy(), known[0, 0].double().numpy()
+    num = ndimage.gaussian_filter(im * kn, 1.0, mode="constant", truncate=4.0)
+    den = ndimage.gaussian_filter(kn, 1.0, mode="constant", truncate=4.0)
+    reach = den > 1e-12
+    assert 0 < reach.sum() < reach.size  # both cases occur
+    np.testing.assert_allclose(out[reach], (num / np.where(reach, den, 1))[reach], rtol=1e-4, atol=1e-5)
+    # Beyond the kernel's reach of every known pixel: the mean of the known pixels.
+    np.testing.assert_allclose(out[~reach], (im * kn).sum() / kn.sum(), rtol=1e-5)
+    assert torch.equal(GaussianInpainter(1.0)(image, torch.zeros_like(image)), torch.zeros_like(image))
     with pytest.raises(ValueError):
         GaussianInpainter(0.0)

@@ -72,8 +72,8 @@ def test_inpaint_api_any_size_and_hidden_independence():
     image = torch.rand(2, 1, 23, 30)
     known = (torch.rand(2, 1, 23, 30) > 0.4).float()
     with torch.no_grad():
-        out = m.inpaint(image, known)
-        out2 = m.inpaint(torch.where(known.bool(), image, torch.rand_like(image)), known.bool())
+        out = m(image, known)
+        out2 = m(torch.where(known.bool(), image, torch.rand_like(image)), known.bool())
     assert out.shape == image.shape
     torch.testing.assert_close(out, out2)
 
@@ -134,12 +134,12 @@ def test_fit_logs_images_and_checkpoint_reloads(tmp_path):
     m.eval()
     x, k = torch.rand(1, 1, 16, 16), (torch.rand(1, 1, 16, 16) > 0.5).float()
     with torch.no_grad():
-        torch.testing.assert_close(back.inpaint(x, k), m.inpaint(x, k))
+        torch.testing.assert_close(back(x, k), m(x, k))
     slim = slim_checkpoint(ckpt, tmp_path / "slim.ckpt")
     assert slim.stat().st_size < ckpt.stat().st_size
     back2 = InpaintingModule.load_from_checkpoint(slim, map_location="cpu").eval()
     with torch.no_grad():
-        torch.testing.assert_close(back2.inpaint(x, k), m.inpaint(x, k))
+        torch.testing.assert_close(back2(x, k), m(x, k))
     with pytest.raises(InputError, match="not a Lightning checkpoint"):
         torch.save({"x": 1}, tmp_path / "junk.ckpt")
         slim_checkpoint(tmp_path / "junk.ckpt", tmp_path / "out.ckpt")

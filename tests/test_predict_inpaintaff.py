@@ -139,7 +139,7 @@ def test_missing_or_incompatible_checkpoint_is_an_input_error(compose, tmp_path:
                 "pytorch-lightning_version": "2.6.0"}, other)
     with pytest.raises(InputError, match="other.ckpt.*not a compatible"):
         NetInpainter.from_checkpoint(other)
-    with pytest.raises(InputError, match="needs a checkpoint"):
+    with pytest.raises(InputError, match="needs a checkpoint: set ckpt=<path to an InpaintingModule .ckpt>"):
         NetInpainter.from_checkpoint(None)
 
 

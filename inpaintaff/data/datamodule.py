@@ -1,4 +1,4 @@
-"""LightningDataModule over a CTC-layout dataset: raw crops, labeled crops and frames to predict."""
+"""LightningDataModule over a CTC-layout dataset: raw crops, labeled crops, and the frames of each split."""
 
 from __future__ import annotations
 
@@ -85,20 +85,6 @@ class CropDataset(Dataset):
             out["target"] = torch.from_numpy(np.ascontiguousarray(aff[(slice(None), *sl)]))
             out["valid"] = torch.from_numpy(np.ascontiguousarray(valid[(slice(None), *sl)]))
         return out
-
-
-class FrameDataset(Dataset):
-    """Whole normalised frames, one per item, for prediction."""
-
-    def __init__(self, refs: Sequence[FrameRef], loader):
-        self.refs, self.loader = list(refs), loader
-
-    def __len__(self) -> int:
-        return len(self.refs)
-
-    def __getitem__(self, idx: int) -> dict:
-        ref = self.refs[idx]
-        return {"image": torch.from_numpy(self.loader(ref))[None], "seq": ref.seq, "frame": ref.frame}
 
 
 class CTCDataModule(pl.LightningDataModule):
@@ -305,6 +291,3 @@ class CTCDataModule(pl.LightningDataModule):
         if self._val is None:
             self.setup("validate")
         return [] if self._val is None else self._loader(self._val, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return DataLoader(FrameDataset(self.frames("predict"), self.load_image), batch_size=1)

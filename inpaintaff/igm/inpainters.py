@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from inpaintaff.igm.filters import gaussian_blur
-from inpaintaff.utils.errors import InputError
 
 
 @runtime_checkable
@@ -46,29 +45,26 @@ class GaussianInpainter(nn.Module):
 
 
 class NetInpainter(nn.Module):
-    """A trained ``InpaintingModule`` behind the inpainter interface."""
+    """A trained ``InpaintingModule`` (whose ``forward(image, known)`` inpaints) behind the inpainter interface."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
-        if not hasattr(module, "inpaint"):
-            raise TypeError(f"{type(module).__name__} has no inpaint(image, known) method")
         self.net = module
         self.net.eval()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None, device: str | torch.device = "cpu",
                         compile: bool = False) -> NetInpainter:
-        """Load an ``InpaintingModule`` checkpoint; a missing or incompatible file is an ``InputError``.
+        """Load an ``InpaintingModule`` checkpoint with ``tasks.checkpoints.load_module``: no path, a
+        missing file or a checkpoint of another kind is an ``InputError`` (naming the kind found).
 
         ``compile``: ``torch.compile`` the net with dynamic shapes (the engine's batches vary in
         size): a one-off cost of tens of seconds per process, then faster passes.
         """
-        if path is None:
-            raise InputError(None, "inpainter=net needs a checkpoint: set ckpt=<path to an InpaintingModule .ckpt>")
         from inpaintaff.modules.inpainting import InpaintingModule
         from inpaintaff.tasks.checkpoints import load_module
 
-        module = load_module(InpaintingModule, path, "cpu")  # missing file, or which kind a wrong one is
+        module = load_module(InpaintingModule, path, "cpu")
         inp = cls(module).to(device)
         if torch.device(device).type == "cuda":
             inp = inp.to(memory_format=torch.channels_last)
@@ -77,7 +73,7 @@ class NetInpainter(nn.Module):
         return inp
 
     def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        out = self.net.inpaint(image, known)
+        out = self.net(image, known)
         if out.shape != image.shape:
             raise RuntimeError(f"inpainting net returned shape {tuple(out.shape)} for input {tuple(image.shape)}")
         return out

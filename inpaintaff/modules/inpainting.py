@@ -2,7 +2,7 @@
 
 Batches are dicts with ``"image"`` (B,C,H,W), percentile-normalised crops; masks (1 = known) are
 drawn on the fly from a seeded numpy Generator (irregular and IGM-shaped, docs/method.md §2-3). The
-engine calls ``inpaint(image, known)``.
+engine calls ``forward(image, known)``.
 """
 
 from __future__ import annotations
@@ -100,9 +100,6 @@ class InpaintingModule(pl.LightningModule):
 
     # ---- the engine's API ------------------------------------------------------------------
     def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        return self.net(image, known)
-
-    def inpaint(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """Predict every pixel of ``image`` (B,C,H,W) from its known pixels (``known`` (B,1|C,H,W), 1 = known).
 
         Returns the raw prediction (B,C,H,W) (known pixels are predicted too, not copied). Any H, W.

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 from scipy import ndimage
 
+from inpaintaff.igm.affinities import read_affinities, read_affinity_metadata
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.foreground import foreground_from_probability, true_foreground
 from inpaintaff.utils.errors import InputError
@@ -40,29 +40,11 @@ class Affinities:
     kind: str | None = None
 
 
-def _read_affinities_tiff(path: Path) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """Fallback reader: a (C, H, W) float TIFF; NaN marks pairs without evidence."""
-    try:
-        with tifffile.TiffFile(path) as tif:
-            aff = tif.asarray()
-            meta = tif.shaped_metadata[0] if tif.shaped_metadata else {}
-    except Exception as exc:  # tifffile raises many types for corrupt files
-        raise InputError(path, f"cannot read affinity TIFF ({exc})") from exc
-    aff = np.asarray(aff, dtype=np.float32)
-    offsets = meta.get("offsets", OFFSETS) if isinstance(meta, dict) else OFFSETS
-    valid = np.isfinite(aff)
-    return aff, valid, [list(map(int, o)) for o in offsets]
-
-
 def read_affinity_file(path: str | Path) -> Affinities:
-    """Read one frame's affinities with the engine's reader when it exists, else as a plain TIFF."""
+    """Read one frame's affinities (a file written by ``write_affinities``)."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "affinity file not found (check task.affinities.dir and .pattern)")
-    try:
-        from inpaintaff.igm.affinities import read_affinities
-    except ImportError:
-        read_affinities = _read_affinities_tiff
     aff, valid, offsets = read_affinities(path)
     aff = np.asarray(aff)
     if aff.ndim != 3:
@@ -73,10 +55,8 @@ def read_affinity_file(path: str | Path) -> Affinities:
 
 def _kind_from_metadata(path: Path) -> str | None:
     try:
-        from inpaintaff.igm.affinities import read_affinity_metadata
-
         kind = read_affinity_metadata(path).get("source")
-    except Exception:  # no engine module, or a file without JSON metadata
+    except Exception:  # a file without JSON metadata
         return None
     return str(kind) if kind else None
 

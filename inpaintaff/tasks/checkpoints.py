@@ -65,9 +65,15 @@ def checkpoint_kind(path: str | Path) -> str | None:
 
 
 def load_module(cls: type[pl.LightningModule], ckpt: str | Path | None, device: str | torch.device = "cpu"):
-    """``cls.load_from_checkpoint(ckpt)`` in eval mode; missing or incompatible files are clear errors."""
+    """``cls.load_from_checkpoint(ckpt)`` in eval mode; missing or incompatible files are clear errors.
+
+    The project's one checkpoint loader: the prediction tasks and ``NetInpainter.from_checkpoint``
+    call it. No path, a missing file, and a checkpoint of another module (named, with the task
+    it belongs to) are ``InputError``s.
+    """
+    name = cls.__name__
     if not ckpt:
-        raise InputError(None, f"a checkpoint is needed: pass ckpt=/path/to/{cls.__name__}.ckpt")
+        raise InputError(None, f"{TASK_OF.get(name, name)} needs a checkpoint: set ckpt=<path to an {name} .ckpt>")
     path = Path(ckpt)
     if not path.is_file():
         raise InputError(path, "checkpoint not found")
