@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from bench_cli import run_cli  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
 
 from inpaintaff.igm.inpainters import NetInpainter  # noqa: E402
-from inpaintaff.igm.patches import PatchDataModule  # noqa: E402
 from inpaintaff.igm.split import EngineConfig, SplitEngine  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import PatchDataModule  # noqa: E402
 
 TEACHER_FRAMES = [1, 9, 20, 31, 41, 61, 72, 84]
 CKPT = ROOT / "checkpoints" / "hela_inpaint_cpu.ckpt"

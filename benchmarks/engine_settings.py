@@ -29,16 +29,16 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inpaintaff.data.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.affinities import AffinityAccumulator, patch_affinities  # noqa: E402
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
-from inpaintaff.igm.patches import patch_counts, sliding_positions  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
+from inpaintaff.io.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.metrics.ctc import pool_seg, seg_frame  # noqa: E402
 from inpaintaff.segment.baselines import connected_components  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import patch_counts, sliding_positions  # noqa: E402
 
 SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data")) / "Fluo-N2DL-HeLa"
 PATCH = 64

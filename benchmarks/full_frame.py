@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench_cli import run_cli  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
 
-from inpaintaff.data.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
-from inpaintaff.igm.patches import patch_counts, sliding_positions  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
+from inpaintaff.io.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import patch_counts, sliding_positions  # noqa: E402
 
 SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DATASET = "Fluo-N2DL-HeLa"

@@ -25,11 +25,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inpaintaff.data.ctc import raw_path, read_image  # noqa: E402
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
-from inpaintaff.igm.patches import sliding_positions  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
+from inpaintaff.io.ctc import raw_path, read_image  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import sliding_positions  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

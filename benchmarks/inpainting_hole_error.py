@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from inpaintaff.data import ctc
 from inpaintaff.data.masks import igm_mask
 from inpaintaff.data.normalize import percentile_normalize
+from inpaintaff.io import ctc
+from inpaintaff.io.files import write_json
 from inpaintaff.modules.inpainting import InpaintingModule
-from inpaintaff.utils.io import write_json
 from inpaintaff.viz.inpainting import save_inpainting_png
 
 HELD_OUT = [14, 21, 25, 39, 44, 54, 77]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from bioimage_cpp.segmentation import mutex_watershed as bic_mutex_watershed
 
-from inpaintaff.data import ctc
+from inpaintaff.io import ctc
 from inpaintaff.metrics.ctc import seg_frame
 from inpaintaff.metrics.detection import detection_frame
 from inpaintaff.offsets import OFFSETS, affinities_from_labels

@@ -9,8 +9,8 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.utils.instantiate import build_trainer
-from inpaintaff.utils.io import ensure_writable_dir
 
 log = logging.getLogger(__name__)
 

@@ -38,12 +38,20 @@ GROUPS = {
 NOT_COMPOSED_HERE = {"hydra"}
 
 
+def _sets_task(experiment: Path) -> bool:
+    """Whether an experiment (or one it builds on) sets a task: it belongs to predict.py then."""
+    if "override /task" in experiment.read_text():
+        return True
+    bases = [d for d in OmegaConf.load(experiment).get("defaults") or [] if isinstance(d, str)]
+    return any((experiment.parent / f"{b}.yaml").exists() and _sets_task(experiment.parent / f"{b}.yaml")
+               for b in bases)
+
+
 def _options() -> list[tuple[str, str, str]]:
     cases = []
     for group, entries in GROUPS.items():
         for f in sorted((CONF / group).glob("*.yaml")):
-            # An experiment that sets a task belongs to predict.py, the others to train.py.
-            uses = (["predict"] if "override /task" in f.read_text() else entries) if group == "experiment" else entries
+            uses = (["predict"] if _sets_task(f) else entries) if group == "experiment" else entries
             cases += [(entry, group, f.stem) for entry in uses]
     return cases
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from inpaintaff.data import ctc
 from inpaintaff.data.normalize import percentile_normalize
+from inpaintaff.io import ctc
 from inpaintaff.utils.errors import InputError
 
 
@@ -102,7 +102,7 @@ def test_percentile_normalize():
 def test_atomic_writes_get_normal_permissions(tmp_path):
     import os
 
-    from inpaintaff.utils.io import write_json
+    from inpaintaff.io.files import write_json
 
     write_json(tmp_path / "r.json", {"a": 1})
     umask = os.umask(0)

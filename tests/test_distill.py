@@ -10,7 +10,7 @@ from hydra.errors import InstantiationException
 from omegaconf import open_dict
 
 from inpaintaff.data.datamodule import CTCDataModule
-from inpaintaff.igm.affinities import read_affinity_metadata
+from inpaintaff.io.affinities import read_affinity_metadata
 from inpaintaff.modules.distill import DistillModule, masked_soft_bce
 from inpaintaff.tasks import run_task
 from inpaintaff.tasks.checkpoints import checkpoint_kind

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tifffile
 
+from inpaintaff.io.foreground import foreground_from_probability
 from inpaintaff.segment.baselines import connected_components
-from inpaintaff.segment.foreground import foreground_from_probability, true_foreground
+from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.utils.errors import InputError
 
 

@@ -9,9 +9,9 @@ import tifffile
 import torch
 import torch.nn.functional as F
 
+from inpaintaff.io.foreground import foreground_path
 from inpaintaff.modules.fgnet import FGNetModule
 from inpaintaff.tasks import run_task
-from inpaintaff.tasks.foreground import foreground_path
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.tiling import predict_with_halo
 
@@ -59,7 +59,7 @@ def test_foreground_task_checkpoint_errors(compose, tmp_path):
 
 
 def test_affnet_task_writes_readable_affinities(compose, tmp_path):
-    from inpaintaff.igm.affinities import aff_path, read_affinities
+    from inpaintaff.io.affinities import aff_path, read_affinities
     from inpaintaff.modules.affnet import AffNetModule
     from inpaintaff.offsets import OFFSETS
 

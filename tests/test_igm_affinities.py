@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from inpaintaff.igm.affinities import (
-    AffinityAccumulator,
-    aff_path,
-    patch_affinities,
-    read_affinities,
-    read_affinity_metadata,
-    write_affinities,
-)
-from inpaintaff.igm.patches import sliding_positions
+from inpaintaff.igm.affinities import AffinityAccumulator, patch_affinities
+from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata, write_affinities
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
+from inpaintaff.tasks.inpaintaff.patches import sliding_positions
 from inpaintaff.utils.errors import InputError
 
 

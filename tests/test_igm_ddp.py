@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inpaintaff.igm.affinities import aff_path, read_affinities, read_affinity_metadata
+from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.tasks.inpaintaff import run
 
 SETTINGS = [

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from inpaintaff.igm.filters import dilate_disk, gaussian_blur, gaussian_blur_multi, smooth_on_band
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
-from inpaintaff.igm.patches import foreground_skip_spec, patch_counts
 from inpaintaff.igm.split import EngineConfig, SplitEngine, mix_seed
 from inpaintaff.modules.inpainting import InpaintingModule
+from inpaintaff.tasks.inpaintaff.patches import foreground_skip_spec, patch_counts
 from tests import reference_engine
 
 

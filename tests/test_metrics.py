@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inpaintaff.data.ctc import write_labels
+from inpaintaff.io.ctc import write_labels
 from inpaintaff.metrics.ctc import pool_seg, seg_frame
 from inpaintaff.metrics.detection import detection_frame, pool_detection
 from inpaintaff.metrics.overlap import overlap

@@ -8,10 +8,10 @@ import re
 import pytest
 from omegaconf import open_dict
 
+from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.tasks import run_task
 from inpaintaff.train import train
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import ensure_writable_dir
 
 
 def test_ensure_writable_dir(tmp_path):

@@ -13,13 +13,14 @@ import tifffile
 import torch
 
 from inpaintaff.data.datamodule import CTCDataModule
-from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, patch_affinities, read_affinities
+from inpaintaff.igm.affinities import AffinityAccumulator, patch_affinities
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
-from inpaintaff.igm.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.igm.split import SplitEngine
-from inpaintaff.igm.writer import AffinityWriter, partial_dir, samples_path
-from inpaintaff.modules.inpaintaff import InpaintAffModule
+from inpaintaff.io.affinities import aff_path, read_affinities
 from inpaintaff.tasks.inpaintaff import run
+from inpaintaff.tasks.inpaintaff.module import InpaintAffModule
+from inpaintaff.tasks.inpaintaff.patches import PatchDataModule, foreground_skip_spec
+from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, partial_dir, samples_path
 from inpaintaff.utils.errors import InputError
 
 # Small and quick: a 48 x 80 crop, 32-pixel patches, a short schedule.
@@ -327,7 +328,7 @@ def test_several_hierarchies_per_patch_are_averaged(compose) -> None:
 
 
 def test_settings_of_older_files_compare_without_batching_knobs() -> None:
-    from inpaintaff.igm.writer import settings_diff
+    from inpaintaff.tasks.inpaintaff.writer import settings_diff
 
     now = {"stride": 16, "engine": {"iterations": 20, "precision": "32"}, "hierarchies_per_patch": 1}
     older = {"stride": 16, "engine": {"iterations": 20, "precision": "32", "max_regions": 256, "chunk": None}}

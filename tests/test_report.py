@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from inpaintaff.segment.results import RESULT_NAME
+from inpaintaff.io.files import write_json
+from inpaintaff.io.results import RESULT_NAME
 from inpaintaff.tasks import run_task
 from inpaintaff.tasks.report import MISSING, build_table, markdown_table, pick_results
-from inpaintaff.utils.io import write_json
 
 
 def _result(label, dataset, seg, split="test", when="2026-01-01T00:00:00", **kw):

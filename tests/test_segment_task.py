@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from inpaintaff.data import ctc
-from inpaintaff.igm.affinities import aff_path, write_affinities
+from inpaintaff.io import ctc
+from inpaintaff.io.affinities import aff_path, write_affinities
+from inpaintaff.io.results import RESULT_NAME
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.foreground import true_foreground
-from inpaintaff.segment.results import RESULT_NAME
 from inpaintaff.segment.sources import fill_gaps
 from inpaintaff.tasks import run_task
 from inpaintaff.utils.errors import InputError

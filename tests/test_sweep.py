@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from inpaintaff.segment.results import RESULT_NAME
+from inpaintaff.io.files import write_json
+from inpaintaff.io.results import RESULT_NAME
 from inpaintaff.segment.sweep import PLOT_NAME, TABLE_NAME, collect_sweep
 from inpaintaff.tasks import run_task
-from inpaintaff.utils.io import write_json
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from omegaconf import open_dict
 
-from inpaintaff.igm.affinities import aff_path
+from inpaintaff.io.affinities import aff_path
 from inpaintaff.segment.alpha import ALPHA_FILE, read_alpha
 from inpaintaff.tasks import run_task
 

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inpaintaff.data import ctc
+from inpaintaff.io import ctc
 from inpaintaff.data.budget import budget_crop, choose_label_frames, count_instances
 from inpaintaff.data.normalize import percentile_normalize
 from inpaintaff.utils.errors import InputError
@@ -227,7 +227,7 @@ class CTCDataModule(pl.LightningDataModule):
 
     def _teacher(self, split: str) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
         """Frames of ``split`` with the engine's affinities for them (train_mode=affinities)."""
-        from inpaintaff.igm.affinities import aff_path, read_affinities
+        from inpaintaff.io.affinities import aff_path, read_affinities
 
         refs = self.frames(split)
         if not refs and split == "raw":

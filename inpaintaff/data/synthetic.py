@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from inpaintaff.data import ctc
+from inpaintaff.io import ctc
 from inpaintaff.utils.labels import relabel_consecutive
 
 log = logging.getLogger(__name__)

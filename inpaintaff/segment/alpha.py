@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from inpaintaff.io.files import write_json
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import write_json
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintaff.data import ctc
+from inpaintaff.io import ctc
+from inpaintaff.io.files import write_json
+from inpaintaff.io.results import RESULT_NAME, method_label, write_csv
 from inpaintaff.metrics.ctc import pool_seg
 from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, pool_detection
 from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
-from inpaintaff.segment.results import RESULT_NAME, method_label, write_csv
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import write_json
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Foreground masks: TRUEFG from GT labels (docs/method.md §6) and thresholded probability maps."""
+"""TRUEFG: the foreground of GT labels (docs/method.md §6); thresholded probability files are read by
+``inpaintaff.io.foreground``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from inpaintaff.data.ctc import read_2d
 from inpaintaff.offsets import shifted_slices
 from inpaintaff.utils.errors import InputError
 
@@ -40,35 +40,3 @@ def true_foreground(labels: np.ndarray, source: str | Path | None = None) -> np.
         a, b = _shift(labels, dy, dx), _shift(labels, -dy, -dx)
         gap |= (a > 0) & (b > 0) & (a != b)
     return fg | gap
-
-
-def foreground_from_probability(
-    prob: np.ndarray | str | Path, threshold: float = 0.5, shape: tuple[int, int] | None = None
-) -> np.ndarray:
-    """Binary foreground ``prob > threshold`` from an array or a TIFF file of values in [0, 1].
-
-    ``shape``, if given, is the image shape the map must have.
-    """
-    source = None
-    if isinstance(prob, (str, Path)):
-        source = Path(prob)
-        prob = read_2d(source)
-    prob = np.squeeze(np.asarray(prob))
-    if prob.ndim != 2:
-        raise InputError(source, f"foreground probabilities must be 2D, got shape {prob.shape}")
-    if shape is not None and prob.shape != tuple(shape):
-        raise InputError(source, f"foreground of shape {prob.shape} does not match the image shape {tuple(shape)}")
-    if prob.dtype == bool:
-        return prob.copy()
-    if not (np.issubdtype(prob.dtype, np.floating) or np.issubdtype(prob.dtype, np.integer)):
-        raise InputError(source, f"foreground probabilities must be numbers, got dtype {prob.dtype}")
-    prob = prob.astype(np.float32)
-    if not np.isfinite(prob).all():
-        raise InputError(source, "foreground probabilities contain NaN or infinite values")
-    if prob.min() < 0 or prob.max() > 1:
-        raise InputError(
-            source, f"foreground probabilities must lie in [0, 1], got [{prob.min():g}, {prob.max():g}]"
-        )
-    if not 0 <= threshold < 1:
-        raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
-    return prob > threshold

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from inpaintaff.io.affinities import Affinities
 from inpaintaff.metrics.ctc import SegResult, seg_from_overlap
 from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, DetectionCounts, detection_from_overlap
 from inpaintaff.metrics.overlap import overlap
@@ -15,7 +16,7 @@ from inpaintaff.offsets import N_ATTRACTIVE, shifted_slices
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
-from inpaintaff.segment.sources import Affinities, affinities_for_frame, foreground_for_frame
+from inpaintaff.segment.sources import affinities_for_frame, foreground_for_frame
 from inpaintaff.utils.errors import InputError
 
 METHODS = ("mws", "cc")

@@ -9,9 +9,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from inpaintaff.io.results import method_label
 from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize
 from inpaintaff.segment.pipeline import FrameInput
-from inpaintaff.segment.results import method_label
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -10,55 +10,22 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from inpaintaff.igm.affinities import read_affinities, read_affinity_metadata
+from inpaintaff.io.affinities import Affinities, read_affinity_file
+from inpaintaff.io.foreground import foreground_from_probability
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
-from inpaintaff.segment.foreground import foreground_from_probability, true_foreground
+from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.utils.errors import InputError
 
 AFFINITY_SOURCES = ("labels", "dir")
 FOREGROUND_SOURCES = ("truefg", "dir", "file", "all")
 DEFAULT_AFF_PATTERN = "{dataset}/{seq}_AFF/aff{frame:03d}.tif"
 DEFAULT_FG_PATTERN = "{dataset}/{seq}_FG/fg{frame:03d}.tif"
-
-
-@dataclass
-class Affinities:
-    """Affinities (C, H, W), the pairs that carry evidence, and their offsets."""
-
-    aff: np.ndarray
-    valid: np.ndarray | None
-    offsets: list[list[int]]
-    source: Path | None = None
-    # What made them, from the file's metadata ("affnet", "inpaintaff", ...), if it says.
-    kind: str | None = None
-
-
-def read_affinity_file(path: str | Path) -> Affinities:
-    """Read one frame's affinities (a file written by ``write_affinities``)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "affinity file not found (check task.affinities.dir and .pattern)")
-    aff, valid, offsets = read_affinities(path)
-    aff = np.asarray(aff)
-    if aff.ndim != 3:
-        raise InputError(path, f"affinities must have shape (C, H, W), got {aff.shape}")
-    valid = None if valid is None else np.asarray(valid, bool)
-    return Affinities(aff, valid, [list(o) for o in offsets], path, _kind_from_metadata(path))
-
-
-def _kind_from_metadata(path: Path) -> str | None:
-    try:
-        kind = read_affinity_metadata(path).get("source")
-    except Exception:  # a file without JSON metadata
-        return None
-    return str(kind) if kind else None
 
 
 def fill_gaps(labels: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintaff.segment.results import RESULT_NAME, find_results, load_result, write_csv
+from inpaintaff.io.results import RESULT_NAME, find_results, load_result, write_csv
 from inpaintaff.viz.scores import plot_seg_vs_alpha
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 

@@ -7,7 +7,7 @@ import importlib
 
 from omegaconf import DictConfig
 
-from inpaintaff.utils.io import ensure_writable_dir
+from inpaintaff.io.files import ensure_writable_dir
 
 # Task keys that name output folders; every task also writes into paths.output_dir.
 OUTPUT_KEYS = ("out_dir", "res_root")

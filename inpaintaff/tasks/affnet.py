@@ -14,7 +14,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from inpaintaff.igm.affinities import aff_path, read_affinity_metadata, write_affinities
+from inpaintaff.io.affinities import aff_path, read_affinity_metadata, write_affinities
 from inpaintaff.modules.affnet import AffNetModule
 from inpaintaff.modules.distill import DistillModule
 from inpaintaff.offsets import OFFSETS, affinities_from_labels

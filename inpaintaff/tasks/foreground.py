@@ -13,17 +13,13 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from inpaintaff.data import ctc
+from inpaintaff.io import ctc
+from inpaintaff.io.foreground import foreground_path
 from inpaintaff.modules.fgnet import FGNetModule
 from inpaintaff.tasks.checkpoints import frames_to_write, inference_device, load_module
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
-
-
-def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int) -> Path:
-    """Where the foreground probability of a frame is written."""
-    return Path(out_dir) / dataset / f"{seq}_FG" / f"fg{frame:03d}.tif"
 
 
 def run(cfg: DictConfig) -> dict:

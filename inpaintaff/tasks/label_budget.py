@@ -27,11 +27,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from inpaintaff.io.files import write_json
 from inpaintaff.segment.evaluation import load_data
 from inpaintaff.tasks import table1
 from inpaintaff.tasks.compose import compose
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import write_json
 
 log = logging.getLogger(__name__)
 

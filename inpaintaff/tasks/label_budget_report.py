@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintaff.segment.results import write_csv
+from inpaintaff.io.files import atomic_path, write_json
+from inpaintaff.io.results import write_csv
 from inpaintaff.tasks.label_budget import RESULT_NAME
-from inpaintaff.utils.io import atomic_path, write_json
 from inpaintaff.viz.scores import plot_detection_over_iou, plot_seg_vs_labels
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintaff.segment.results import find_results, load_result, write_csv
-from inpaintaff.utils.io import atomic_path, write_json
+from inpaintaff.io.files import atomic_path, write_json
+from inpaintaff.io.results import find_results, load_result, write_csv
 from inpaintaff.viz.scores import plot_detection_over_iou
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 

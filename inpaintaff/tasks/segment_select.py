@@ -13,9 +13,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
+from inpaintaff.io.results import write_csv
 from inpaintaff.segment.alpha import record_alpha_selection
 from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, task_dict, write_outputs
-from inpaintaff.segment.results import write_csv
 from inpaintaff.segment.selection import select_alpha
 from inpaintaff.segment.sweep import COLUMNS, plot_seg_vs_alpha
 from inpaintaff.viz.tensorboard import log_to_tensorboard

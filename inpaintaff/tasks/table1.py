@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from inpaintaff.io.files import write_json
+from inpaintaff.io.results import write_csv
 from inpaintaff.segment.alpha import count_merged_objects, record_alpha_selection
 from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
-from inpaintaff.segment.results import write_csv
 from inpaintaff.segment.selection import select_alpha, sweep
 from inpaintaff.tasks.compose import run_subtask, subtask_config
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import write_json
 from inpaintaff.viz.overlays import side_by_side
 from inpaintaff.viz.scores import plot_alpha_curves
 from inpaintaff.viz.tensorboard import log_to_tensorboard
@@ -215,7 +215,7 @@ def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[s
 
 def comparison_figure(path: Path, results: Sequence[Mapping], dm: Any, spec: Mapping[str, Any]) -> Path | None:
     """The masks of some rows side by side on one crop of one frame, errors marked against GT."""
-    from inpaintaff.data import ctc
+    from inpaintaff.io import ctc
 
     split, frame, seq = str(spec["split"]), int(spec["frame"]), str(spec.get("seq", "01"))
     ref = next((r for r in dm.frames(split) if r.frame == frame and r.seq == seq), None)

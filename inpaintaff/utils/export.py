@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
+from inpaintaff.io.files import atomic_path
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import atomic_path
 
 _KEEP = ("state_dict", "hyper_parameters", "hparams_name", "pytorch-lightning_version", "epoch", "global_step")
 

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from inpaintaff.utils.io import atomic_path  # noqa: E402
+from inpaintaff.io.files import atomic_path  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 100, tight: bool = False, close: bool = True) -> Path:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from inpaintaff.utils.io import atomic_path
+from inpaintaff.io.files import atomic_path
 
 # Every segment run writes this file into its run directory; sweeps and reports look for it.
 RESULT_NAME = "segment_result.json"

@@ -1,7 +1,7 @@
 """Predict-side LightningModule: runs the IGM split engine on batches of patches.
 
 ``predict_step`` returns, per batch, the patches' positions, their 0/1 affinities (bool, on CPU)
-and leaf ids, and the engine's counters; ``inpaintaff.igm.writer.AffinityWriter`` accumulates
+and leaf ids, and the engine's counters; ``inpaintaff.tasks.inpaintaff.writer.AffinityWriter`` accumulates
 them per frame.
 """
 

@@ -21,17 +21,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintaff.igm.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
-from inpaintaff.igm.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.igm.split import EngineConfig
-from inpaintaff.igm.writer import AffinityWriter, samples_path, scan_done
-from inpaintaff.modules.inpaintaff import InpaintAffModule
+from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
+from inpaintaff.io.files import write_json
 from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.segment.alpha import seed_from_checkpoint
+from inpaintaff.tasks.inpaintaff.module import InpaintAffModule
+from inpaintaff.tasks.inpaintaff.patches import PatchDataModule, foreground_skip_spec
+from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, samples_path, scan_done
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
-from inpaintaff.utils.io import write_json
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,13 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from inpaintaff.igm.affinities import AffinityAccumulator, aff_path, read_affinity_metadata, write_affinities
-from inpaintaff.igm.patches import FrameInfo
+from inpaintaff.igm.affinities import AffinityAccumulator
 from inpaintaff.igm.split import BATCHING_KNOBS, END_REASONS
+from inpaintaff.io.affinities import aff_path, read_affinity_metadata, write_affinities
+from inpaintaff.io.files import atomic_path
 from inpaintaff.offsets import OFFSETS
+from inpaintaff.tasks.inpaintaff.patches import FrameInfo
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 

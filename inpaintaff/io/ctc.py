@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from inpaintaff.io.files import atomic_path
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.io import atomic_path
 
 _RAW_RE = re.compile(r"^t(\d{3,4})\.tif+$")
 _GT_RE = re.compile(r"^man_seg(\d{3,4})\.tif+$")
