@@ -158,10 +158,13 @@ def test_labels_source_needs_gt(compose):
     cfg = compose("predict", ["task=segment", "task.split=predict", "data.splits.predict=[{seq: '02', frames: [0]}]"])
     # Frame 0 of the synthetic set has GT, so this works; a frame without GT is an error.
     assert run_task(cfg)["n_frames"] == 1
+    from inpaintaff.segment.evaluation import task_settings
     from inpaintaff.segment.sources import affinities_for_frame
 
+    spec = task_settings(cfg).affinities
+    assert spec.source == "labels"
     with pytest.raises(InputError, match="has no GT"):
-        affinities_for_frame({"source": "labels"}, dataset=SYNTH, seq="02", frame=0, labels=None, shape=(8, 8))
+        affinities_for_frame(spec, dataset=SYNTH, seq="02", frame=0, labels=None, shape=(8, 8))
 
 
 @pytest.mark.shared_data
@@ -230,3 +233,26 @@ def test_affinities_outside_zero_one_are_an_error(compose, tmp_path, synthetic_r
                               "task.affinities.source=dir", f"task.affinities.dir={tmp_path / 'aff'}"])
     with pytest.raises(InputError, match=r"aff000\.tif: affinities must lie in \[0, 1\].*-0\.5.*1\.5"):
         run_task(cfg)
+
+
+def test_task_settings_are_typed(compose):
+    """The segmentation tasks read a typed config: a key the task does not know, or a value of the
+    wrong type, is an error naming it (Hydra's struct mode is off once a key is forced in with +)."""
+    from inpaintaff.segment.evaluation import task_settings
+
+    cfg = compose("predict", ["task=segment_select"])
+    task = task_settings(cfg)
+    assert task.select_split == "val" and task.mws.min_size == 0 and task.foreground.source == "truefg"
+    with pytest.raises(ValueError, match="no_such_key"):
+        run_task(compose("predict", ["task=segment", "+task.mws.no_such_key=1"]))
+    with pytest.raises(ValueError, match="min_size"):
+        task_settings(compose("predict", ["task=segment", "task.mws.min_size=many"]))
+
+
+def test_intensity_foreground():
+    from inpaintaff.segment.sources import foreground_for_frame
+
+    image = np.array([[0.1, 0.6], [0.9, 0.4]])
+    fg = foreground_for_frame("intensity", dataset="d", seq="01", frame=0, labels=None, shape=(2, 2), image=image,
+                              threshold=0.5)
+    np.testing.assert_array_equal(fg, [[False, True], [True, False]])

@@ -60,7 +60,7 @@ def test_table1_chooses_alpha_on_val_scores_test_and_resumes(compose, caplog) ->
     with open_dict(seg):
         seg.paths.output_dir = str(work / "check")
     assert run_task(seg)["seg"] == test["seg"]  # alpha=auto read the stored α
-    assert read_alpha(aff_dir, {"source": "truefg"})[0] == analytic["alpha"]
+    assert read_alpha(aff_dir, "truefg")[0] == analytic["alpha"]
     cc_seg = compose("predict", ["task=segment", "task.split=test", "task.method=cc", "task.overlays=false", CROP_ARG])
     with open_dict(cc_seg):
         cc_seg.paths.output_dir = str(work / "check_cc")
@@ -101,18 +101,18 @@ def test_checkpoint_alpha_travels_to_new_affinities(tmp_path) -> None:
     ckpt.write_bytes(b"")
     aff = tmp_path / "aff"
     with pytest.raises(InputError, match="no stored alpha"):
-        read_alpha(aff, {"source": "truefg"})
+        read_alpha(aff, "truefg")
     assert seed_from_checkpoint(ckpt, aff) is None  # the checkpoint has no measured α
-    measured = record_alpha_selection(tmp_path / "table", "X + TRUEFG", {"source": "truefg"}, 1.5,
+    measured = record_alpha_selection(tmp_path / "table", "X + TRUEFG", "truefg", 1.5,
                                       [{"alpha": 1.5, "seg": 0.8}], "val", 20)
     checkpoint_alpha_file(ckpt).write_text(measured.read_text())
     assert seed_from_checkpoint(ckpt, aff) == aff / ALPHA_FILE
-    value, entry = read_alpha(aff, {"source": "truefg"})
+    value, entry = read_alpha(aff, "truefg")
     assert value == 1.5 and entry["from_checkpoint"] == "net.ckpt"
     with pytest.raises(InputError, match="fgnet"):
-        read_alpha(aff, {"source": "dir", "dir": "x"})
-    record_alpha_selection(aff, "X + TRUEFG", {"source": "truefg"}, 0.7, [], "val")  # measured here: wins
-    assert seed_from_checkpoint(ckpt, aff) is None and read_alpha(aff, {"source": "truefg"})[0] == 0.7
+        read_alpha(aff, "dir")
+    record_alpha_selection(aff, "X + TRUEFG", "truefg", 0.7, [], "val")  # measured here: wins
+    assert seed_from_checkpoint(ckpt, aff) is None and read_alpha(aff, "truefg")[0] == 0.7
 
 
 def test_count_merged_objects_counts_gt_objects_sharing_a_component() -> None:

@@ -14,32 +14,6 @@ from inpaintaff.io.files import atomic_path
 # Every segment run writes this file into its run directory; sweeps and reports look for it.
 RESULT_NAME = "segment_result.json"
 
-_AFF_NAMES = {"inpaintaff": "INPAINTAFF", "affnet": "AFFNET", "distill": "DISTILL"}
-_FG_NAMES = {"truefg": "TRUEFG", "dir": "FGNET", "file": "FGNET", "all": "ALL"}
-
-
-def method_label(task: Mapping[str, Any]) -> str:
-    """The row name of a run in the paper's Table 1, e.g. ``INPAINTAFF + TRUEFG``.
-
-    ``task.label`` wins when set; otherwise it is derived from the method, affinities and
-    foreground (``task.affinities.kind`` names affinities read from a folder).
-    """
-    if task.get("label"):
-        return str(task["label"])
-    fg = _FG_NAMES.get(str(task.get("foreground", {}).get("source", "truefg")), "FG")
-    if task.get("method", "mws") == "cc":
-        return f"CC on {fg}"
-    aff = task.get("affinities", {})
-    if aff.get("source", "labels") == "labels":
-        noise = float(aff.get("noise", 0.0) or 0.0)
-        name = "GT-AFF" + (f" (noise {noise:g})" if noise else "")
-    else:
-        kind = str(aff.get("kind") or "inpaintaff")
-        kind = "inpaintaff" if kind == "auto" else kind
-        name = _AFF_NAMES.get(kind, kind.upper())
-    return f"{name} + {fg}"
-
-
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
     """Write dict rows as CSV (columns: the given ones, else the union in first-seen order), atomically."""
     if columns is None:

@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 
 from inpaintaff.io.files import write_json
 from inpaintaff.segment.foreground import true_foreground
+from inpaintaff.segment.settings import SegmentSettings
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,13 @@ def seed_from_checkpoint(ckpt: str | Path | None, aff_dir: str | Path) -> Path |
     return dst
 
 
-def foreground_key(spec: Mapping[str, Any] | None) -> str:
-    """The foreground an α was chosen for: ``truefg``, ``fgnet`` (probability files) or ``all``."""
-    source = str((spec or {}).get("source", "truefg"))
+def foreground_key(source: str) -> str:
+    """The foreground (``task.foreground.source``) an α was chosen for, as stored: ``truefg``,
+    ``fgnet`` (probability files), ``intensity`` or ``all``."""
     return {"dir": "fgnet", "file": "fgnet"}.get(source, source)
 
 
-def record_alpha_selection(aff_dir: str | Path, label: str, foreground: Mapping[str, Any] | None, alpha: float,
+def record_alpha_selection(aff_dir: str | Path, label: str, foreground: str, alpha: float,
                            curve: Sequence[Mapping[str, Any]], split: str, n_merged: int | None = None,
                            min_size: int = 0) -> Path:
     """Add (or replace) the entry for this foreground in ``<aff_dir>/alpha_selection.json``."""
@@ -69,9 +70,9 @@ def record_alpha_selection(aff_dir: str | Path, label: str, foreground: Mapping[
     return path
 
 
-def read_alpha(path_or_dir: str | Path, foreground: Mapping[str, Any] | None) -> tuple[float, dict]:
-    """The stored α for this foreground (from a folder's ``alpha_selection.json`` or a file); an
-    error naming the file when there is none."""
+def read_alpha(path_or_dir: str | Path, foreground: str) -> tuple[float, dict]:
+    """The stored α for this foreground source (from a folder's ``alpha_selection.json`` or a file);
+    an error naming the file when there is none."""
     path = Path(path_or_dir)
     path = path / ALPHA_FILE if path.is_dir() or not path.suffix else path
     if not path.is_file():
@@ -99,18 +100,17 @@ def count_merged_objects(dm: Any, split: str) -> int:
     return total
 
 
-def resolve_alpha(task: Mapping[str, Any]) -> tuple[float, int | None]:
+def resolve_alpha(task: SegmentSettings) -> tuple[float, int | None]:
     """``task.alpha`` as a number, and the min_size chosen with it (None: keep ``task.mws``);
     ``auto`` reads both from the α stored beside the affinities (or in ``task.alpha_file``) for
     this foreground, as ``task=segment_select``/``task=table1`` chose them."""
-    alpha = task.get("alpha")
-    if str(alpha) != "auto":
-        return float(alpha), None
-    where = task.get("alpha_file") or (task.get("affinities") or {}).get("dir")
+    if str(task.alpha) != "auto":
+        return float(task.alpha), None
+    where = task.alpha_file or task.affinities.dir
     if not where:
         raise ValueError("task.alpha=auto needs task.affinities.dir (or task.alpha_file) holding alpha_selection.json")
-    value, entry = read_alpha(where, task.get("foreground"))
-    min_size = int(entry.get("min_size", 0))
-    log.info("alpha=auto: %g (min_size %d), chosen on %s for %s (%s)", value, min_size, entry.get("chosen_on"),
-             entry.get("label"), where)
+    value, entry = read_alpha(where, task.foreground.source)
+    min_size = int(entry["min_size"])
+    log.info("alpha=auto: %g (min_size %d), chosen on %s for %s (%s)", value, min_size, entry["chosen_on"],
+             entry["label"], where)
     return value, min_size

@@ -8,38 +8,39 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from inpaintaff.io import ctc
 from inpaintaff.io.files import write_json
-from inpaintaff.io.results import RESULT_NAME, method_label, write_csv
+from inpaintaff.io.results import RESULT_NAME, write_csv
 from inpaintaff.metrics.ctc import pool_seg
-from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, pool_detection
+from inpaintaff.metrics.detection import pool_detection
 from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
+from inpaintaff.segment.settings import SegmentSettings, method_label, segment_settings
 from inpaintaff.utils.errors import InputError
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 
 
-def task_dict(cfg: DictConfig) -> dict:
-    """``cfg.task`` as a plain dict (resolved)."""
-    return OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[return-value]
+def task_settings(cfg: DictConfig) -> SegmentSettings:
+    """``cfg.task`` typed (an unknown or missing key is an error naming it)."""
+    return segment_settings(cfg.task)
 
 
-def resolved_task(cfg: DictConfig, inputs: Sequence[FrameInput]) -> dict:
-    """``cfg.task`` as a dict, with ``affinities.kind: auto`` replaced by what the files say."""
-    task = task_dict(cfg)
-    spec = task.get("affinities") or {}
-    if spec.get("source") == "dir" and spec.get("kind") in (None, "auto"):
+def resolved_task(cfg: DictConfig, inputs: Sequence[FrameInput]) -> SegmentSettings:
+    """``cfg.task`` typed, with ``affinities.kind: auto`` replaced by what the files say."""
+    task = task_settings(cfg)
+    if task.affinities.source == "dir" and task.affinities.kind == "auto":
         kinds = {inp.affinities.kind for inp in inputs if inp.affinities is not None}
-        spec["kind"] = kinds.pop() if len(kinds) == 1 and None not in kinds else "inpaintaff"
+        task.affinities.kind = kinds.pop() if len(kinds) == 1 and None not in kinds else "inpaintaff"
     return task
 
 
@@ -56,24 +57,23 @@ def load_inputs(cfg: DictConfig, split: str, dm: Any = None) -> tuple[Any, list[
     refs = dm.frames(split)
     if not refs:
         raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no frames")
-    task = task_dict(cfg)
-    inputs = [load_frame_input(dm, ref, task, int(cfg.get("seed", 0))) for ref in refs]
+    task = task_settings(cfg)
+    inputs = [load_frame_input(dm, ref, task, int(cfg.seed)) for ref in refs]
     return dm, inputs
 
 
 def evaluate(
-    inputs: Sequence[FrameInput], task: Mapping[str, Any], alpha: float
+    inputs: Sequence[FrameInput], task: SegmentSettings, alpha: float
 ) -> tuple[list[np.ndarray], list[FrameScore | None], list[float]]:
     """Segment every frame with ``alpha``; scores where GT exists; seconds per frame."""
-    thresholds = task.get("metrics", {}).get("iou_thresholds") or DEFAULT_THRESHOLDS
-    sparse_gt = bool(task.get("metrics", {}).get("sparse_gt", False))
     labels, scores, seconds = [], [], []
     for inp in inputs:
         t0 = time.perf_counter()
-        lab = segment(inp, task.get("method", "mws"), alpha, task.get("mws"))
+        lab = segment(inp, task.method, alpha, task.mws)
         seconds.append(time.perf_counter() - t0)
         labels.append(lab)
-        scores.append(None if inp.labels is None else score(lab, inp.labels, thresholds, sparse_gt))
+        scores.append(None if inp.labels is None else
+                      score(lab, inp.labels, task.metrics.iou_thresholds, task.metrics.sparse_gt))
     return labels, scores, seconds
 
 
@@ -120,14 +120,14 @@ def write_outputs(
     """Masks, CSV/JSON scores, overlays and TensorBoard logs of one segmentation of a split."""
     task = resolved_task(cfg, inputs)
     out = Path(cfg.paths.output_dir)
-    res_root = Path(task.get("res_root") or out / "res")
+    res_root = Path(task.res_root)
     rows, pooled = summarize(inputs, labels, scores, seconds)
     label = method_label(task)
     for row, inp, lab in zip(rows, inputs, labels):
         path = ctc.res_path(res_root, dm.dataset, inp.seq, inp.frame)
         row["mask"] = str(ctc.write_labels(path, inp.full_frame(lab)))
-    if task.get("overlays", True):
-        title = f"{label}, alpha={alpha:g}" if task.get("method", "mws") == "mws" else label
+    if task.overlays:
+        title = f"{label}, alpha={alpha:g}" if task.method == "mws" else label
         _write_overlays(out, rows, inputs, labels, title, pooled)
     columns = ["seq", "frame", "seg", "n_gt", "n_matched", "n_pred", "det_acc_0.5", "coverage", "seconds", "mask",
                "overlay"]
@@ -139,12 +139,12 @@ def write_outputs(
         det_rows = [dict(zip(keys, vals)) for vals in zip(*(d[k] for k in keys))]
         write_csv(out / "detection.csv", det_rows, keys)
     result = {
-        "task": str(task.get("name", "segment")),
+        "task": task.name,
         "label": label,
         "dataset": dm.dataset,
         "split": split,
         "alpha": float(alpha),
-        "method": task.get("method", "mws"),
+        "method": task.method,
         "seg": pooled["seg"],
         "n_gt": pooled["n_gt"],
         "n_frames": len(rows),
@@ -153,7 +153,7 @@ def write_outputs(
         "res_root": str(res_root),
         "output_dir": str(out),
         "finished_at": datetime.now(timezone.utc).isoformat(),
-        "config": task,
+        "config": asdict(task),
         **(extra or {}),
     }
     write_json(out / RESULT_NAME, result)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from inpaintaff.offsets import N_ATTRACTIVE, shifted_slices
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
+from inpaintaff.segment.settings import MwsSpec, SegmentSettings
 from inpaintaff.segment.sources import affinities_for_frame, foreground_for_frame
 from inpaintaff.utils.errors import InputError
 
@@ -76,7 +77,7 @@ def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) ->
     return seen
 
 
-def load_frame_input(dm: Any, ref: Any, task: Mapping[str, Any], seed: int) -> FrameInput:
+def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> FrameInput:
     """Read a frame of the data module with its GT (if any), foreground and affinities.
 
     With ``task.crop`` everything is cut to that window. Where the affinities carry no evidence
@@ -86,12 +87,13 @@ def load_frame_input(dm: Any, ref: Any, task: Mapping[str, Any], seed: int) -> F
     image = dm.load_image(ref)
     labels = dm.load_labels(ref) if ref.gt_path is not None else None
     where = {"dataset": dm.dataset, "seq": ref.seq, "frame": ref.frame, "labels": labels, "shape": image.shape}
-    fg = foreground_for_frame(task["foreground"], **where)
+    f = task.foreground
+    fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold, image=image, **where)
     aff = None
-    if task.get("method", "mws") == "mws":
-        aff = affinities_for_frame(task["affinities"], seed=seed, **where)
+    if task.method == "mws":
+        aff = affinities_for_frame(task.affinities, seed=seed, **where)
     frame_shape = image.shape
-    win = crop_window(task.get("crop"), frame_shape, ref.raw_path)
+    win = crop_window(task.crop, frame_shape, ref.raw_path)
     if win is not None:
         image, fg = image[win], fg[win]
         labels = None if labels is None else labels[win]
@@ -103,7 +105,7 @@ def load_frame_input(dm: Any, ref: Any, task: Mapping[str, Any], seed: int) -> F
     if aff is not None and aff.valid is not None:
         seen = pixels_with_evidence(aff.valid, aff.offsets)
         if not seen.any():
-            window = "the whole frame" if win is None else f"the window {[int(c) for c in task['crop']]} (task.crop)"
+            window = "the whole frame" if win is None else f"the window {[int(c) for c in task.crop]} (task.crop)"
             raise InputError(aff.source, f"no valid affinity pair in {window}: nothing to segment or score "
                              "(were the affinities computed for another crop?)")
         coverage = float(seen.mean())
@@ -113,26 +115,22 @@ def load_frame_input(dm: Any, ref: Any, task: Mapping[str, Any], seed: int) -> F
     return FrameInput(ref.seq, ref.frame, image, labels, fg, aff, frame_shape, win, coverage)
 
 
-def segment(inp: FrameInput, method: str, alpha: float, mws: Mapping[str, Any] | None = None) -> np.ndarray:
-    """Instances of one frame: mutex watershed on its affinities, or connected components."""
+def segment(inp: FrameInput, method: str, alpha: float, mws: MwsSpec | None = None) -> np.ndarray:
+    """Instances of one frame: mutex watershed on its affinities (``mws``: the solver's settings),
+    or connected components."""
     if method == "cc":
         return connected_components(inp.foreground)
     if method != "mws":
         raise ValueError(f"task.method must be one of {METHODS}, got {method!r}")
-    mws = dict(mws or {})
+    if mws is None:
+        raise ValueError("method mws needs the task's mws settings")
     a = inp.affinities
     labels = mutex_watershed(
-        a.aff, float(alpha), a.offsets,
-        n_attractive=int(mws.get("n_attractive", N_ATTRACTIVE)),
-        valid=a.valid,
-        foreground=inp.foreground,
-        strides=mws.get("strides"),
-        randomized_strides=bool(mws.get("randomized_strides", False)),
-        seed=int(mws.get("seed", 0)),
-        backend=str(mws.get("backend", "bioimage-cpp")),
+        a.aff, float(alpha), a.offsets, n_attractive=N_ATTRACTIVE, valid=a.valid, foreground=inp.foreground,
+        strides=mws.strides, randomized_strides=mws.randomized_strides, seed=mws.seed, backend=mws.backend,
         source=a.source,
     )
-    return merge_small_segments(labels, int(mws.get("min_size", 0)))
+    return merge_small_segments(labels, mws.min_size)
 
 
 def score(

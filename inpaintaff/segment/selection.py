@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
-from inpaintaff.io.results import method_label
 from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize
 from inpaintaff.segment.pipeline import FrameInput
+from inpaintaff.segment.settings import SegmentSettings, method_label
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
-def sweep(inputs: Sequence[FrameInput], task: Mapping[str, Any], alphas: Sequence[float],
+def sweep(inputs: Sequence[FrameInput], task: SegmentSettings, alphas: Sequence[float],
           min_sizes: Sequence[int]) -> list[dict]:
     """Pooled SEG (and detection accuracy at IoU 0.5) for every (min_size, α): every frame segmented
     once per pair."""
     rows = []
     for min_size in min_sizes:
-        sized = {**task, "mws": {**(task.get("mws") or {}), "min_size": int(min_size)}}
+        sized = replace(task, mws=replace(task.mws, min_size=int(min_size)))
         for alpha in alphas:
             labels, scores, seconds = evaluate(inputs, sized, alpha)
             _, pooled = summarize(inputs, labels, scores, seconds)
@@ -41,9 +41,9 @@ def select_alpha(cfg: DictConfig, dm) -> tuple[float, int, list[dict]]:
     alphas = [float(a) for a in cfg.task.alphas]
     if not alphas:
         raise ValueError("task.alphas is empty")
-    min_sizes = [int(m) for m in (cfg.task.get("min_sizes") or [cfg.task.mws.get("min_size", 0)])]
     _, inputs = load_inputs(cfg, split, dm)
     task = resolved_task(cfg, inputs)
+    min_sizes = [int(m) for m in (task.min_sizes or [task.mws.min_size])]
     if any(inp.labels is None for inp in inputs):
         raise InputError(Path(dm.root) / dm.dataset, f"every frame of split {split!r} needs GT to choose alpha")
     rows = []

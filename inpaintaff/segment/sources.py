@@ -3,15 +3,13 @@
 Affinities: ``labels`` (from the GT labelling, plus seeded Gaussian noise: the correctness check)
 or ``dir`` (per-frame affinity TIFFs written by ``task=inpaintaff`` or AFFNET).
 Foreground: ``truefg`` (from GT, docs/method.md §6), ``dir``/``file`` (probability TIFFs, e.g. from
-``task=foreground``, thresholded) or ``all`` (every pixel).
+``task=foreground``, thresholded), ``intensity`` (the normalised image thresholded) or ``all``.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -20,11 +18,11 @@ from inpaintaff.io.affinities import Affinities, read_affinity_file
 from inpaintaff.io.foreground import foreground_from_probability
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.foreground import true_foreground
+from inpaintaff.segment.settings import AffinitySpec
 from inpaintaff.utils.errors import InputError
 
 AFFINITY_SOURCES = ("labels", "dir")
-FOREGROUND_SOURCES = ("truefg", "dir", "file", "all")
-DEFAULT_AFF_PATTERN = "{dataset}/{seq}_AFF/aff{frame:03d}.tif"
+FOREGROUND_SOURCES = ("truefg", "dir", "file", "intensity", "all")
 DEFAULT_FG_PATTERN = "{dataset}/{seq}_FG/fg{frame:03d}.tif"
 
 
@@ -47,7 +45,7 @@ def frame_seed(seed: int, seq: str, frame: int) -> int:
 
 
 def affinities_for_frame(
-    spec: Mapping[str, Any],
+    spec: AffinitySpec,
     *,
     dataset: str,
     seq: str,
@@ -57,55 +55,58 @@ def affinities_for_frame(
     seed: int = 0,
 ) -> Affinities:
     """The affinities of one frame as ``spec`` (``task.affinities``) says."""
-    source = spec.get("source", "labels")
-    if source == "labels":
+    if spec.source == "labels":
         if labels is None:
             raise InputError(None, f"frame {seq}/{frame} has no GT: affinities.source=labels needs GT labels")
-        offsets = [list(o) for o in (spec.get("offsets") or OFFSETS)]
+        offsets = [list(o) for o in OFFSETS]
         aff, valid = affinities_from_labels(fill_gaps(labels), offsets)
-        noise = float(spec.get("noise", 0.0) or 0.0)
-        if noise < 0:
-            raise ValueError(f"task.affinities.noise must be >= 0, got {noise}")
-        if noise > 0:
+        if spec.noise < 0:
+            raise ValueError(f"task.affinities.noise must be >= 0, got {spec.noise}")
+        if spec.noise > 0:
             rng = np.random.default_rng(frame_seed(seed, seq, frame))
-            aff += rng.normal(0.0, noise, aff.shape).astype(np.float32)
+            aff += rng.normal(0.0, spec.noise, aff.shape).astype(np.float32)
             np.clip(aff, 0.0, 1.0, out=aff)
         return Affinities(aff, valid, offsets)
-    if source == "dir":
-        folder = spec.get("dir")
-        if not folder:
+    if spec.source == "dir":
+        if not spec.dir:
             raise ValueError("task.affinities.source=dir needs task.affinities.dir")
-        pattern = spec.get("pattern") or DEFAULT_AFF_PATTERN
-        path = Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame)
+        path = Path(spec.dir) / spec.pattern.format(dataset=dataset, seq=seq, frame=frame)
         out = read_affinity_file(path)
         if out.aff.shape[1:] != tuple(shape):
             raise InputError(path, f"affinities of image shape {out.aff.shape[1:]} but the frame is {tuple(shape)}")
         return out
-    raise ValueError(f"task.affinities.source must be one of {AFFINITY_SOURCES}, got {source!r}")
+    raise ValueError(f"task.affinities.source must be one of {AFFINITY_SOURCES}, got {spec.source!r}")
 
 
 def foreground_for_frame(
-    spec: Mapping[str, Any],
+    source: str,
     *,
     dataset: str,
     seq: str,
     frame: int,
     labels: np.ndarray | None,
     shape: tuple[int, int],
+    folder: str | Path | None = None,
+    pattern: str = DEFAULT_FG_PATTERN,
+    threshold: float = 0.5,
+    image: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The binary foreground of one frame as ``spec`` (``task.foreground``) says."""
-    source = spec.get("source", "truefg")
+    """The binary foreground of one frame: ``truefg`` (GT, closed gaps), ``dir``/``file`` (the
+    probability TIFF below ``folder`` above ``threshold``), ``intensity`` (the normalised
+    ``image`` above ``threshold``) or ``all``."""
     if source == "truefg":
         if labels is None:
             raise InputError(None, f"frame {seq}/{frame} has no GT: foreground.source=truefg needs GT labels")
         return true_foreground(labels)
     if source in ("dir", "file"):
-        folder = spec.get("dir")
         if not folder:
             raise ValueError(f"task.foreground.source={source} needs task.foreground.dir")
-        pattern = spec.get("pattern") or DEFAULT_FG_PATTERN
         path = Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame)
-        return foreground_from_probability(path, float(spec.get("threshold", 0.5)), shape=shape)
+        return foreground_from_probability(path, float(threshold), shape=shape)
+    if source == "intensity":
+        if image is None:
+            raise ValueError("foreground.source=intensity needs the image")
+        return np.asarray(image) > float(threshold)
     if source == "all":
         return np.ones(shape, dtype=bool)
     raise ValueError(f"task.foreground.source must be one of {FOREGROUND_SOURCES}, got {source!r}")

@@ -11,16 +11,16 @@ from __future__ import annotations
 from omegaconf import DictConfig, open_dict
 
 from inpaintaff.segment.alpha import resolve_alpha
-from inpaintaff.segment.evaluation import evaluate, load_inputs, task_dict, write_outputs
+from inpaintaff.segment.evaluation import evaluate, load_inputs, task_settings, write_outputs
 
 
 def run(cfg: DictConfig) -> dict:
     """Segment the frames of ``task.split`` with ``task.alpha`` and score them."""
     split = str(cfg.task.split)
-    alpha, min_size = resolve_alpha(cfg.task)
+    alpha, min_size = resolve_alpha(task_settings(cfg))
     if min_size is not None:
         with open_dict(cfg):
             cfg.task.mws.min_size = min_size
     dm, inputs = load_inputs(cfg, split)
-    labels, scores, seconds = evaluate(inputs, task_dict(cfg), alpha)
+    labels, scores, seconds = evaluate(inputs, task_settings(cfg), alpha)
     return write_outputs(cfg, dm, split, alpha, inputs, labels, scores, seconds)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, open_dict
 
 from inpaintaff.io.results import write_csv
 from inpaintaff.segment.alpha import record_alpha_selection
-from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, task_dict, write_outputs
+from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, task_settings, write_outputs
 from inpaintaff.segment.selection import select_alpha
 from inpaintaff.segment.sweep import COLUMNS, plot_seg_vs_alpha
 from inpaintaff.viz.tensorboard import log_to_tensorboard
@@ -38,12 +38,13 @@ def run(cfg: DictConfig) -> dict:
     _, inputs = load_inputs(cfg, split, dm)
     with open_dict(cfg):
         cfg.task.mws.min_size = min_size
-    labels, scores, seconds = evaluate(inputs, task_dict(cfg), alpha)
+    labels, scores, seconds = evaluate(inputs, task_settings(cfg), alpha)
     alphas = [r["alpha"] for r in rows]
     extra = {"selected_on": str(cfg.task.select_split), "alpha_selection": rows, "min_size": min_size,
              "alpha_at_grid_edge": len(alphas) > 1 and alpha in (min(alphas), max(alphas))}
     spec = cfg.task.affinities
-    if spec.get("source") == "dir" and spec.get("dir"):
-        extra["alpha_file"] = str(record_alpha_selection(spec.dir, rows[0]["label"], cfg.task.foreground, alpha, chosen,
+    if spec.source == "dir" and spec.dir:
+        extra["alpha_file"] = str(record_alpha_selection(spec.dir, rows[0]["label"], cfg.task.foreground.source, alpha,
+                                                         chosen,
                                                          str(cfg.task.select_split), min_size=min_size))
     return write_outputs(cfg, dm, split, alpha, inputs, labels, scores, seconds, extra)

@@ -208,7 +208,7 @@ def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[s
     source = sources.get(row.get("affinities")) or {}
     if method == "mws" and source and row.get("store_alpha", True) and not source.get("reused"):
         # (a folder another run wrote keeps that run's α: this run only reads it)
-        record_alpha_selection(sources[row["affinities"]]["dir"], row["label"], sub.task.foreground, alpha,
+        record_alpha_selection(sources[row["affinities"]]["dir"], row["label"], sub.task.foreground.source, alpha,
                                result["selection"], select, row.get("n_merged"), min_size)
     return result
 

@@ -212,12 +212,10 @@ class PatchDataModule(pl.LightningDataModule):
         sources = spec["source"] if isinstance(spec["source"], list) else [spec["source"]]
         fg = np.zeros(image.shape, dtype=bool)
         for source in sources:
-            if source == "intensity":
-                fg |= image > spec["threshold"]
-                continue
             labels = self.data.load_labels(ref) if source == "truefg" else None
-            fg |= foreground_for_frame({**spec, "source": source}, dataset=self.data.dataset, seq=ref.seq,
-                                       frame=ref.frame, labels=labels, shape=image.shape)
+            fg |= foreground_for_frame(source, dataset=self.data.dataset, seq=ref.seq, frame=ref.frame, labels=labels,
+                                       shape=image.shape, folder=spec["dir"], pattern=spec["pattern"],
+                                       threshold=spec["threshold"], image=image)
         return fg
 
     def resume(self, written: Sequence[str] = (), done: Mapping[str, Sequence[int]] | None = None) -> None:

@@ -1,0 +1,108 @@
+"""Typed settings of the segmentation tasks (``task=segment``, ``task=segment_select``; ``task=table1``
+composes them per row). Their defaults live in ``conf/task/segment.yaml`` and
+``conf/task/segment_select.yaml``; ``segment_settings`` checks a task config against these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig
+
+from inpaintaff.utils.config import typed
+
+
+@dataclass
+class AffinitySpec:
+    """Where a frame's affinities come from: ``labels`` (GT plus ``noise``) or ``dir`` (TIFFs)."""
+
+    source: str = MISSING
+    noise: float = MISSING
+    dir: str | None = MISSING
+    pattern: str = MISSING
+    kind: str = MISSING  # auto | inpaintaff | affnet | distill: names the result's row
+
+
+@dataclass
+class ForegroundSpec:
+    """Where a frame's foreground comes from: ``truefg``, ``dir``/``file`` (probabilities), ``all``."""
+
+    source: str = MISSING
+    dir: str | None = MISSING
+    pattern: str = MISSING
+    threshold: float = MISSING
+
+
+@dataclass
+class MwsSpec:
+    """The mutex watershed's solver settings and the fragment merge after it."""
+
+    backend: str = MISSING
+    strides: list[int] | None = MISSING
+    randomized_strides: bool = MISSING
+    min_size: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class MetricsSpec:
+    iou_thresholds: list[float] = MISSING
+    sparse_gt: bool = MISSING
+
+
+@dataclass
+class SegmentSettings:
+    """``task=segment``: one α on one split."""
+
+    name: str = MISSING
+    split: str = MISSING
+    method: str = MISSING  # mws | cc
+    alpha: Any = MISSING  # a number, or "auto"
+    alpha_file: str | None = MISSING
+    affinities: AffinitySpec = field(default_factory=AffinitySpec)
+    foreground: ForegroundSpec = field(default_factory=ForegroundSpec)
+    mws: MwsSpec = field(default_factory=MwsSpec)
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    crop: list[int] | None = MISSING
+    res_root: str = MISSING
+    overlays: bool = MISSING
+    label: str | None = MISSING
+
+
+@dataclass
+class SegmentSelectSettings(SegmentSettings):
+    """``task=segment_select``: α (and the fragment size) chosen on ``select_split``, then ``split``."""
+
+    select_split: str = MISSING
+    alphas: list[float] = MISSING
+    min_sizes: list[int] | None = MISSING
+
+
+def segment_settings(task: DictConfig) -> SegmentSettings:
+    """``cfg.task`` of a segmentation task, typed (``segment_select`` keys included when present)."""
+    cls = SegmentSelectSettings if "select_split" in task else SegmentSettings
+    return typed(task, cls)
+
+
+_AFF_NAMES = {"inpaintaff": "INPAINTAFF", "affnet": "AFFNET", "distill": "DISTILL"}
+_FG_NAMES = {"truefg": "TRUEFG", "dir": "FGNET", "file": "FGNET", "intensity": "INTENSITY", "all": "ALL"}
+
+
+def method_label(task: SegmentSettings) -> str:
+    """The row name of a run in the paper's Table 1, e.g. ``INPAINTAFF + TRUEFG``.
+
+    ``task.label`` wins when set; otherwise it is derived from the method, affinities and
+    foreground (``task.affinities.kind`` names affinities read from a folder).
+    """
+    if task.label:
+        return task.label
+    fg = _FG_NAMES.get(task.foreground.source, "FG")
+    if task.method == "cc":
+        return f"CC on {fg}"
+    aff = task.affinities
+    if aff.source == "labels":
+        name = "GT-AFF" + (f" (noise {aff.noise:g})" if aff.noise else "")
+    else:
+        kind = "inpaintaff" if aff.kind == "auto" else aff.kind
+        name = _AFF_NAMES.get(kind, kind.upper())
+    return f"{name} + {fg}"
