@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from inpaintaff.io.files import write_json
 from inpaintaff.segment.evaluation import load_data
@@ -113,77 +114,84 @@ def train_net(cfg: DictConfig, overrides: list[str], out: Path) -> dict:
     return entry
 
 
-def shared_affinities(cfg: DictConfig, t: dict, frames: list[dict]) -> dict[str, str]:
+@dataclass
+class LabelBudgetSettings(table1.Table1Settings):
+    """``task=label_budget`` (defaults in ``conf/task/label_budget.yaml``): Table 1's settings, plus the
+    budget and how each job trains its nets."""
+
+    budget: Any = MISSING  # a number of labeled instances, or "all"
+    label_frames: int | None = MISSING
+    train: dict[str, list[str]] = MISSING
+    shared_dir: str = MISSING
+    shared_seed: int = MISSING
+
+
+def shared_affinities(cfg: DictConfig, t: LabelBudgetSettings, frames: list[dict]) -> dict[str, str]:
     """The budget-independent InpaintAff affinities (``task.inpainters``), computed once into
     ``task.shared_dir``; returns name -> folder. Patches are skipped by ``task.inpaintaff.foreground``,
     which must not depend on FGNET (the same folder serves every budget)."""
-    given = set(t.get("affinity_dirs") or {})
-    needed = {n: s for n, s in (t.get("inpainters") or {}).items()
-              if n not in given and table1._needs(t["rows"], "affinities", n)}
+    needed = {n: s for n, s in t.inpainters.items()
+              if n not in t.affinity_dirs and table1._needs(t.rows, "affinities", n)}
     if not needed:
         return {}
-    source = (t["inpaintaff"].get("foreground") or {}).get("source")
-    if "dir" in (source if isinstance(source, list) else [source]):
+    if "dir" in table1._skip_sources(t):
         raise ValueError("task.inpaintaff.foreground.source may not hold 'dir' (FGNET) here: the shared "
                          "InpaintAff affinities must be the same for every label budget")
-    shared = Path(t["shared_dir"])
-    only = {**t, "inpainters": needed, "affinity_nets": {}, "affinity_dirs": {},
-            "rows": [{"label": n, "affinities": n} for n in needed]}
+    only = replace(t, inpainters=needed, affinity_nets={}, affinity_dirs={},
+                   rows=[table1.Row(label=n, affinities=n) for n in needed])
     fixed = cfg.copy()
     with open_dict(fixed):
-        fixed.seed = int(t["shared_seed"])  # the engine's seed: the same affinities for every job
-    sources = table1.affinity_stages(fixed, only, shared, frames)
+        fixed.seed = t.shared_seed  # the engine's seed: the same affinities for every job
+    sources = table1.affinity_stages(fixed, only, Path(t.shared_dir), frames)
     return {name: s["dir"] for name, s in sources.items()}
 
 
-def settings(t: Mapping[str, Any], seed: int) -> dict:
+def settings(t: LabelBudgetSettings, seed: int) -> dict:
     """What a job's result depends on (a finished job with the same settings is not rerun)."""
     keys = ("budget", "label_frames", "train", "rows", "shared_seed", "alphas", "min_sizes", "select_split",
             "eval_splits", "affinity_dirs", "inpainters", "metrics", "fg_threshold")
-    return {"seed": seed, **{k: t.get(k) for k in keys}, "distill": (t.get("affinity_nets") or {}).get("distill")}
+    values = asdict(t)
+    return {"seed": seed, **{k: values[k] for k in keys}, "distill": t.affinity_nets.get("distill")}
 
 
 def run(cfg: DictConfig) -> dict:
-    t: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+    t: LabelBudgetSettings = table1.table_settings(cfg, LabelBudgetSettings)
     work = Path(cfg.paths.output_dir).resolve()
     seed = int(cfg.seed)
-    data = budget_data(t["budget"], t.get("label_frames"))
+    data = budget_data(t.budget, t.label_frames)
     wanted = settings(t, seed)
     done = work / RESULT_NAME
     if done.exists():
         previous = json.loads(done.read_text())
         if previous.get("settings") == wanted:
-            log.info("budget %s, seed %d: finished earlier (%s)", t["budget"], seed, done)
+            log.info("budget %s, seed %d: finished earlier (%s)", t.budget, seed, done)
             return previous
     trained = {}
     for net in NETS:
         out = work / "train" / net
-        trained[net] = train_net(cfg, train_overrides(t["train"][net], data, seed), out)
+        trained[net] = train_net(cfg, train_overrides(t.train[net], data, seed), out)
     dm = load_data(cfg)
-    frames = table1.predict_spec(dm, [t["select_split"], *t["eval_splits"]])
-    dirs = {**shared_affinities(cfg, t, frames), **(t.get("affinity_dirs") or {})}
-    sub = cfg.copy()
-    with open_dict(sub):
-        sub.task.fgnet_ckpt = trained["fgnet"]["checkpoint"]
-        sub.task.affinity_nets.affnet = trained["affnet"]["checkpoint"]
-        sub.task.affinity_dirs = dirs
-    report = table1.run(sub)
-    split_names = [t["select_split"], *t["eval_splits"]]
+    frames = table1.predict_spec(dm, [t.select_split, *t.eval_splits])
+    dirs = {**shared_affinities(cfg, t, frames), **t.affinity_dirs}
+    job = replace(t, fgnet_ckpt=trained["fgnet"]["checkpoint"], affinity_dirs=dirs,
+                  affinity_nets={**t.affinity_nets, "affnet": trained["affnet"]["checkpoint"]})
+    report = table1.run(cfg, job)
+    split_names = [t.select_split, *t.eval_splits]
     rows = []
     for r in report["rows"]:
         row = {"label": r["label"], "method": r["method"], "alpha": r.get("alpha"), "min_size": r.get("min_size"),
-               f"seg_{t['select_split']}": r.get("seg_" + t["select_split"])}
+               f"seg_{t.select_split}": r.get("seg_" + t.select_split)}
         for split, entry in r["splits"].items():
             row[f"seg_{split}"] = entry["seg"]
             row[f"n_gt_{split}"] = entry["n_gt"]
-            row[f"detection_{split}"] = entry.get("detection")
+            row[f"detection_{split}"] = entry["detection"]
         rows.append(row)
-    result = {"budget": str(t["budget"]), "seed": seed, **data,
+    result = {"budget": str(t.budget), "seed": seed, **data,
               "n_labeled": trained["fgnet"]["n_train_instances"],
               "n_labeled_affnet": trained["affnet"]["n_train_instances"],
               "splits": split_names, "rows": rows, "train": trained, "affinity_dirs": dirs,
               "job_dir": str(work), "settings": wanted}
     write_json(done, result)
-    log.info("budget %s (%s labeled instances), seed %d: %s", t["budget"], result["n_labeled"], seed,
-             {r["label"]: r.get(f"seg_{t['eval_splits'][0]}") for r in rows})
+    log.info("budget %s (%s labeled instances), seed %d: %s", t.budget, result["n_labeled"], seed,
+             {r["label"]: r.get(f"seg_{t.eval_splits[0]}") for r in rows})
     return result

@@ -28,11 +28,12 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from inpaintaff.io.files import write_json
 from inpaintaff.io.results import write_csv
@@ -40,6 +41,7 @@ from inpaintaff.segment.alpha import count_merged_objects, record_alpha_selectio
 from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
 from inpaintaff.segment.selection import select_alpha, sweep
 from inpaintaff.tasks.compose import run_subtask, subtask_config
+from inpaintaff.utils.config import typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.viz.overlays import side_by_side
 from inpaintaff.viz.scores import plot_alpha_curves
@@ -65,64 +67,107 @@ def predict_spec(dm: Any, splits: Sequence[str]) -> list[dict]:
     return [{"seq": seq, "frames": sorted(frames)} for seq, frames in by_seq.items()]
 
 
-def _needs(rows: Sequence[Mapping], key: str, value: str) -> bool:
-    return any(r.get(key) == value for r in rows)
+@dataclass
+class Row:
+    """One row of the table: CC (``method: cc``) or the mutex watershed on the affinities ``affinities``
+    names (a key of ``inpainters``, ``affinity_nets`` or ``affinity_dirs``), with a foreground."""
+
+    label: str = MISSING
+    method: str = "mws"
+    affinities: str | None = None
+    foreground: str = "truefg"  # truefg | fgnet
+    min_sizes: list[int] | None = None  # this row's fragment sizes (null: task.min_sizes)
+    store_alpha: bool = True  # false: the chosen α is not stored beside the affinities (a variant)
 
 
-def _needs_fgnet(t: Mapping[str, Any]) -> bool:
+@dataclass
+class Inpainter:
+    inpainter: str = MISSING  # net | gaussian
+    ckpt: str | None = None
+    gaussian_sigma: float | None = None
+
+
+@dataclass
+class Table1Settings:
+    """``task=table1`` (defaults in ``conf/task/table1.yaml``)."""
+
+    name: str = MISSING
+    select_split: str = MISSING
+    eval_splits: list[str] = MISSING
+    alphas: list[float] = MISSING
+    min_sizes: list[int] = MISSING
+    min_merged: int = MISSING
+    fgnet_ckpt: str | None = MISSING
+    affinity_nets: dict[str, str | None] = MISSING
+    affinity_dirs: dict[str, str] = MISSING
+    fg_threshold: float = MISSING
+    inpainters: dict[str, Inpainter] = MISSING
+    inpaintaff: dict[str, Any] = MISSING  # task=inpaintaff keys shared by every inpainter
+    rows: list[Row] = MISSING
+    metrics: dict[str, Any] = MISSING
+    overlays: bool = MISSING
+    figure: dict[str, Any] | None = MISSING
+
+
+def _needs(rows: Sequence[Row], key: str, value: str) -> bool:
+    return any(getattr(r, key) == value for r in rows)
+
+
+def _skip_sources(t: Table1Settings) -> list:
+    source = (t.inpaintaff.get("foreground") or {}).get("source")
+    return source if isinstance(source, list) else [source]
+
+
+def _needs_fgnet(t: Table1Settings) -> bool:
     """Whether a row segments with FGNET's foreground or the engine skips patches by it."""
-    source = ((t.get("inpaintaff") or {}).get("foreground") or {}).get("source")
-    return _needs(t.get("rows") or [], "foreground", "fgnet") or "dir" in (
-        source if isinstance(source, list) else [source])
+    return _needs(t.rows, "foreground", "fgnet") or "dir" in _skip_sources(t)
 
 
-def check_checkpoints(t: Mapping[str, Any]) -> None:
+def check_checkpoints(t: Table1Settings) -> None:
     """Every checkpoint a row needs is set (null ones are named, before any work)."""
-    rows, unset = t.get("rows") or [], []
-    if _needs_fgnet(t) and not t.get("fgnet_ckpt"):
+    unset = []
+    if _needs_fgnet(t) and not t.fgnet_ckpt:
         unset.append("task.fgnet_ckpt")
-    reused = set(t.get("affinity_dirs") or {})
-    for name, spec in (t.get("inpainters") or {}).items():
-        if name in reused:
-            continue
-        if _needs(rows, "affinities", name) and spec.get("inpainter") == "net" and not spec.get("ckpt"):
+    for name, spec in t.inpainters.items():
+        if name not in t.affinity_dirs and _needs(t.rows, "affinities", name) and spec.inpainter == "net" \
+                and not spec.ckpt:
             unset.append(f"task.inpainters.{name}.ckpt")
-    for name, ckpt in (t.get("affinity_nets") or {}).items():
-        if _needs(rows, "affinities", name) and not ckpt and name not in reused:
+    for name, ckpt in t.affinity_nets.items():
+        if _needs(t.rows, "affinities", name) and not ckpt and name not in t.affinity_dirs:
             unset.append(f"task.affinity_nets.{name}")
     if unset:
         raise ValueError(f"set {', '.join(unset)}: the checkpoints trained for this data (or drop the rows that "
                          "use them from task.rows)")
 
 
-def affinity_stages(cfg: DictConfig, t: dict, work: Path, frames: list[dict]) -> dict[str, dict]:
+def affinity_stages(cfg: DictConfig, t: Table1Settings, work: Path, frames: list[dict]) -> dict[str, dict]:
     """Run (or resume) FGNET, every inpainter and AFFNET; returns affinity name -> its folder and timing."""
-    rows = t["rows"]
+    rows = t.rows
     top = {"data.splits.predict": frames}
-    skip = dict(t["inpaintaff"].get("foreground") or {})
+    skip = dict(t.inpaintaff.get("foreground") or {})
     if _needs_fgnet(t):
         run_subtask(subtask_config(cfg, "foreground", {"split": "predict", "out_dir": str(work / FGNET_DIR)},
-                                   work / "logs" / "fgnet", {**top, "ckpt": t["fgnet_ckpt"]}))
+                                   work / "logs" / "fgnet", {**top, "ckpt": t.fgnet_ckpt}))
     sources: dict[str, dict] = {}
-    for name, folder in (t.get("affinity_dirs") or {}).items():
+    for name, folder in t.affinity_dirs.items():
         if _needs(rows, "affinities", name):
             if not Path(folder).is_dir():
                 raise InputError(folder, f"task.affinity_dirs.{name}: affinity folder not found")
             sources[name] = {"dir": str(folder), "kind": "auto", "reused": True}
-    for name, spec in (t.get("inpainters") or {}).items():
+    for name, spec in t.inpainters.items():
         if not _needs(rows, "affinities", name) or name in sources:
             continue
         out = work / f"aff_{name}"
-        task = {**t["inpaintaff"], "inpainter": spec["inpainter"], "out_dir": str(out),
+        task = {**t.inpaintaff, "inpainter": spec.inpainter, "out_dir": str(out),
                 "foreground": {**skip, "dir": str(work / FGNET_DIR)}}
-        if "gaussian_sigma" in spec:
-            task["gaussian_sigma"] = spec["gaussian_sigma"]
+        if spec.gaussian_sigma is not None:
+            task["gaussian_sigma"] = spec.gaussian_sigma
         t0 = time.perf_counter()
         result = run_subtask(subtask_config(cfg, "inpaintaff", task, work / "logs" / f"aff_{name}",
-                                            {**top, "ckpt": spec.get("ckpt")}))
+                                            {**top, "ckpt": spec.ckpt}))
         sources[name] = {"dir": str(out), "kind": "inpaintaff", **_timing(result, time.perf_counter() - t0)}
-    for name, ckpt in (t.get("affinity_nets") or {}).items():
-        if not _needs(rows, "affinities", name) or name in (t.get("affinity_dirs") or {}):
+    for name, ckpt in t.affinity_nets.items():
+        if not _needs(rows, "affinities", name) or name in t.affinity_dirs:
             continue
         if name in sources:
             raise ValueError(f"task.affinity_nets: {name!r} is also a key of task.inpainters")
@@ -130,8 +175,7 @@ def affinity_stages(cfg: DictConfig, t: dict, work: Path, frames: list[dict]) ->
         t0 = time.perf_counter()
         result = run_subtask(subtask_config(cfg, "affnet", {"split": "predict", "out_dir": str(out)},
                                             work / "logs" / f"aff_{name}", {**top, "ckpt": ckpt}))
-        sources[name] = {"dir": str(out), "kind": result.get("source", "affnet"),
-                         "seconds_per_frame": result.get("seconds_per_frame"),
+        sources[name] = {"dir": str(out), "kind": result["source"], "seconds_per_frame": result["seconds_per_frame"],
                          "stage_seconds": time.perf_counter() - t0}
     return sources
 
@@ -146,40 +190,37 @@ def _timing(result: Mapping[str, Any], wall: float) -> dict:
             "images_per_patch": result.get("conditionals_per_patch"), "stage_seconds": wall}
 
 
-def row_task(t: dict, row: Mapping[str, Any], sources: Mapping[str, dict], work: Path) -> dict:
+def row_task(t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path) -> dict:
     """The ``task=segment_select`` settings of one table row."""
-    fg = row.get("foreground", "truefg")
-    if fg not in ("truefg", "fgnet"):
-        raise ValueError(f"task.rows: foreground must be truefg or fgnet, got {fg!r} (row {row.get('label')!r})")
+    if row.foreground not in ("truefg", "fgnet"):
+        raise ValueError(f"task.rows: foreground must be truefg or fgnet, got {row.foreground!r} (row {row.label!r})")
     task: dict[str, Any] = {
-        "label": row["label"], "select_split": t["select_split"], "alphas": list(t["alphas"]),
-        "min_sizes": list(row.get("min_sizes") or t.get("min_sizes") or [0]),
-        "overlays": bool(t.get("overlays", True)), "metrics": t.get("metrics") or {},
-        "foreground": {"source": "truefg"} if fg == "truefg" else
-        {"source": "dir", "dir": str(work / FGNET_DIR), "threshold": float(t.get("fg_threshold", 0.5))},
-        "crop": t["inpaintaff"].get("crop"),  # score every row on the window the affinities cover
+        "label": row.label, "select_split": t.select_split, "alphas": list(t.alphas),
+        "min_sizes": list(row.min_sizes or t.min_sizes), "overlays": t.overlays, "metrics": t.metrics,
+        "foreground": {"source": "truefg"} if row.foreground == "truefg" else
+        {"source": "dir", "dir": str(work / FGNET_DIR), "threshold": t.fg_threshold},
+        "crop": t.inpaintaff.get("crop"),  # score every row on the window the affinities cover
     }
-    if row.get("method", "mws") == "cc":
+    if row.method == "cc":
         task["method"] = "cc"
         return task
-    name = row.get("affinities")
-    if name not in sources:
-        known = sorted({*(t.get("inpainters") or {}), *(t.get("affinity_nets") or {}), *(t.get("affinity_dirs") or {})})
-        raise ValueError(f"task.rows: row {row['label']!r} reads affinities {name!r}, which is not a key of "
+    if row.affinities not in sources:
+        known = sorted({*t.inpainters, *t.affinity_nets, *t.affinity_dirs})
+        raise ValueError(f"task.rows: row {row.label!r} reads affinities {row.affinities!r}, which is not a key of "
                          f"task.inpainters, task.affinity_nets or task.affinity_dirs ({known})")
-    task["affinities"] = {"source": "dir", "dir": sources[name]["dir"], "kind": sources[name]["kind"]}
+    source = sources[row.affinities]
+    task["affinities"] = {"source": "dir", "dir": source["dir"], "kind": source["kind"]}
     return task
 
 
-def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[str, dict], work: Path,
-            dm: Any) -> dict:
+def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path, dm: Any,
+            n_merged: int | None = None) -> dict:
     """α on the selection split, then each evaluation split segmented with it; the row's summary."""
-    out = work / "rows" / _slug(row["label"])
+    out = work / "rows" / _slug(row.label)
     sub = subtask_config(cfg, "segment_select", row_task(t, row, sources, work), out)
-    method = sub.task.get("method", "mws")
-    result: dict[str, Any] = {"label": row["label"], "method": method, "splits": {}}
-    select = t["select_split"]
-    if method == "mws":
+    result: dict[str, Any] = {"label": row.label, "method": row.method, "splits": {}}
+    select = t.select_split
+    if row.method == "mws":
         alpha, min_size, selection = select_alpha(sub, dm)
         result.update(alpha=alpha, min_size=min_size, grid=[{k: r[k] for k in ("alpha", "min_size", "seg")}
                                                              for r in selection])
@@ -190,26 +231,26 @@ def run_row(cfg: DictConfig, t: dict, row: Mapping[str, Any], sources: Mapping[s
         _, inputs = load_inputs(sub, select, dm)
         labels, scores, seconds = evaluate(inputs, resolved_task(sub, inputs), alpha)
         result["seg_" + select] = summarize(inputs, labels, scores, seconds)[1]["seg"]
-    for split in t["eval_splits"]:
+    for split in t.eval_splits:
         split_cfg = subtask_config(cfg, "segment_select", {**row_task(t, row, sources, work), "split": split,
                                                            "mws": {"min_size": min_size}}, out / split)
         _, inputs = load_inputs(split_cfg, split, dm)
         task = resolved_task(split_cfg, inputs)
         labels, scores, seconds = evaluate(inputs, task, alpha)
         written = write_outputs(split_cfg, dm, split, alpha, inputs, labels, scores, seconds,
-                                {"selected_on": t["select_split"] if method == "mws" else None})
+                                {"selected_on": select if row.method == "mws" else None})
         entry = {"seg": written["seg"], "n_gt": written["n_gt"], "detection": written["detection"],
                  "output_dir": str(out / split),
                  "mws_seconds_per_frame": float(np.mean(seconds)) if seconds else None}
-        if method == "mws":
+        if row.method == "mws":
             entry["curve"] = [{k: r[k] for k in ("alpha", "seg", "n_gt")}
-                              for r in sweep(inputs, task, t["alphas"], [min_size])]
+                              for r in sweep(inputs, task, t.alphas, [min_size])]
         result["splits"][split] = entry
-    source = sources.get(row.get("affinities")) or {}
-    if method == "mws" and source and row.get("store_alpha", True) and not source.get("reused"):
+    source = sources.get(row.affinities) or {}
+    if row.method == "mws" and source and row.store_alpha and not source.get("reused"):
         # (a folder another run wrote keeps that run's α: this run only reads it)
-        record_alpha_selection(sources[row["affinities"]]["dir"], row["label"], sub.task.foreground.source, alpha,
-                               result["selection"], select, row.get("n_merged"), min_size)
+        record_alpha_selection(source["dir"], row.label, sub.task.foreground.source, alpha, result["selection"],
+                               select, n_merged, min_size)
     return result
 
 
@@ -235,9 +276,9 @@ def comparison_figure(path: Path, results: Sequence[Mapping], dm: Any, spec: Map
                         f"{seq}/t{frame:03d} [{y0}:{y0 + h}, {x0}:{x0 + w}]: red false merge, yellow false split")
 
 
-def table_markdown(results: Sequence[Mapping], t: Mapping[str, Any]) -> str:
+def table_markdown(results: Sequence[Mapping], t: Table1Settings) -> str:
     """Rows × (α and min size, SEG on the selection split, SEG on each evaluation split)."""
-    sel, evals = t["select_split"], list(t["eval_splits"])
+    sel, evals = t.select_split, t.eval_splits
     head = ["Method", f"α, min size (chosen on {sel})", f"SEG {sel}", *[f"SEG {s}" for s in evals]]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in results:
@@ -251,26 +292,33 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def run(cfg: DictConfig) -> dict:
-    t: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+def table_settings(cfg: DictConfig, cls: type = Table1Settings) -> Any:
+    """``cfg.task`` typed (``cls``: Table1Settings or a task built on it)."""
+    t = typed(cfg.task, cls)
+    if not t.rows:
+        raise ValueError("task.rows is empty: nothing to put in the table")
+    return t
+
+
+def run(cfg: DictConfig, t: Table1Settings | None = None) -> dict:
+    """The table of ``cfg.task`` (or of ``t``, settings a task built on this one has filled in)."""
+    t = table_settings(cfg) if t is None else t
     check_checkpoints(t)
     work = Path(cfg.paths.output_dir).resolve()
-    select, evals = str(t["select_split"]), [str(s) for s in t["eval_splits"]]
-    if not t.get("rows"):
-        raise ValueError("task.rows is empty: nothing to put in the table")
+    select, evals = t.select_split, t.eval_splits
     dm = load_data(cfg)
     frames = predict_spec(dm, [select, *evals])
     sources = affinity_stages(cfg, t, work, frames)
     n_merged = count_merged_objects(dm, select)
-    if n_merged < int(t.get("min_merged", 10)):
+    if n_merged < t.min_merged:
         log.warning("the %s frames hold only %d GT objects that touch another: too few merges for the chosen α "
                     "to mean much (task.min_merged=%s); add frames with touching nuclei to that split",
-                    select, n_merged, t.get("min_merged", 10))
+                    select, n_merged, t.min_merged)
     results = []
-    for row in t["rows"]:
-        r = {**run_row(cfg, t, {**row, "n_merged": n_merged}, sources, work, dm), "affinities": row.get("affinities")}
+    for row in t.rows:
+        r = {**run_row(cfg, t, row, sources, work, dm, n_merged), "affinities": row.affinities}
         results.append(r)
-        log.info("%s: %s", row["label"], {s: v["seg"] for s, v in r["splits"].items()})
+        log.info("%s: %s", row.label, {s: v["seg"] for s, v in r["splits"].items()})
     md = table_markdown(results, t)
     header = (f"SEG of {dm.dataset}: α chosen on `{select}` ({_frames(dm, select)}; {n_merged} GT objects touch "
               f"another), applied to {', '.join(f'`{s}` ({_frames(dm, s)})' for s in evals)}.\n\n")
@@ -281,8 +329,8 @@ def run(cfg: DictConfig) -> dict:
     write_csv(work / "table1.csv", csv_rows)
     plot = plot_alpha_curves(work / "seg_vs_alpha.png", results, [select, *evals], select)
     images = {"table1/seg_vs_alpha": plot}
-    if t.get("figure"):
-        fig = comparison_figure(work / "comparison.png", results, dm, t["figure"])
+    if t.figure:
+        fig = comparison_figure(work / "comparison.png", results, dm, t.figure)
         if fig:
             images["table1/comparison"] = fig
     scalars = {f"table1/{_slug(r['label'])}/seg_{s}": v["seg"] for r in results for s, v in r["splits"].items()
