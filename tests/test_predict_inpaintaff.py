@@ -81,7 +81,7 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
     # What an interrupted run leaves: a partial file with the first batches only.
     from inpaintaff.tasks.inpaintaff import build_inpainter
 
-    inpainter, desc = build_inpainter({"inpainter": "gaussian", "gaussian_sigma": 4.0}, None)
+    inpainter, desc = build_inpainter("gaussian", None, 4.0)
     from inpaintaff.igm.split import EngineConfig
 
     engine = EngineConfig(**cfg.task.engine)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import hydra
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
 from inpaintaff.igm.split import EngineConfig
@@ -30,70 +31,93 @@ from inpaintaff.segment.alpha import seed_from_checkpoint
 from inpaintaff.tasks.inpaintaff.module import InpaintAffModule
 from inpaintaff.tasks.inpaintaff.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, samples_path, scan_done
+from inpaintaff.utils.config import typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
 
 log = logging.getLogger(__name__)
 
 
-def build_inpainter(task: dict, ckpt: str | None) -> tuple[Any, dict]:
-    """The configured inpainter and a description of it (part of the resume settings)."""
-    kind = task.get("inpainter", "auto")
+@dataclass
+class InpaintAffSettings:
+    """``task=inpaintaff`` (defaults in ``conf/task/inpaintaff.yaml``; ``engine``: :class:`EngineConfig`)."""
+
+    name: str = MISSING
+    inpainter: str = MISSING  # net | gaussian | auto
+    gaussian_sigma: float = MISSING
+    patch_size: int = MISSING
+    stride: int = MISSING
+    hierarchies_per_patch: int = MISSING
+    batch_size: int = MISSING
+    crop: list[int] | None = MISSING
+    foreground: Any = MISSING  # null, a source name, or {source, dir, pattern, threshold, min_pixels}
+    compile: bool = MISSING
+    engine: dict[str, Any] = MISSING
+    out_dir: str = MISSING
+    overwrite: bool = MISSING
+    save_every_n_batches: int = MISSING
+    num_workers: int = MISSING
+    torch_threads: int | None = MISSING
+    pictures: bool = MISSING
+    n_hierarchy_patches: int = MISSING
+
+
+def build_inpainter(kind: str, ckpt: str | None, gaussian_sigma: float, compile: bool = False) -> tuple[Any, dict]:
+    """The inpainter ``kind`` names (``auto``: the net if ``ckpt`` is set) and a description of it (part of
+    the resume settings)."""
     if kind == "auto":
         kind = "net" if ckpt else "gaussian"
         if kind == "gaussian":
             log.warning("no ckpt given: using the analytic Gaussian inpainter (set ckpt=... for the net)")
     if kind == "net":
-        inpainter = NetInpainter.from_checkpoint(ckpt, "cpu", compile=bool(task.get("compile", False)))
+        inpainter = NetInpainter.from_checkpoint(ckpt, "cpu", compile=compile)
         return inpainter, {"inpainter": "net", "ckpt": str(Path(ckpt).resolve())}
     if kind == "gaussian":
-        sigma = float(task.get("gaussian_sigma", 4.0))
+        sigma = float(gaussian_sigma)
         return GaussianInpainter(sigma), {"inpainter": "gaussian", "gaussian_sigma": sigma}
     raise ValueError(f"task.inpainter must be net, gaussian or auto, got {kind!r}")
 
 
-def check_task(task: dict) -> None:
+def check_task(task: InpaintAffSettings) -> None:
     """Reject sizes that would only fail inside prediction, saying why."""
-    if int(task["patch_size"]) <= MAX_OFFSET:
+    if task.patch_size <= MAX_OFFSET:
         raise ValueError(f"task.patch_size must be at least {MAX_OFFSET + 1}: the largest affinity offset is "
-                         f"{MAX_OFFSET}, and a patch must hold pairs of every offset; got {task['patch_size']}")
-    for key in ("stride", "batch_size"):
-        if int(task[key]) < 1:
-            raise ValueError(f"task.{key} must be >= 1, got {task[key]}")
+                         f"{MAX_OFFSET}, and a patch must hold pairs of every offset; got {task.patch_size}")
+    for key in ("stride", "batch_size", "hierarchies_per_patch"):
+        if getattr(task, key) < 1:
+            raise ValueError(f"task.{key} must be >= 1, got {getattr(task, key)}")
 
 
 def run(cfg: DictConfig) -> dict:
-    task: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
+    task = typed(cfg.task, InpaintAffSettings)
     check_task(task)
     pl.seed_everything(int(cfg.seed), workers=True)
-    if task.get("torch_threads"):
-        torch.set_num_threads(int(task["torch_threads"]))
+    if task.torch_threads:
+        torch.set_num_threads(task.torch_threads)
     data = hydra.utils.instantiate(cfg.data)
     data.prepare_data()
-    out_dir = Path(task.get("out_dir") or Path(cfg.paths.output_dir) / "affinities")
-    engine = EngineConfig(**task.get("engine", {}))
-    inpainter, desc = build_inpainter(task, cfg.get("ckpt"))
+    out_dir = Path(task.out_dir)
+    engine = EngineConfig(**task.engine)
+    inpainter, desc = build_inpainter(task.inpainter, cfg.get("ckpt"), task.gaussian_sigma, task.compile)
     settings = {
-        "patch_size": int(task["patch_size"]), "stride": int(task["stride"]), "crop": task.get("crop"),
-        "foreground": foreground_skip_spec(task.get("foreground")), "seed": int(cfg.seed),
+        "patch_size": task.patch_size, "stride": task.stride, "crop": task.crop,
+        "foreground": foreground_skip_spec(task.foreground), "seed": int(cfg.seed),
         "engine": engine.result_settings(), **desc,
     }
-    repeats = int(task.get("hierarchies_per_patch", 1))
-    settings["hierarchies_per_patch"] = repeats  # files written before it existed count as 1 (writer.py)
+    settings["hierarchies_per_patch"] = task.hierarchies_per_patch  # files written before it existed count as 1
 
     pdm = PatchDataModule(
-        data, task["patch_size"], task["stride"], task["batch_size"], crop=task.get("crop"),
-        foreground=task.get("foreground"), seed=int(cfg.seed), num_workers=task.get("num_workers", 0),
-        repeats=repeats,
+        data, task.patch_size, task.stride, task.batch_size, crop=task.crop, foreground=task.foreground,
+        seed=int(cfg.seed), num_workers=task.num_workers, repeats=task.hierarchies_per_patch,
     )
     pdm.setup()
-    written, done = scan_done(out_dir, data.dataset, pdm.frames, settings, bool(task.get("overwrite", False)))
+    written, done = scan_done(out_dir, data.dataset, pdm.frames, settings, task.overwrite)
     pdm.resume(written, done)
     for key in sorted(written):
         log.info("%s already written in %s: skipped", key, out_dir)
     writer = AffinityWriter(
-        out_dir, data.dataset, pdm.frames, settings, save_every_n_batches=task.get("save_every_n_batches", 20),
-        n_samples=task.get("n_hierarchy_patches", 4), metadata={"dataset": data.dataset},
+        out_dir, data.dataset, pdm.frames, settings, save_every_n_batches=task.save_every_n_batches,
+        n_samples=task.n_hierarchy_patches, metadata={"dataset": data.dataset},
     )
     trainer = build_trainer(cfg, callbacks=[writer])
     if trainer.global_rank == 0 and desc["inpainter"] == "net":
@@ -112,7 +136,7 @@ def run(cfg: DictConfig) -> dict:
     return summarize(cfg, task, data.dataset, out_dir, pdm, trainer, wall)
 
 
-def summarize(cfg: DictConfig, task: dict, dataset: str, out_dir: Path, pdm: PatchDataModule,
+def summarize(cfg: DictConfig, task: InpaintAffSettings, dataset: str, out_dir: Path, pdm: PatchDataModule,
               trainer: pl.Trainer, wall: float) -> dict:
     """Collect per-frame statistics, draw pictures, write inpaintaff_result.json."""
     frames, totals = [], {}
@@ -125,7 +149,7 @@ def summarize(cfg: DictConfig, task: dict, dataset: str, out_dir: Path, pdm: Pat
         for k, v in stats.items():
             totals[k] = totals.get(k, 0.0) + v
         entry = {"key": info.key, "path": str(path), "n_patches": meta.get("n_patches"), "stats": stats}
-        if task.get("pictures", True):
+        if task.pictures:
             entry.update(_pictures(pdm, info, path, out_dir, dataset, trainer))
         frames.append(entry)
     n = max(totals.get("patches", 0.0), 1.0)
@@ -135,7 +159,7 @@ def summarize(cfg: DictConfig, task: dict, dataset: str, out_dir: Path, pdm: Pat
         "conditionals_per_patch": totals.get("conditionals", 0.0) / n,
         "splits_per_patch": totals.get("splits", 0.0) / n, "leaves_per_patch": totals.get("leaves", 0.0) / n,
         "patches_per_second": totals.get("patches", 0.0) / wall if wall > 0 and totals.get("patches") else None,
-        "task": task,
+        "task": asdict(task),
     }
     write_json(Path(cfg.paths.output_dir) / "inpaintaff_result.json", result)
     log.info("affinities in %s; %.1f forward passes, %.1f splits, %.1f leaves per patch", out_dir,
