@@ -9,9 +9,10 @@ import tifffile
 import torch
 import torch.nn.functional as F
 
-from inpaintaff.io.foreground import foreground_path
+from inpaintaff.io.foreground import foreground_path, read_foreground_metadata
 from inpaintaff.modules.fgnet import FGNetModule
 from inpaintaff.tasks import run_task
+from inpaintaff.tasks.checkpoints import checkpoint_fingerprint
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.tiling import predict_with_halo
 
@@ -45,6 +46,14 @@ def test_foreground_task_writes_probabilities(compose, fgnet_ckpt, tmp_path):
     assert prob.shape == (256, 256) and prob.dtype == np.float32
     assert 0 <= prob.min() and prob.max() <= 1
     assert path.with_suffix(".png").exists()
+    assert read_foreground_metadata(path)["ckpt_sha1"] == checkpoint_fingerprint(fgnet_ckpt)
+    # A rerun keeps these files; files of another checkpoint under the same out_dir are an error.
+    assert run_task(cfg)["foreground"] == out["foreground"]
+    other = tmp_path / "other.ckpt"
+    other.write_bytes(fgnet_ckpt.read_bytes() + b"\0")  # loads the same, differs in bytes
+    with pytest.raises(InputError, match=r"fg000\.tif: foreground probabilities of another checkpoint"):
+        run_task(compose("predict", ["task=foreground", f"ckpt={other}", "task.split=val", "task.tile=128",
+                                     f"task.out_dir={cfg.task.out_dir}"]))
 
 
 def test_foreground_task_checkpoint_errors(compose, tmp_path):

@@ -1,7 +1,7 @@
 """Foreground probability files: float32 TIFFs of values in [0, 1], one per frame, written by
 ``task=foreground`` (FGNET) and thresholded by the segmentation (``task.foreground.source=dir``).
 
-    <out>/<dataset>/<seq>_FG/fgNNN.tif
+    <out>/<dataset>/<seq>_FG/fgNNN.tif      float32 (H, W); JSON metadata: {"source": "fgnet", "ckpt_sha1": ...}
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
-from inpaintaff.io.ctc import read_2d
+from inpaintaff.io.ctc import read_2d, write_image
 from inpaintaff.utils.errors import InputError
 
 
@@ -49,3 +50,18 @@ def foreground_from_probability(
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
     return prob > threshold
+
+
+def write_foreground(path: str | Path, prob: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write one frame's foreground probabilities (float32) with JSON ``metadata``, atomically."""
+    return write_image(path, np.asarray(prob, dtype=np.float32), metadata=metadata or {})
+
+
+def read_foreground_metadata(path: str | Path) -> dict:
+    """The JSON metadata of a foreground file ({} for files written without it)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.shaped_metadata
+    except Exception as exc:  # tifffile raises many kinds for damaged or foreign files
+        raise InputError(path, f"cannot read this foreground file ({type(exc).__name__}: {exc})") from exc
+    return dict(meta[0]) if meta else {}

@@ -20,20 +20,22 @@ from inpaintaff.modules.distill import DistillModule
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.alpha import seed_from_checkpoint
 from inpaintaff.tasks.checkpoints import (
+    TiledSettings,
+    check_kept_outputs,
     checkpoint_fingerprint,
     checkpoint_kind,
     frames_to_write,
     inference_device,
     load_module,
 )
-from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.config import typed
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    t = cfg.task
+    t = typed(cfg.task, TiledSettings)
     device = inference_device(cfg)
     cls = DistillModule if checkpoint_kind(cfg.ckpt) == "DistillModule" else AffNetModule
     source = "distill" if cls is DistillModule else "affnet"
@@ -44,12 +46,8 @@ def run(cfg: DictConfig) -> dict:
         dm, t.split, lambda seq, frame: aff_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
     )
     fingerprint = checkpoint_fingerprint(cfg.ckpt)
-    redo = {str(p) for _, p in todo}
-    for path in (p for p in written if p not in redo):  # kept from an earlier run: the same checkpoint?
-        saved = read_affinity_metadata(path).get("ckpt_sha1")
-        if saved != fingerprint:
-            raise InputError(path, f"affinities of another checkpoint ({saved or 'unknown'} in the file, "
-                             f"{fingerprint} now): choose another task.out_dir, or set task.overwrite=true")
+    check_kept_outputs(written, todo, fingerprint, lambda p: read_affinity_metadata(p).get("ckpt_sha1"),
+                       "affinities")
     if seed_from_checkpoint(cfg.ckpt, t.out_dir):
         log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", t.out_dir)
     seconds = []

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import MISSING
 
 from inpaintaff.offsets import OFFSETS
 from inpaintaff.utils.errors import InputError
@@ -34,6 +37,35 @@ def frames_to_write(dm, split: str, path_of: Callable[[str, int], Path], overwri
         else:
             todo.append((ref, path))
     return todo, paths
+
+
+@dataclass
+class TiledSettings:
+    """``task=affnet`` and ``task=foreground``: a net's tiled prediction of every frame of ``split``."""
+
+    name: str = MISSING
+    split: str = MISSING
+    tile: int = MISSING
+    halo: int = MISSING
+    out_dir: str = MISSING
+    overwrite: bool = MISSING
+
+
+@dataclass
+class ForegroundSettings(TiledSettings):
+    threshold: float = MISSING  # for the pictures and the log
+
+
+def check_kept_outputs(paths: Sequence[str], todo: Sequence[tuple[Any, Path]], fingerprint: str,
+                       saved_fingerprint: Callable[[str], str | None], what: str) -> None:
+    """Outputs kept from an earlier run must come from the same checkpoint: an error naming the first
+    one that does not (so a changed checkpoint in the same ``out_dir`` is not silently mixed in)."""
+    redo = {str(p) for _, p in todo}
+    for path in (p for p in paths if p not in redo):
+        saved = saved_fingerprint(path)
+        if saved != fingerprint:
+            raise InputError(path, f"{what} of another checkpoint ({saved or 'unknown'} in the file, {fingerprint} "
+                                   "now): choose another task.out_dir, or set task.overwrite=true")
 
 
 def checkpoint_fingerprint(path: str | Path) -> str:

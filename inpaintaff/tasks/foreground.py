@@ -13,17 +13,24 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from inpaintaff.io import ctc
-from inpaintaff.io.foreground import foreground_path
+from inpaintaff.io.foreground import foreground_path, read_foreground_metadata, write_foreground
 from inpaintaff.modules.fgnet import FGNetModule
-from inpaintaff.tasks.checkpoints import frames_to_write, inference_device, load_module
+from inpaintaff.tasks.checkpoints import (
+    ForegroundSettings,
+    check_kept_outputs,
+    checkpoint_fingerprint,
+    frames_to_write,
+    inference_device,
+    load_module,
+)
+from inpaintaff.utils.config import typed
 from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    t = cfg.task
+    t = typed(cfg.task, ForegroundSettings)
     device = inference_device(cfg)
     module = load_module(FGNetModule, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)
@@ -31,10 +38,13 @@ def run(cfg: DictConfig) -> dict:
     todo, written = frames_to_write(
         dm, t.split, lambda seq, frame: foreground_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
     )
+    fingerprint = checkpoint_fingerprint(cfg.ckpt)
+    check_kept_outputs(written, todo, fingerprint, lambda p: read_foreground_metadata(p).get("ckpt_sha1"),
+                       "foreground probabilities")
     for ref, path in todo:
         image = dm.load_image(ref)
         prob = predict_with_halo(module.predict_proba, image, t.tile, t.halo, device)[0]
-        ctc.write_image(path, prob.astype(np.float32))
+        write_foreground(path, prob, {"source": "fgnet", "ckpt": str(cfg.ckpt), "ckpt_sha1": fingerprint})
         _save_png(path.with_suffix(".png"), image, prob, t.threshold)
         log.info("foreground %s: %.1f %% above %.2f", ref.name, 100 * (prob > t.threshold).mean(), t.threshold)
     return {"foreground": written}
