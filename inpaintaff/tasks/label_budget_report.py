@@ -20,15 +20,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from inpaintaff.io.files import atomic_path, write_json
 from inpaintaff.io.results import write_csv
 from inpaintaff.tasks.label_budget import RESULT_NAME
+from inpaintaff.utils.config import typed
 from inpaintaff.viz.scores import plot_detection_over_iou, plot_seg_vs_labels
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
@@ -169,8 +171,19 @@ def collect(sweep_dir: str | Path, out_dir: str | Path | None = None, split: str
     return report
 
 
+@dataclass
+class LabelBudgetReportSettings:
+    """``task=label_budget_report`` (defaults in ``conf/task/label_budget_report.yaml``)."""
+
+    name: str = MISSING
+    sweep_dir: str | None = MISSING
+    out_dir: str | None = MISSING
+    split: str | None = MISSING
+    detection_budget: float = MISSING
+
+
 def run(cfg: DictConfig) -> dict:
-    t: dict = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
-    if not t.get("sweep_dir"):
+    t = typed(cfg.task, LabelBudgetReportSettings)
+    if not t.sweep_dir:
         raise ValueError("set task.sweep_dir: the folder of a label-budget sweep (e.g. runs/hela_label_budget)")
-    return collect(t["sweep_dir"], t.get("out_dir"), t.get("split"), float(t.get("detection_budget", 50)))
+    return collect(t.sweep_dir, t.out_dir, t.split, t.detection_budget)

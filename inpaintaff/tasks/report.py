@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING as REQUIRED
+from omegaconf import DictConfig
 
 from inpaintaff.io.files import atomic_path, write_json
 from inpaintaff.io.results import find_results, load_result, write_csv
+from inpaintaff.utils.config import typed
 from inpaintaff.viz.scores import plot_detection_over_iou
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
@@ -77,23 +80,35 @@ def detection_panels(picked: Mapping[tuple[str, str], dict], datasets: Mapping[s
     return panels
 
 
+@dataclass
+class ReportSettings:
+    """``task=report`` (defaults in ``conf/task/report.yaml``)."""
+
+    name: str = REQUIRED
+    runs: Any = REQUIRED  # a folder or a list of folders (or result files)
+    split: str = REQUIRED
+    rows: list[str] = REQUIRED
+    extra_rows: bool = REQUIRED
+    datasets: dict[str, str] = REQUIRED
+    out_dir: str = REQUIRED
+
+
 def run(cfg: DictConfig) -> dict:
-    t: dict[str, Any] = OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[assignment]
-    roots = t["runs"] if isinstance(t["runs"], list) else [t["runs"]]
-    out = Path(t.get("out_dir") or cfg.paths.output_dir)
+    t = typed(cfg.task, ReportSettings)
+    roots = t.runs if isinstance(t.runs, list) else [t.runs]
+    out = Path(t.out_dir)
     results = []
     for path in find_results(roots):
         try:
             results.append(load_result(path))
         except (OSError, ValueError) as exc:
             log.warning("skipping unreadable result %s (%s)", path, exc)
-    picked = pick_results(results, str(t["split"]))
-    datasets = dict(t.get("datasets") or {})
-    row_names, col_names, cells = build_table(picked, t.get("rows") or PAPER_ROWS, datasets,
-                                              bool(t.get("extra_rows", True)))
+    picked = pick_results(results, t.split)
+    datasets = t.datasets
+    row_names, col_names, cells = build_table(picked, t.rows or PAPER_ROWS, datasets, t.extra_rows)
     md = markdown_table(row_names, col_names, cells)
     with atomic_path(out / "table1.md") as tmp:
-        tmp.write_text(f"SEG on split `{t['split']}` ({len(results)} result file(s) found)\n\n" + md)
+        tmp.write_text(f"SEG on split `{t.split}` ({len(results)} result file(s) found)\n\n" + md)
     write_csv(out / "table1.csv", [{"method": r, **dict(zip(col_names, c))} for r, c in zip(row_names, cells)],
               ["method", *col_names])
     plot = plot_detection_over_iou(out / "detection.png", detection_panels(picked, datasets))
@@ -101,7 +116,7 @@ def run(cfg: DictConfig) -> dict:
                        scalars={f"report/seg/{lab}/{d}": r["seg"] for (lab, d), r in picked.items()})
     sources = {f"{lab} | {d}": {"seg": r["seg"], "alpha": r.get("alpha"), "run": r["_path"]}
                for (lab, d), r in picked.items()}
-    report = {"split": t["split"], "rows": row_names, "columns": col_names, "cells": cells, "sources": sources,
+    report = {"split": t.split, "rows": row_names, "columns": col_names, "cells": cells, "sources": sources,
               "n_results_found": len(results)}
     write_json(out / "report.json", report)
     log.info("Table 1 (%d result file(s)):\n%s", len(results), md)
