@@ -12,6 +12,21 @@ import numpy as np
 from inpaintaff.viz.figures import plt, save_figure
 
 
+def _axes(ax: Any, xlabel: str, ylabel: str, title: str, legend: str | None, log_x: bool = False,
+          unit_y: bool = False, fontsize: int = 8) -> None:
+    """Labels, grid, title and legend of one panel (``unit_y``: scores in [0, 1])."""
+    if log_x:
+        ax.set_xscale("log")
+    if unit_y:
+        ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both" if log_x else "major")
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc=legend)
+    ax.set_title(title, fontsize=9)
+
+
 def plot_seg_vs_alpha(path: str | Path, rows: Sequence[dict[str, Any]], title: str = "") -> Path:
     """SEG (and detection accuracy at IoU 0.5) against α, one line per label/dataset/split."""
     groups: dict[tuple, list[dict]] = {}
@@ -29,13 +44,7 @@ def plot_seg_vs_alpha(path: str | Path, rows: Sequence[dict[str, Any]], title: s
         best = max(rs, key=lambda r: r["seg"])
         ax.annotate(f"{best['seg']:.3f}", (best["alpha"], best["seg"]), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=8)
-    ax.set_xlabel("α (weight of repulsive edges)")
-    ax.set_ylabel("score")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title or "α sweep", fontsize=9)
+    _axes(ax, "α (weight of repulsive edges)", "score", title or "α sweep", "lower right", unit_y=True, fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -60,12 +69,9 @@ def plot_alpha_curves(path: Path, results: Sequence[Mapping], splits: Sequence[s
             at = [p["seg"] for p in pts if p["alpha"] == r["alpha"]]
             if at:
                 ax.plot([r["alpha"]], at, "*", ms=12, color=color)
-        ax.set_xscale("log")
-        ax.set_xlabel("α (weight of repulsive edges); ★ chosen on " + select_split)
-        ax.set_ylabel("SEG")
-        ax.set_title(f"{split} frames" + (" (α chosen here)" if split == select_split else ""), fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        _axes(ax, "α (weight of repulsive edges); ★ chosen on " + select_split, "SEG",
+              f"{split} frames" + (" (α chosen here)" if split == select_split else ""), "lower left", log_x=True,
+              fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -85,12 +91,8 @@ def plot_seg_vs_labels(path: str | Path, summary: Sequence[Mapping[str, Any]], s
         ax.errorbar([p["n_labeled"] for p in pts], [p["seg"] for p in pts],
                     yerr=[p["seg_std"] for p in pts], xerr=[p["n_labeled_std"] for p in pts],
                     fmt="o-" if "CC" not in method else "o:", ms=4, capsize=3, color=f"C{i}", label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("labeled instances FGNET and AFFNET were trained on")
-    ax.set_ylabel(f"SEG ({split} frames)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title or "SEG against the label budget (mean ± std over seeds)", fontsize=9)
+    _axes(ax, "labeled instances FGNET and AFFNET were trained on", f"SEG ({split} frames)",
+          title or "SEG against the label budget (mean ± std over seeds)", "lower right", log_x=True)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -114,12 +116,6 @@ def plot_detection_over_iou(path: str | Path, panels: Mapping[str, Mapping[str, 
             ax.plot(th, mean, "o-" if "CC" not in method else "o:", ms=4, color=f"C{i}", label=method + seeds)
             if len(dets) > 1:
                 ax.fill_between(th, mean - std, mean + std, color=f"C{i}", alpha=0.15)
-        ax.set_xlabel("IoU threshold")
-        ax.set_ylabel("detection accuracy TP/(TP+FP+FN)")
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        if curves:
-            ax.legend(fontsize=8, loc="lower left")
-        ax.set_title(title, fontsize=9)
+        _axes(ax, "IoU threshold", "detection accuracy TP/(TP+FP+FN)", title, "lower left", unit_y=True)
     fig.tight_layout()
     return save_figure(fig, path)
