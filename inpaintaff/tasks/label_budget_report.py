@@ -88,8 +88,9 @@ def summarize(results: Sequence[Mapping], split: str) -> list[dict]:
     for r in results:
         for m in r["rows"]:
             groups.setdefault((str(r["budget"]), m["label"]), []).append((r["n_labeled"], m.get(f"seg_{split}")))
-    out = []
-    for (budget, method), vals in sorted(groups.items(), key=lambda kv: (_budget_key(kv[0][0]), kv[0][1])):
+    order = {m: i for i, m in enumerate(dict.fromkeys(m["label"] for r in results for m in r["rows"]))}
+    out = []  # budgets in increasing order; methods in the order of the jobs' rows (the plots' colours)
+    for (budget, method), vals in sorted(groups.items(), key=lambda kv: (_budget_key(kv[0][0]), order[kv[0][1]])):
         n = np.asarray([v[0] for v in vals], float)
         segs = np.asarray([v[1] for v in vals if v[1] is not None], float)
         out.append({"budget": budget, "method": method, "n_seeds": len(vals),
