@@ -131,10 +131,10 @@ def shared_affinities(cfg: DictConfig, t: LabelBudgetSettings, frames: list[dict
     ``task.shared_dir``; returns name -> folder. Patches are skipped by ``task.inpaintaff.foreground``,
     which must not depend on FGNET (the same folder serves every budget)."""
     needed = {n: s for n, s in t.inpainters.items()
-              if n not in t.affinity_dirs and table1._needs(t.rows, "affinities", n)}
+              if n not in t.affinity_dirs and table1.rows_need(t.rows, "affinities", n)}
     if not needed:
         return {}
-    if "dir" in table1._skip_sources(t):
+    if "dir" in table1.skip_sources(t):
         raise ValueError("task.inpaintaff.foreground.source may not hold 'dir' (FGNET) here: the shared "
                          "InpaintAff affinities must be the same for every label budget")
     only = replace(t, inpainters=needed, affinity_nets={}, affinity_dirs={},

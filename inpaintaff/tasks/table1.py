@@ -109,31 +109,33 @@ class Table1Settings:
     figure: dict[str, Any] | None = MISSING
 
 
-def _needs(rows: Sequence[Row], key: str, value: str) -> bool:
+def rows_need(rows: Sequence[Row], key: str, value: str) -> bool:
+    """Whether some row's ``key`` (``affinities``, ``foreground``) is ``value``."""
     return any(getattr(r, key) == value for r in rows)
 
 
-def _skip_sources(t: Table1Settings) -> list:
+def skip_sources(t: Table1Settings) -> list:
+    """The foreground sources by which the engine skips patches (``task.inpaintaff.foreground``)."""
     source = (t.inpaintaff.get("foreground") or {}).get("source")
     return source if isinstance(source, list) else [source]
 
 
-def _needs_fgnet(t: Table1Settings) -> bool:
+def needs_fgnet(t: Table1Settings) -> bool:
     """Whether a row segments with FGNET's foreground or the engine skips patches by it."""
-    return _needs(t.rows, "foreground", "fgnet") or "dir" in _skip_sources(t)
+    return rows_need(t.rows, "foreground", "fgnet") or "dir" in skip_sources(t)
 
 
 def check_checkpoints(t: Table1Settings) -> None:
     """Every checkpoint a row needs is set (null ones are named, before any work)."""
     unset = []
-    if _needs_fgnet(t) and not t.fgnet_ckpt:
+    if needs_fgnet(t) and not t.fgnet_ckpt:
         unset.append("task.fgnet_ckpt")
     for name, spec in t.inpainters.items():
-        if name not in t.affinity_dirs and _needs(t.rows, "affinities", name) and spec.inpainter == "net" \
+        if name not in t.affinity_dirs and rows_need(t.rows, "affinities", name) and spec.inpainter == "net" \
                 and not spec.ckpt:
             unset.append(f"task.inpainters.{name}.ckpt")
     for name, ckpt in t.affinity_nets.items():
-        if _needs(t.rows, "affinities", name) and not ckpt and name not in t.affinity_dirs:
+        if rows_need(t.rows, "affinities", name) and not ckpt and name not in t.affinity_dirs:
             unset.append(f"task.affinity_nets.{name}")
     if unset:
         raise ValueError(f"set {', '.join(unset)}: the checkpoints trained for this data (or drop the rows that "
@@ -145,17 +147,17 @@ def affinity_stages(cfg: DictConfig, t: Table1Settings, work: Path, frames: list
     rows = t.rows
     top = {"data.splits.predict": frames}
     skip = dict(t.inpaintaff.get("foreground") or {})
-    if _needs_fgnet(t):
+    if needs_fgnet(t):
         run_subtask(subtask_config(cfg, "foreground", {"split": "predict", "out_dir": str(work / FGNET_DIR)},
                                    work / "logs" / "fgnet", {**top, "ckpt": t.fgnet_ckpt}))
     sources: dict[str, dict] = {}
     for name, folder in t.affinity_dirs.items():
-        if _needs(rows, "affinities", name):
+        if rows_need(rows, "affinities", name):
             if not Path(folder).is_dir():
                 raise InputError(folder, f"task.affinity_dirs.{name}: affinity folder not found")
             sources[name] = {"dir": str(folder), "kind": "auto", "reused": True}
     for name, spec in t.inpainters.items():
-        if not _needs(rows, "affinities", name) or name in sources:
+        if not rows_need(rows, "affinities", name) or name in sources:
             continue
         out = work / f"aff_{name}"
         task = {**t.inpaintaff, "inpainter": spec.inpainter, "out_dir": str(out),
@@ -167,7 +169,7 @@ def affinity_stages(cfg: DictConfig, t: Table1Settings, work: Path, frames: list
                                             {**top, "ckpt": spec.ckpt}))
         sources[name] = {"dir": str(out), "kind": "inpaintaff", **_timing(result, time.perf_counter() - t0)}
     for name, ckpt in t.affinity_nets.items():
-        if not _needs(rows, "affinities", name) or name in t.affinity_dirs:
+        if not rows_need(rows, "affinities", name) or name in t.affinity_dirs:
             continue
         if name in sources:
             raise ValueError(f"task.affinity_nets: {name!r} is also a key of task.inpainters")
