@@ -13,10 +13,17 @@ from inpaintaff.viz.figures import plt, save_figure
 
 
 def _axes(ax: Any, xlabel: str, ylabel: str, title: str, legend: str | None, log_x: bool = False,
-          unit_y: bool = False, fontsize: int = 8) -> None:
-    """Labels, grid, title and legend of one panel (``unit_y``: scores in [0, 1])."""
+          unit_y: bool = False, fontsize: int = 8, xticks: Sequence[float] | None = None) -> None:
+    """Labels, grid, title and legend of one panel (``unit_y``: scores in [0, 1]; ``xticks``: the
+    values to label on a log axis, plainly written)."""
     if log_x:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        if xticks:
+            ax.set_xticks(sorted(set(xticks)))
     if unit_y:
         ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
@@ -53,6 +60,7 @@ def plot_alpha_curves(path: Path, results: Sequence[Mapping], splits: Sequence[s
     """SEG against α: one panel per split, one line per row; the chosen α marked on every line."""
     fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), squeeze=False)
     for ax, split in zip(axes[0], splits):
+        ticks: list[float] = []
         for i, r in enumerate(results):
             color = f"C{i}"
             if r["method"] == "cc":
@@ -65,13 +73,14 @@ def plot_alpha_curves(path: Path, results: Sequence[Mapping], splits: Sequence[s
             if not pts:
                 continue
             a = [p["alpha"] for p in pts]
+            ticks += a
             ax.plot(a, [p["seg"] for p in pts], "o-", ms=3, color=color, label=r["label"])
             at = [p["seg"] for p in pts if p["alpha"] == r["alpha"]]
             if at:
                 ax.plot([r["alpha"]], at, "*", ms=12, color=color)
         _axes(ax, "α (weight of repulsive edges); ★ chosen on " + select_split, "SEG",
               f"{split} frames" + (" (α chosen here)" if split == select_split else ""), "lower left", log_x=True,
-              fontsize=7)
+              fontsize=7, xticks=ticks)
     fig.tight_layout()
     return save_figure(fig, path)
 
