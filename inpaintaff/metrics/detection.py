@@ -8,7 +8,7 @@ accuracy = TP/(TP+FP+FN).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,3 +121,12 @@ def pool_detection(counts: Iterable[DetectionCounts]) -> DetectionCounts:
     for c in counts[1:]:
         out = out + c
     return out
+
+
+def accuracy_at(detection: Mapping[str, Sequence[float]] | None, threshold: float) -> float | None:
+    """Detection accuracy at one IoU threshold from a detection dict (``DetectionCounts.as_dict()``, as
+    result files store it); None when it was not measured there."""
+    det = detection or {}
+    thresholds = np.asarray(det.get("thresholds", []), float)
+    idx = np.flatnonzero(np.isclose(thresholds, threshold))
+    return float(det["accuracy"][idx[0]]) if idx.size else None

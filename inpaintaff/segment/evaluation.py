@@ -21,7 +21,7 @@ from inpaintaff.io import ctc
 from inpaintaff.io.files import write_json
 from inpaintaff.io.results import RESULT_NAME, write_csv
 from inpaintaff.metrics.ctc import pool_seg
-from inpaintaff.metrics.detection import pool_detection
+from inpaintaff.metrics.detection import accuracy_at, pool_detection
 from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
 from inpaintaff.segment.settings import SegmentSettings, method_label, segment_settings
 from inpaintaff.utils.errors import InputError
@@ -88,7 +88,7 @@ def summarize(
         if sc is not None:
             row.update(sc.seg.as_dict())
             row["seg"] = sc.seg.seg if sc.seg.n_gt else None  # no GT object in the frame (or window)
-            row["det_acc_0.5"] = _at(sc.detection, 0.5)
+            row["det_acc_0.5"] = accuracy_at(sc.detection.as_dict(), 0.5)
         rows.append(row)
     scored = [s for s in scores if s is not None]
     pooled: dict[str, Any] = {"seg": None, "n_gt": 0, "detection": None}
@@ -99,11 +99,6 @@ def summarize(
         pooled = {"seg": seg.seg if seg.n_gt else None, "n_gt": seg.n_gt, "n_matched": seg.n_matched,
                   "detection": det.as_dict()}
     return rows, pooled
-
-
-def _at(det: Any, t: float) -> float | None:
-    idx = np.flatnonzero(np.isclose(det.thresholds, t))
-    return float(det.accuracy[idx[0]]) if idx.size else None
 
 
 def write_outputs(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from inpaintaff.metrics.detection import accuracy_at
 from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize
 from inpaintaff.segment.pipeline import FrameInput
 from inpaintaff.segment.settings import SegmentSettings, method_label
@@ -27,10 +28,8 @@ def sweep(inputs: Sequence[FrameInput], task: SegmentSettings, alphas: Sequence[
         for alpha in alphas:
             labels, scores, seconds = evaluate(inputs, sized, alpha)
             _, pooled = summarize(inputs, labels, scores, seconds)
-            det = pooled["detection"] or {}
-            acc = dict(zip(det.get("thresholds", []), det.get("accuracy", []))).get(0.5)
             rows.append({"alpha": float(alpha), "min_size": int(min_size), "seg": pooled["seg"],
-                         "n_gt": pooled["n_gt"], "det_acc_0.5": acc})
+                         "n_gt": pooled["n_gt"], "det_acc_0.5": accuracy_at(pooled["detection"], 0.5)})
     return rows
 
 

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from inpaintaff.io.results import RESULT_NAME, find_results, load_result, write_csv
+from inpaintaff.metrics.detection import accuracy_at
 from inpaintaff.viz.scores import plot_seg_vs_alpha
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
@@ -32,14 +33,6 @@ TABLE_NAME = "sweep.csv"
 PLOT_NAME = "sweep.png"
 COLUMNS = ["job", "label", "dataset", "split", "alpha", "seg", "n_gt", "n_frames", "det_acc_0.5", "overrides",
            "output_dir"]
-
-
-def _det_at(result: dict, t: float) -> float | None:
-    det = result.get("detection") or {}
-    for th, acc in zip(det.get("thresholds", []), det.get("accuracy", [])):
-        if abs(th - t) < 1e-9:
-            return acc
-    return None
 
 
 def _overrides(job_dir: Path) -> str:
@@ -60,7 +53,8 @@ def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "job": str(job_dir.relative_to(sweep_dir)) if job_dir != sweep_dir else ".",
             "label": r.get("label"), "dataset": r.get("dataset"), "split": r.get("split"),
             "alpha": r.get("alpha"), "seg": r.get("seg"), "n_gt": r.get("n_gt"), "n_frames": r.get("n_frames"),
-            "det_acc_0.5": _det_at(r, 0.5), "overrides": _overrides(job_dir), "output_dir": str(job_dir),
+            "det_acc_0.5": accuracy_at(r.get("detection"), 0.5), "overrides": _overrides(job_dir),
+            "output_dir": str(job_dir),
         })
     rows.sort(key=lambda r: (str(r["label"]), str(r["dataset"]), str(r["split"]), r["alpha"] or 0.0, r["job"]))
     return rows

@@ -29,6 +29,7 @@ from omegaconf import MISSING, DictConfig
 
 from inpaintaff.io.files import atomic_path, write_json
 from inpaintaff.io.results import write_csv
+from inpaintaff.metrics.detection import accuracy_at
 from inpaintaff.tasks.label_budget import RESULT_NAME
 from inpaintaff.utils.config import typed
 from inpaintaff.viz.scores import plot_detection_over_iou, plot_seg_vs_labels
@@ -62,13 +63,11 @@ def job_rows(results: Sequence[Mapping], missing: Sequence[Path], sweep_dir: Pat
     rows = []
     for r in results:
         for m in r["rows"]:
-            det = m.get(f"detection_{split}") or {}
-            acc = dict(zip(det.get("thresholds", []), det.get("accuracy", [])))
             rows.append({"job": str(Path(r["job_dir"]).relative_to(sweep_dir)), "budget": r["budget"],
                          "seed": r["seed"], "n_labeled": r["n_labeled"], "method": m["label"],
                          "alpha": m.get("alpha"), "min_size": m.get("min_size"),
                          f"seg_{select}": m.get(f"seg_{select}"), f"seg_{split}": m.get(f"seg_{split}"),
-                         "det_acc_0.5": next((a for t, a in acc.items() if abs(t - 0.5) < 1e-9), None),
+                         "det_acc_0.5": accuracy_at(m.get(f"detection_{split}"), 0.5),
                          "status": "done"})
     for job in missing:
         rows.append({"job": str(job.relative_to(sweep_dir)), "status": "missing"})
