@@ -175,7 +175,7 @@ def run(cfg: DictConfig) -> dict:
     dirs = {**shared_affinities(cfg, t, frames), **t.affinity_dirs}
     job = replace(t, fgnet_ckpt=trained["fgnet"]["checkpoint"], affinity_dirs=dirs,
                   affinity_nets={**t.affinity_nets, "affnet": trained["affnet"]["checkpoint"]})
-    report = table1.run(cfg, job)
+    report = table1.run(cfg, job, dm)
     split_names = [t.select_split, *t.eval_splits]
     rows = []
     for r in report["rows"]:

@@ -302,13 +302,14 @@ def table_settings(cfg: DictConfig, cls: type = Table1Settings) -> Any:
     return t
 
 
-def run(cfg: DictConfig, t: Table1Settings | None = None) -> dict:
-    """The table of ``cfg.task`` (or of ``t``, settings a task built on this one has filled in)."""
+def run(cfg: DictConfig, t: Table1Settings | None = None, dm: Any = None) -> dict:
+    """The table of ``cfg.task`` (or of ``t`` and the data module ``dm``, which a task built on this
+    one has filled in and loaded)."""
     t = table_settings(cfg) if t is None else t
     check_checkpoints(t)
     work = Path(cfg.paths.output_dir).resolve()
     select, evals = t.select_split, t.eval_splits
-    dm = load_data(cfg)
+    dm = load_data(cfg) if dm is None else dm
     frames = predict_spec(dm, [select, *evals])
     sources = affinity_stages(cfg, t, work, frames)
     n_merged = count_merged_objects(dm, select)
