@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from inpaintaff.tasks import run_task
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path="inpaintaff/conf", config_name="predict")
 def main(cfg: DictConfig) -> dict:
     return run_task(cfg)
 

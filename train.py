@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from inpaintaff.train import train
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="inpaintaff/conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
     return train(cfg)
 

@@ -16,7 +16,7 @@ import inpaintaff  # noqa: F401  (registers the config resolvers)
 from inpaintaff.data.synthetic import make_synthetic_dataset
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-CONF_DIR = PROJECT_DIR / "conf"
+CONF_DIR = PROJECT_DIR / "inpaintaff" / "conf"
 SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
 SYNTH_DATASET = "SYNTH-HeLa"
 

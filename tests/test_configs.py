@@ -21,7 +21,7 @@ from pytorch_lightning.loggers import Logger
 
 from inpaintaff.utils.instantiate import instantiate_group
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "inpaintaff" / "conf"
 # Groups and the entry points that use them.
 GROUPS = {
     "data": ["train", "predict"],

@@ -11,9 +11,7 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from inpaintaff.utils.resolvers import PROJECT_DIR
-
-CONF_DIR = PROJECT_DIR / "conf"
+from inpaintaff.utils.resolvers import CONF_DIR
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:

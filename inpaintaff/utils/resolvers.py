@@ -6,10 +6,17 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = PACKAGE_DIR.parent
+# The Hydra configs and the shipped checkpoints are package data: an installed wheel carries them.
+CONF_DIR = PACKAGE_DIR / "conf"
+CHECKPOINT_DIR = PACKAGE_DIR / "checkpoints"
 
 
 def register_resolvers() -> None:
-    """``${project_dir:}``: the folder holding the inpaintaff package (the repository root)."""
+    """``${project_dir:}``: the folder holding the inpaintaff package (the repository root in a
+    checkout); ``${package_dir:}``: the package itself (holds ``conf/`` and ``checkpoints/``)."""
     if not OmegaConf.has_resolver("project_dir"):
         OmegaConf.register_new_resolver("project_dir", lambda: str(PROJECT_DIR))
+    if not OmegaConf.has_resolver("package_dir"):
+        OmegaConf.register_new_resolver("package_dir", lambda: str(PACKAGE_DIR))
