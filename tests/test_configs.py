@@ -36,6 +36,8 @@ GROUPS = {
 # Hydra's own settings (run folders, the multirun callback): they take effect only inside a Hydra
 # run, which tests/test_entrypoints.py starts.
 NOT_COMPOSED_HERE = {"hydra"}
+# Options with a mandatory value only the user can give (``???`` in the YAML).
+USER_VALUES = {("data", "folder"): ["data.images=/my/images"]}
 
 
 def _sets_task(experiment: Path) -> bool:
@@ -104,14 +106,16 @@ def test_every_config_group_is_covered():
 
 @pytest.mark.parametrize(("entry", "group", "option"), _options())
 def test_option_composes_and_builds(compose, entry, group, option):
+    overrides = [f"{group}={option}", *USER_VALUES.get((group, option), [])]
     try:
-        cfg = compose(entry, [f"{group}={option}"])
+        cfg = compose(entry, overrides)
     except ConfigCompositionException as exc:
         raise AssertionError(f"{group}={option} does not compose with {entry}: {exc}") from exc
-    _resolved(cfg, entry, [f"{group}={option}"])
+    _resolved(cfg, entry, overrides)
     if group == "data":
         data = hydra.utils.instantiate(cfg.data)
-        assert isinstance(data, pl.LightningDataModule) and data.dataset == cfg.data.dataset
+        assert isinstance(data, pl.LightningDataModule)
+        assert data.dataset == (cfg.data.dataset or Path(str(cfg.data.get("images"))).name)
     elif group == "model":
         _check_model_and_data(cfg, fit=False)  # the default data serve raw crops, not every model's
     elif group == "experiment" and entry == "train":

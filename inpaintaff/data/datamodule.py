@@ -33,10 +33,12 @@ class FrameRef:
     frame: int
     raw_path: Path
     gt_path: Path | None
+    # A plain folder's images are named by their file stem (outputs keep it); CTC frames by number.
+    stem: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.seq}/t{self.frame:03d}"
+        return self.stem if self.stem is not None else f"{self.seq}/t{self.frame:03d}"
 
 
 class CropDataset(Dataset):
@@ -116,6 +118,7 @@ class CTCDataModule(pl.LightningDataModule):
         seed: int = 0,
         generate: Mapping | None = None,
         teacher_dir: str | Path | None = None,
+        diameter: float | None = None,
     ):
         super().__init__()
         if train_mode not in TRAIN_MODES:
@@ -137,6 +140,9 @@ class CTCDataModule(pl.LightningDataModule):
         self.label_frames, self.max_instances, self.seed = label_frames, max_instances, int(seed)
         self.generate = dict(generate) if generate else None
         self.teacher_dir = None if teacher_dir is None else Path(teacher_dir)
+        if diameter is not None and not float(diameter) > 0:
+            raise ValueError(f"data.diameter must be a positive number of pixels (or null: estimate), got {diameter}")
+        self.diameter = None if diameter is None else float(diameter)
         self._cache: dict[Path, np.ndarray] = {}
         self._train: Dataset | None = None
         self._val: Dataset | None = None
@@ -182,10 +188,14 @@ class CTCDataModule(pl.LightningDataModule):
                 refs.append(FrameRef(seq, f, raw, gt))
         return refs
 
+    def load_raw(self, ref: FrameRef) -> np.ndarray:
+        """The frame as stored, as float32 (not normalised)."""
+        return ctc.read_image(ref.raw_path)
+
     def load_image(self, ref: FrameRef) -> np.ndarray:
         """The frame, percentile-normalised (cached)."""
         if ref.raw_path not in self._cache:
-            raw = ctc.read_image(ref.raw_path)
+            raw = self.load_raw(ref)
             self._cache[ref.raw_path] = percentile_normalize(raw, source=ref.raw_path, **self.normalize)
         return self._cache[ref.raw_path]
 

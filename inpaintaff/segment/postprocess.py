@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from inpaintaff.utils.labels import relabel_consecutive
 
@@ -49,3 +50,17 @@ def merge_small_segments(labels: np.ndarray, min_size: int, max_rounds: int = 4)
             lut = nxt
         labels = lut[labels]
     return relabel_consecutive(labels).astype(labels.dtype)
+
+
+def fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Background pixels enclosed by one instance join it (holes inside a nucleus); pixels of other
+    instances are never changed."""
+    out = np.array(labels, copy=True)
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        own = labels[sl] == i
+        hole = ndi.binary_fill_holes(own) & ~own & (labels[sl] == 0)
+        if hole.any():
+            out[sl][hole] = i
+    return out

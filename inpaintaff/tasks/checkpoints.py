@@ -121,3 +121,26 @@ def load_module(cls: type[pl.LightningModule], ckpt: str | Path | None, device: 
         cause = cause if len(cause) <= 300 else cause[:300] + " ..."  # long lists of state-dict keys
         raise InputError(path, f"not a compatible {cls.__name__} checkpoint ({type(exc).__name__}: {cause})") from exc
     return module.eval().to(device)
+
+
+# Key of the project's own record in a checkpoint: {"nucleus_diameter": px, "nucleus_diameter_from": how}.
+META_KEY = "inpaintaff"
+
+
+def checkpoint_meta(path: str | Path) -> dict:
+    """The project's record stored in a checkpoint (empty for checkpoints written before it existed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
+    meta = ckpt.get(META_KEY) if isinstance(ckpt, dict) else None
+    return dict(meta or {})
+
+
+def checkpoint_diameter(path: str | Path) -> float | None:
+    """The nucleus diameter (px) the checkpoint's net was trained for, or None if it records none."""
+    value = checkpoint_meta(path).get("nucleus_diameter")
+    return None if value is None else float(value)

@@ -13,7 +13,8 @@ import torch
 from inpaintaff.io.files import atomic_path
 from inpaintaff.utils.errors import InputError
 
-_KEEP = ("state_dict", "hyper_parameters", "hparams_name", "pytorch-lightning_version", "epoch", "global_step")
+_KEEP = ("state_dict", "hyper_parameters", "hparams_name", "pytorch-lightning_version", "epoch", "global_step",
+         "inpaintaff")
 
 
 def slim_checkpoint(src: str | Path, dst: str | Path) -> Path:

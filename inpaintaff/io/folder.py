@@ -1,0 +1,163 @@
+"""A plain folder of images (a user's own data): finding the files, reading one channel of each.
+
+Images are matched by glob patterns (TIFF and PNG by default); masks, when given, live in another
+folder under the same file stem (``img_a.tif`` ↔ ``img_a.tif`` or ``img_a.png``). Every output of
+an image is named by its stem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from inpaintaff.utils.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATTERNS = ("*.tif", "*.tiff", "*.png")
+_IMAGE_SUFFIXES = {".tif", ".tiff", ".png"}
+
+
+@dataclass(frozen=True)
+class FolderImage:
+    """One image of a folder, named by its file stem, with its mask if there is one."""
+
+    name: str
+    path: Path
+    mask_path: Path | None = None
+
+
+def _patterns(pattern: str | Sequence[str] | None) -> list[str]:
+    if pattern is None:
+        return list(DEFAULT_PATTERNS)
+    return [pattern] if isinstance(pattern, str) else [str(p) for p in pattern]
+
+
+def list_folder(images: str | Path, pattern: str | Sequence[str] | None = None,
+                masks: str | Path | None = None) -> list[FolderImage]:
+    """The images of a folder matching ``pattern`` (a glob or a list of globs), sorted by name,
+    each with its mask from ``masks`` (same stem) when that folder is given.
+
+    A missing or empty folder, a pattern that matches nothing, two images of one stem, and a mask
+    without its image are errors naming the folder or file.
+    """
+    folder = Path(images).expanduser()
+    if not folder.exists():
+        raise InputError(folder, "image folder not found (data.images)")
+    if not folder.is_dir():
+        raise InputError(folder, "data.images must be a folder of images; this is a file (put it in a folder, "
+                         "or give its folder with data.pattern=<its name>)")
+    files = sorted({p for pat in _patterns(pattern) for p in folder.glob(pat) if p.is_file()})
+    if not files:
+        present = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not present:
+            raise InputError(folder, "image folder is empty")
+        raise InputError(folder, f"no file matches data.pattern {_patterns(pattern)} "
+                         f"({len(present)} other file(s), e.g. {present[:3]})")
+    by_name: dict[str, Path] = {}
+    for f in files:
+        if f.stem in by_name:
+            raise InputError(f, f"two images named {f.stem!r} ({by_name[f.stem].name} and {f.name}): outputs are "
+                             "named by the file stem, so stems must be unique (narrow data.pattern)")
+        by_name[f.stem] = f
+    mask_of: dict[str, Path] = {}
+    if masks is not None:
+        mask_dir = Path(masks).expanduser()
+        if not mask_dir.is_dir():
+            raise InputError(mask_dir, "mask folder not found (data.masks)")
+        for m in sorted(p for p in mask_dir.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
+            if m.stem not in by_name:
+                raise InputError(m, f"mask without its image: no image named {m.stem!r} in {folder} "
+                                 f"matching {_patterns(pattern)}")
+            if m.stem in mask_of:
+                raise InputError(m, f"two masks named {m.stem!r} ({mask_of[m.stem].name} and {m.name})")
+            mask_of[m.stem] = m
+        missing = [n for n in by_name if n not in mask_of]
+        if missing:
+            log.warning("%d of %d image(s) have no mask in %s (e.g. %s): they are segmented but not scored",
+                        len(missing), len(by_name), mask_dir, missing[:3])
+    return [FolderImage(name, path, mask_of.get(name)) for name, path in by_name.items()]
+
+
+def _read_any(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        if path.suffix.lower() == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return np.asarray(im)
+        return np.asarray(tifffile.imread(path))
+    except Exception as exc:  # readers raise many types for corrupt files
+        raise InputError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
+
+
+def _channel_axis(shape: tuple[int, ...]) -> int:
+    """Where the channels are in a 3D array: the last axis when it is short (H, W, C), else the
+    first (C, H, W)."""
+    return -1 if shape[-1] <= 4 and shape[-1] < shape[0] else 0
+
+
+def read_channel(path: str | Path, channel: int | None = None) -> np.ndarray:
+    """One 2D channel of an image file as float32.
+
+    Multi-channel files need ``channel`` unless all their channels are equal (a grey image saved as
+    RGB); an alpha channel is never chosen by default. NaN, infinite, constant or empty images and
+    3D stacks are errors naming the file.
+    """
+    path = Path(path)
+    arr = np.squeeze(_read_any(path))
+    if arr.size == 0:
+        raise InputError(path, "image is empty")
+    if arr.ndim == 3:
+        axis = _channel_axis(arr.shape)
+        chans = np.moveaxis(arr, axis, 0)
+        if channel is None:
+            colour = chans[:3] if chans.shape[0] == 4 else chans
+            if all(np.array_equal(colour[0], c) for c in colour[1:]):
+                arr = colour[0]
+            else:
+                raise InputError(path, f"image has {chans.shape[0]} channels (shape {arr.shape}): choose one with "
+                                 "data.channel=<index>")
+        else:
+            if not -chans.shape[0] <= channel < chans.shape[0]:
+                raise InputError(path, f"data.channel={channel} but the image has {chans.shape[0]} channels "
+                                 f"(shape {arr.shape})")
+            arr = chans[channel]
+    elif channel not in (None, 0):
+        raise InputError(path, f"data.channel={channel} but the image has a single channel")
+    if arr.ndim != 2:
+        raise InputError(path, f"expected a 2D image (or 2D with channels), got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
+        raise InputError(path, f"unsupported dtype {arr.dtype}")
+    out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise InputError(path, "image contains NaN or infinite values")
+    if out.min() == out.max():
+        raise InputError(path, f"image is constant (value {out.min():g}): nothing to segment")
+    return out
+
+
+def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """An instance label image (0 = background) of an image of ``shape``, as int64."""
+    path = Path(path)
+    arr = np.squeeze(_read_any(path))
+    if arr.ndim != 2:
+        raise InputError(path, f"a mask must be a 2D label image, got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
+            raise InputError(path, f"mask labels must be integers, got non-integer {arr.dtype} values")
+    elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise InputError(path, f"mask labels must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise InputError(path, "mask labels must be non-negative")
+    if arr.shape != tuple(shape):
+        raise InputError(path, f"mask of shape {arr.shape} for an image of shape {tuple(shape)}")
+    return arr
