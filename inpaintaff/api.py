@@ -28,7 +28,8 @@ from inpaintaff.utils.resolvers import CHECKPOINT_DIR
 log = logging.getLogger(__name__)
 
 PRETRAINED = {
-    "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt", "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
+    "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt",
+             "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
 }
 
 

@@ -191,7 +191,7 @@ def segment_one(segmenter: Segmenter, source: FrameSource, ref: FrameRef, record
     if overlays:
         from inpaintaff.viz.overlays import overlay_rgb, save_rgb_png
 
-        save_rgb_png(outputs.overlay(name), overlay_rgb(image, res.labels))
+        save_rgb_png(outputs.overlay(name), overlay_rgb(image, res.labels, gt)[0])  # errors marked with masks
     if save_affinities and res.affinities is not None:
         from inpaintaff.io.affinities import write_affinities
         from inpaintaff.segment.one_pass import inside_pairs
@@ -270,8 +270,8 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
 
         pics = {f"segment_folder/{r['image']}": outputs.overlay(r["image"]) for r in rows[:tensorboard_images]
                 if outputs.overlay(r["image"]).is_file()}
-        log_to_tensorboard(out_dir / "tensorboard", images=pics, scalars={"segment_folder/seg": seg,
-                                                                          "segment_folder/n_objects": result["n_objects"]})
+        scalars = {"segment_folder/seg": seg, "segment_folder/n_objects": result["n_objects"]}
+        log_to_tensorboard(out_dir / "tensorboard", images=pics, scalars=scalars)
     log.info("%d image(s), %d object(s) in %s%s", len(rows), result["n_objects"], out_dir,
              "" if seg is None else f"; SEG {seg:.3f} over {len(scored)} image(s) with masks")
     return result

@@ -125,21 +125,16 @@ def side_by_side(path: str | Path, image: np.ndarray, gt: np.ndarray, panels: Se
     return save_figure(fig, path)
 
 
-def overlay_rgb(image: np.ndarray, labels: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
-    """An (H, W, 3) uint8 picture: the image in grey with every instance's contour in green; cheap
-    enough to write one per image of a large folder."""
-    grey = np.clip((np.asarray(image, dtype=np.float32) - low) / max(high - low, 1e-6), 0, 1)
-    rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
-    rgb[boundaries(labels)] = (np.array(CONTOUR) * 255).astype(np.uint8)
-    return rgb
-
-
 def save_rgb_png(path: str | Path, rgb: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 array as PNG, atomically."""
+    """Write an (H, W, 3) RGB array (uint8, or float in [0, 1]) as PNG at its own size, atomically:
+    cheap enough for one picture per image of a large folder."""
     from PIL import Image
 
     from inpaintaff.io.files import atomic_path
 
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
     with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG")
     return Path(path)
