@@ -4,8 +4,8 @@ Our models are trained on HeLa-sized nuclei (median equivalent diameter about 25
 nuclei have another size is resized first, like cellpose's ``diameter``. Without labels the diameter is
 estimated from a foreground. Connected components merge touching nuclei, so their median size
 overestimates on crowded images; :func:`estimate_diameter` instead counts one nucleus per maximal
-inscribed disk of the Euclidean distance transform (EDT) and measures the EDT watershed basin around it
-(merging basins joined by a wide neck: one irregular nucleus with several EDT peaks).
+inscribed disk of the Euclidean distance transform (EDT) and measures the part of the foreground
+closest to that disk (merging parts joined by a wide neck: one irregular nucleus with several EDT peaks).
 """
 
 from __future__ import annotations
@@ -171,9 +171,9 @@ def estimate_diameter(
 
     Components smaller than ``min_area`` px are specks and dropped. Every maximal inscribed disk of
     radius >= ``min_radius`` (an EDT peak not inside a larger one's disk) counts as one nucleus, so
-    touching nuclei merged into one component still count one by one. Each nucleus is the watershed
-    basin of the EDT around its disk, so its size is measured as an area (no inscribed-to-equivalent
-    calibration for elongated nuclei). Adjacent basins whose shared boundary is at least ``neck`` times
+    touching nuclei merged into one component still count one by one. Each nucleus is the part of its
+    component nearest its disk (power distance), so its size is measured as an area (no inscribed-to-equivalent
+    calibration for elongated nuclei). Adjacent parts whose shared boundary is at least ``neck`` times
     the smaller radius are one irregular nucleus (spurious peaks at lobes and ridge ends) and merge;
     touching nuclei meet at a narrow neck and stay apart. ``neck`` <= 0 never merges.
     """
