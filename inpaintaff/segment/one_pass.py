@@ -112,18 +112,43 @@ class OnePassSegmenter:
             raise InputError(None, "foreground=truefg needs the image's GT labels (data.masks)")
         return true_foreground(gt)
 
+    def _model_scale_foreground(self, image: np.ndarray, factor: float, gt: np.ndarray | None) -> np.ndarray:
+        """The foreground of ``image`` resized by ``factor`` (computed at that scale)."""
+        scaled = rescale_image(image, factor)
+        padded, inner = _pad_to(scaled, MIN_SIDE)
+        gt_padded = None
+        if gt is not None:
+            g = labels_to_shape(gt, scaled.shape)
+            gt_padded = np.pad(g, [(0, padded.shape[0] - g.shape[0]), (0, padded.shape[1] - g.shape[1])])
+        return self._foreground(padded, gt_padded)[inner]
+
     def decide(self, image: np.ndarray, diameter: float | None, gt: np.ndarray | None = None
                ) -> tuple[ScaleDecision, np.ndarray | None]:
-        """The resizing of ``image``; also the input-scale foreground when one was computed for it."""
+        """The resizing of ``image``, and the foreground at the model's scale when one was made on the way.
+
+        Without a given diameter it is estimated from a foreground. A net's foreground is only
+        trusted near its own scale, so for FGNET the first estimate comes from the model-free
+        intensity foreground, FGNET then runs at that scale, and its foreground gives the final
+        estimate (converted back to the input's pixels).
+        """
         s = self.settings
         if not s.scale or not self.model_diameter:
             return ScaleDecision(diameter, "none", 1.0, 1.0), None
         if diameter is not None:
             return decide_scale(self.model_diameter, diameter, "given", s.tolerance), None
-        fg = self._foreground(image, gt)
-        est = estimate_diameter(fg, min_objects=s.min_objects)
-        return decide_scale(self.model_diameter, est.diameter, "estimated", s.tolerance, est.n_objects,
-                            est.uncertain), fg
+        first = true_foreground(gt) if s.foreground == "truefg" and gt is not None else intensity_foreground(image)
+        est = estimate_diameter(first, min_objects=s.min_objects)
+        decision = decide_scale(self.model_diameter, est.diameter, "estimated", s.tolerance, est.n_objects,
+                                est.uncertain)
+        if s.foreground != "fgnet":
+            return decision, (first if decision.factor == 1.0 and s.foreground == "intensity" else None)
+        fg = self._model_scale_foreground(image, decision.factor, gt)
+        refined = estimate_diameter(fg, min_objects=s.min_objects)
+        if refined.diameter is None:
+            return decision, fg
+        final = decide_scale(self.model_diameter, refined.diameter / decision.factor, "estimated", s.tolerance,
+                             refined.n_objects, refined.uncertain)
+        return final, (fg if final.factor == decision.factor else None)
 
     def __call__(self, image: np.ndarray, diameter: float | None = None, gt: np.ndarray | None = None,
                  keep_affinities: bool = False) -> OnePassResult:
@@ -138,18 +163,14 @@ class OnePassSegmenter:
             raise InputError(None, f"expected a 2D image, got shape {image.shape}")
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
-        decision, fg_input = self.decide(image, diameter, gt)
+        decision, fg = self.decide(image, diameter, gt)
         seconds["scale"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if fg is None:
+            fg = self._model_scale_foreground(image, decision.factor, gt)
+        seconds["foreground"] = time.perf_counter() - t0
         scaled = rescale_image(image, decision.factor)
         padded, inner = _pad_to(scaled, MIN_SIDE)
-        t0 = time.perf_counter()
-        if fg_input is not None and decision.factor == 1.0:
-            fg = fg_input
-        else:
-            gt_scaled = None if gt is None else labels_to_shape(gt, scaled.shape)
-            fg = self._foreground(padded, None if gt_scaled is None else np.pad(
-                gt_scaled, [(0, padded.shape[0] - scaled.shape[0]), (0, padded.shape[1] - scaled.shape[1])]))[inner]
-        seconds["foreground"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         aff = predict_with_halo(self.affinity, padded, s.tile, s.halo, self.device)[(slice(None), *inner)]
         seconds["affinities"] = time.perf_counter() - t0

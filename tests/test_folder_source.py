@@ -1,0 +1,126 @@
+"""A plain folder of images as a frame source: listing, channels, masks, and the errors a user meets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from inpaintaff.data.datamodule import CTCDataModule
+from inpaintaff.data.folder import FolderDataModule
+from inpaintaff.data.sources import FrameSource
+from inpaintaff.io.folder import list_folder, read_channel, read_mask
+from inpaintaff.utils.errors import InputError
+
+
+def _image(seed: int, shape=(40, 50)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 4000, shape).astype(np.uint16)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    tifffile.imwrite(d / "img_a.tif", _image(0))
+    tifffile.imwrite(d / "t1.tif", _image(1, (64, 30)))  # names the CTC layout would skip
+    Image.fromarray((_image(2) // 16).astype(np.uint8)).save(d / "cell 3.png")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+def test_lists_every_image_by_name_with_sizes_that_differ(folder: Path) -> None:
+    items = list_folder(folder)
+    assert [i.name for i in items] == ["cell 3", "img_a", "t1"]
+    shapes = {i.name: read_channel(i.path).shape for i in items}
+    assert shapes == {"cell 3": (40, 50), "img_a": (40, 50), "t1": (64, 30)}
+    assert [i.name for i in list_folder(folder, "*.png")] == ["cell 3"]
+    assert [i.name for i in list_folder(folder, ["t*.tif", "*.png"])] == ["cell 3", "t1"]
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda d: d / "missing", "not found"),
+    (lambda d: (d / "empty").mkdir() or d / "empty", "empty"),
+    (lambda d: (d / "f.tif").write_bytes(b"") or d / "f.tif", "is a file"),
+])
+def test_missing_empty_or_file_folder_is_an_error(tmp_path: Path, make, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        list_folder(make(tmp_path))
+
+
+def test_a_pattern_matching_nothing_names_what_is_there(folder: Path) -> None:
+    with pytest.raises(InputError, match=r"no file matches .*\*\.jpg.*other file"):
+        list_folder(folder, "*.jpg")
+
+
+def test_masks_pair_by_stem_and_a_mask_without_image_is_an_error(folder: Path, tmp_path: Path) -> None:
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    tifffile.imwrite(masks / "img_a.tif", np.ones((40, 50), np.uint16))
+    items = {i.name: i for i in list_folder(folder, masks=masks)}
+    assert items["img_a"].mask_path == masks / "img_a.tif" and items["t1"].mask_path is None
+    tifffile.imwrite(masks / "img_zz.tif", np.ones((40, 50), np.uint16))
+    with pytest.raises(InputError, match="img_zz.*mask without its image"):
+        list_folder(folder, masks=masks)
+
+
+def test_two_images_of_one_stem_are_an_error(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "a.tif", _image(0))
+    tifffile.imwrite(tmp_path / "a.tiff", _image(1))
+    with pytest.raises(InputError, match="two images named 'a'"):
+        list_folder(tmp_path)
+
+
+def test_channels_are_chosen_and_ambiguity_is_an_error(tmp_path: Path) -> None:
+    rgb = np.stack([_image(0), _image(1), _image(2)], axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb)
+    with pytest.raises(InputError, match="3 channels.*data.channel"):
+        read_channel(tmp_path / "rgb.tif")
+    np.testing.assert_array_equal(read_channel(tmp_path / "rgb.tif", 1), rgb[..., 1].astype(np.float32))
+    chw = np.stack([_image(3), _image(4)])
+    tifffile.imwrite(tmp_path / "chw.tif", chw)
+    np.testing.assert_array_equal(read_channel(tmp_path / "chw.tif", 1), chw[1].astype(np.float32))
+    with pytest.raises(InputError, match="data.channel=5 but the image has 2 channels"):
+        read_channel(tmp_path / "chw.tif", 5)
+    grey = (_image(5) // 16).astype(np.uint8)
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "grey_rgb.png")
+    np.testing.assert_array_equal(read_channel(tmp_path / "grey_rgb.png"), grey.astype(np.float32))
+
+
+@pytest.mark.parametrize(("array", "match"), [
+    (np.full((20, 20), 7, np.uint16), "constant"),
+    (np.array([[np.nan, 1.0], [2.0, 3.0]], np.float32), "NaN"),
+    (np.zeros((3, 20, 20, 5), np.uint16), "2D"),
+])
+def test_bad_images_are_errors_naming_the_file(tmp_path: Path, array: np.ndarray, match: str) -> None:
+    path = tmp_path / "bad.tif"
+    tifffile.imwrite(path, array)
+    with pytest.raises(InputError, match=match) as err:
+        read_channel(path)
+    assert err.value.path == path
+
+
+def test_a_mask_of_another_shape_or_of_fractions_is_an_error(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "m.tif", np.ones((10, 10), np.uint16))
+    with pytest.raises(InputError, match="mask of shape"):
+        read_mask(tmp_path / "m.tif", (12, 10))
+    tifffile.imwrite(tmp_path / "f.tif", np.full((10, 10), 0.5, np.float32))
+    with pytest.raises(InputError, match="integers"):
+        read_mask(tmp_path / "f.tif", (10, 10))
+
+
+def test_folder_module_serves_frames_named_by_stem(folder: Path) -> None:
+    dm = FolderDataModule(folder, splits={"val": ["t1"]})
+    dm.prepare_data()
+    assert isinstance(dm, FrameSource) and isinstance(CTCDataModule("x", "y", {}), FrameSource)
+    assert [r.name for r in dm.frames("predict")] == ["cell 3", "img_a", "t1"]
+    assert [r.name for r in dm.frames("val")] == ["t1"]
+    img = dm.load_image(dm.frames("val")[0])
+    assert img.shape == (64, 30) and img.dtype == np.float32
+    assert not dm._cache  # streaming: nothing kept
+    with pytest.raises(InputError, match="names image.*nope"):
+        FolderDataModule(folder, splits={"test": ["nope"]}).frames("test")
+    with pytest.raises(InputError, match="needs data.images"):
+        FolderDataModule("???")
