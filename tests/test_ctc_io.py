@@ -108,3 +108,45 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _frames_folder(folder, names):
+    img = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    _mk(folder)
+    for name in names:
+        if name.endswith((".tif", ".tiff")):
+            tifffile.imwrite(folder / name, img)
+        else:
+            (folder / name).write_bytes(b"not an image")
+    return folder
+
+
+def test_names_off_the_ctc_pattern_are_warned(tmp_path, caplog):
+    odd = ["img_a.tif", "t012.png", "t1.tif", "t10000.tif"]
+    _frames_folder(tmp_path / "DS" / "01", ["t000.tif", "t0001.tiff", "notes.txt", *odd])
+    with caplog.at_level("WARNING", logger="inpaintaff.io.ctc"):
+        assert ctc.list_raw_frames(tmp_path, "DS", "01") == [0, 1]
+    assert "4 image file(s) skipped" in caplog.text and "img_a.tif, t012.png, t1.tif, ..." in caplog.text
+    assert "notes.txt" not in caplog.text
+    # A frame asked for by number that only exists under an odd name says so.
+    with pytest.raises(InputError, match=r"t005\.tif: raw frame 5 .*4 image file\(s\) not named tNNN\.tif"):
+        ctc.raw_path(tmp_path, "DS", "01", 5)
+
+
+def test_clean_folder_is_not_warned(synthetic_root, caplog):
+    with caplog.at_level("WARNING", logger="inpaintaff.io.ctc"):
+        ctc.list_raw_frames(synthetic_root, "SYNTH-HeLa", "01")
+    assert not caplog.records
+
+
+def test_no_name_on_the_ctc_pattern_is_an_error(tmp_path):
+    folder = _frames_folder(tmp_path / "DS" / "01", ["t1.tif", "img_a.tif", "t012.png"])
+    with pytest.raises(InputError, match="no raw frame found") as info:
+        ctc.list_raw_frames(tmp_path, "DS", "01")
+    message = str(info.value)
+    assert message.startswith(str(folder))
+    assert "tNNN.tif (3 or 4 digits" in message and "3 image file(s)" in message
+    assert "data=folder data.images=<folder>" in message
+    # A folder without any image is just empty.
+    _mk(tmp_path / "DS" / "02")
+    assert ctc.list_raw_frames(tmp_path, "DS", "02") == []

@@ -149,19 +149,37 @@ class CTCDataModule(pl.LightningDataModule):
 
     # -- files -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Generate the synthetic data set when configured and absent."""
-        if self.generate and not (self.root / self.dataset).is_dir():
-            from inpaintaff.data.synthetic import make_synthetic_dataset
+        """Generate the synthetic data set when configured and absent (only into a folder the generator
+        owns: missing, empty, or holding generated data sets only); check the dataset folder is there."""
+        own_images = "to segment your own images use `data=folder data.images=<folder>`"
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(self.root, "data.root is a file, not a folder: data.root must be the folder that holds "
+                                        f"the CTC dataset folder {self.dataset}/ (with <seq>/tNNN.tif); {own_images}")
+        if self.generate and not (self.root / self.dataset).exists():
+            from inpaintaff.data.synthetic import foreign_entries, make_synthetic_dataset
 
+            foreign = foreign_entries(self.root)
+            if foreign:
+                names = ", ".join(f.name for f in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise InputError(
+                    self.root,
+                    f"data.root holds no {self.dataset}/ folder, and data.generate is set: synthetic data are "
+                    "generated only into a missing or empty folder, or one holding only generated data sets, but "
+                    f"this folder holds {len(foreign)} other item(s) ({names}). To segment your own images "
+                    "use `data=folder data.images=<folder>`; for a CTC dataset folder under data.root set "
+                    "data.dataset=<name> and data.generate=null (or use data=ctc_hela / data=ctc_panc)")
             make_synthetic_dataset(self.root, self.dataset, **self.generate)
         if not self.root.is_dir():
-            raise InputError(self.root, "data root not found (set data.root to a CTC dataset folder)")
+            raise InputError(self.root, "data root not found (set data.root to the folder holding the CTC dataset "
+                                        f"folder {self.dataset}/; {own_images})")
         if not (self.root / self.dataset).is_dir():
-            raise InputError(self.root / self.dataset, "dataset folder not found under data.root")
+            what = "is a file, not a folder" if (self.root / self.dataset).exists() else "not found under data.root"
+            raise InputError(self.root / self.dataset, f"dataset folder {what} (check data.dataset)")
 
     def frames(self, split: str) -> list[FrameRef]:
         """The frames of a split; a missing raw frame (or GT of an explicitly listed labeled frame)
-        is an error naming the file."""
+        is an error naming the file, and so is an entry of the split that yields no frame (a split with
+        no entries is empty)."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
         refs: list[FrameRef] = []
@@ -174,6 +192,7 @@ class CTCDataModule(pl.LightningDataModule):
                 else:
                     frames = ctc.list_raw_frames(self.root, self.dataset, seq)
             exclude = {int(f) for f in entry.get("exclude") or []}
+            found = 0
             for f in (int(f) for f in frames):
                 if f in exclude:
                     continue
@@ -186,11 +205,33 @@ class CTCDataModule(pl.LightningDataModule):
                     except InputError:
                         gt = None
                 refs.append(FrameRef(seq, f, raw, gt))
+                found += 1
+            if not found:
+                self._no_frames(split, entry, seq, frames, exclude)
         return refs
 
     def load_raw(self, ref: FrameRef) -> np.ndarray:
         """The frame as stored, as float32 (not normalised)."""
         return ctc.read_image(ref.raw_path)
+
+    def _no_frames(self, split: str, entry: Mapping, seq: str, frames: Sequence[int], exclude: set[int]) -> None:
+        """The error for an entry of ``split`` that yields no frame, saying what was looked for."""
+        listed = entry.get("frames")
+        spec = f"split {split!r} entry {{seq: {seq!r}, frames: {'null' if listed is None else list(listed)}"
+        spec += f", exclude: {sorted(exclude)}}}" if exclude else "}"
+        fix = f"list frames that exist, or drop the entry (data.splits.{split}=[] for an empty split)"
+        if frames:
+            raise InputError(ctc.sequence_dir(self.root, self.dataset, seq),
+                             f"{spec} yields no frame: exclude removes all {len(set(frames))} frame(s); {fix}")
+        if listed is not None:
+            raise InputError(ctc.sequence_dir(self.root, self.dataset, seq), f"{spec} lists no frame; {fix}")
+        if split in _LABELED_SPLITS:
+            raise InputError(self.root / self.dataset / f"{seq}_GT" / "SEG",
+                             f"{spec} yields no frame: in split {split!r}, frames: null means every frame with a GT "
+                             f"segmentation (man_segNNN.tif in this folder), and there is none; {fix}")
+        raise InputError(ctc.sequence_dir(self.root, self.dataset, seq),
+                         f"{spec} yields no frame: frames: null means every raw frame tNNN.tif (3 or 4 digits) "
+                         f"in this folder, and there is none; {fix}")
 
     def load_image(self, ref: FrameRef) -> np.ndarray:
         """The frame, percentile-normalised (cached)."""

@@ -8,7 +8,9 @@ is blurred and gets Poisson-Gaussian noise. Labels are exact.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,12 @@ from inpaintaff.io import ctc
 from inpaintaff.utils.labels import relabel_consecutive
 
 log = logging.getLogger(__name__)
+
+# Written into every dataset folder make_synthetic_dataset makes: the folder is the generator's.
+MARKER = ".inpaintaff_synthetic"
+_SEQ_RE = re.compile(r"^(\d{2})$")
+_FRAME_RE = re.compile(r"^t(\d{3})\.tif$")
+_SEG_RE = re.compile(r"^man_seg(\d{3})\.tif$")
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -118,6 +126,10 @@ def make_synthetic_dataset(
     """Write ``n_sequences`` sequences of ``n_frames`` frames with full GT in the CTC layout."""
     root = Path(root)
     shape = tuple(int(s) for s in shape)
+    # The marker comes first, so that even an interrupted generation leaves a folder known as the generator's.
+    (root / dataset).mkdir(parents=True, exist_ok=True)
+    params = {"n_sequences": n_sequences, "n_frames": n_frames, "shape": list(shape), "seed": seed}
+    (root / dataset / MARKER).write_text(json.dumps({"generator": "inpaintaff.data.synthetic", **params}) + "\n")
     for s in range(1, n_sequences + 1):
         seq = f"{s:02d}"
         for t in range(n_frames):
@@ -126,3 +138,49 @@ def make_synthetic_dataset(
             ctc.write_labels(root / dataset / f"{seq}_GT" / "SEG" / f"man_seg{t:03d}.tif", labels)
     log.info("wrote synthetic dataset %s (%d x %d frames of %s)", root / dataset, n_sequences, n_frames, shape)
     return root / dataset
+
+
+def _names(folder: Path) -> list[Path]:
+    return [f for f in folder.iterdir() if not f.name.startswith(".")]
+
+
+def _legacy_layout(folder: Path) -> bool:
+    """A dataset folder exactly as earlier versions of make_synthetic_dataset left it (no marker):
+    sequences ``01``, ``02``, ... holding only ``t000.tif``, ``t001.tif``, ... and, for each, ``NN_GT/SEG``
+    holding exactly the matching ``man_segNNN.tif``. Real CTC downloads differ (TRA folders, sparse SEG)."""
+    entries = _names(folder)
+    seqs = sorted(f.name for f in entries if f.is_dir() and _SEQ_RE.match(f.name))
+    if not seqs or seqs != [f"{i:02d}" for i in range(1, len(seqs) + 1)]:
+        return False
+    if {f.name for f in entries} != {*seqs, *(f"{q}_GT" for q in seqs)}:
+        return False
+    for seq in seqs:
+        gt = folder / f"{seq}_GT"
+        if not gt.is_dir() or {f.name for f in _names(gt)} != {"SEG"} or not (gt / "SEG").is_dir():
+            return False
+        frames = [f.name for f in _names(folder / seq)]
+        segs = [f.name for f in _names(gt / "SEG")]
+        if not all(_FRAME_RE.match(n) for n in frames) or not all(_SEG_RE.match(n) for n in segs):
+            return False
+        numbers = sorted(int(n[1:4]) for n in frames)
+        if numbers != list(range(len(numbers))) or sorted(int(n[7:10]) for n in segs) != numbers:
+            return False
+    return True
+
+
+def is_generated_dataset(folder: str | Path) -> bool:
+    """Whether ``folder`` is a dataset folder make_synthetic_dataset wrote (its marker, or the exact
+    layout of earlier, unmarked versions)."""
+    folder = Path(folder)
+    return folder.is_dir() and ((folder / MARKER).is_file() or _legacy_layout(folder))
+
+
+def foreign_entries(root: str | Path) -> list[Path]:
+    """What in ``root`` the generator did not write (hidden files aside): synthetic data may be generated
+    into ``root`` only when this is empty (``root`` missing, empty, or holding generated datasets only)."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        return [root]
+    return sorted(f for f in _names(root) if not is_generated_dataset(f))

@@ -7,6 +7,7 @@ sequences; readers accept both.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from inpaintaff.utils.errors import InputError
 
 _RAW_RE = re.compile(r"^t(\d{3,4})\.tif+$")
 _GT_RE = re.compile(r"^man_seg(\d{3,4})\.tif+$")
+# Files that look like images: reported when their names do not follow the CTC pattern.
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+FOLDER_HINT = "a plain folder of images is read with `data=folder data.images=<folder>`"
+
+log = logging.getLogger(__name__)
+_warned: set[Path] = set()
 
 
 def sequence_dir(root: str | Path, dataset: str, seq: str) -> Path:
@@ -41,7 +48,12 @@ def raw_path(root: str | Path, dataset: str, seq: str, frame: int) -> Path:
         raise InputError(folder, "sequence folder not found (check data.root, data.dataset and the sequence)")
     p = _find_frame(folder, "t", frame)
     if p is None:
-        raise InputError(folder / f"t{frame:03d}.tif", f"raw frame {frame} of sequence {seq} not found")
+        problem = f"raw frame {frame} of sequence {seq} not found"
+        others = unmatched_images(folder)
+        if others:
+            problem += (f" (the folder holds {len(others)} image file(s) not named tNNN.tif with 3 or 4 digits, "
+                        f"e.g. {_examples(others)}; {FOLDER_HINT})")
+        raise InputError(folder / f"t{frame:03d}.tif", problem)
     return p
 
 
@@ -59,12 +71,38 @@ def res_path(root: str | Path, dataset: str, seq: str, frame: int, digits: int =
     return Path(root) / dataset / f"{seq}_RES" / f"mask{frame:0{digits}d}.tif"
 
 
+def unmatched_images(folder: Path, pattern: re.Pattern = _RAW_RE) -> list[str]:
+    """Names of the image-like files (.tif, .tiff, .png) in ``folder`` that ``pattern`` does not match."""
+    return sorted(
+        f.name for f in folder.iterdir()
+        if f.suffix.lower() in IMAGE_SUFFIXES and not pattern.match(f.name) and not f.name.startswith(".")
+    )
+
+
+def _examples(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+
+
 def list_raw_frames(root: str | Path, dataset: str, seq: str) -> list[int]:
-    """Frame numbers of the raw frames present in a sequence folder."""
+    """Frame numbers of the raw frames present in a sequence folder.
+
+    Image files whose names do not follow ``tNNN.tif`` (3 or 4 digits) are not frames: a warning names
+    them; a folder with such files and no frame at all is an error.
+    """
     folder = sequence_dir(root, dataset, seq)
     if not folder.is_dir():
         raise InputError(folder, "sequence folder not found (check data.root, data.dataset and the sequence)")
-    return sorted(int(m.group(1)) for f in folder.iterdir() if (m := _RAW_RE.match(f.name)))
+    frames = sorted(int(m.group(1)) for f in folder.iterdir() if (m := _RAW_RE.match(f.name)))
+    others = unmatched_images(folder)
+    if others and not frames:
+        raise InputError(folder, f"no raw frame found: the CTC layout expects frames named tNNN.tif (3 or 4 digits, "
+                                 f"e.g. t000.tif, t0123.tif), but this folder holds {len(others)} image file(s) "
+                                 f"with other names (e.g. {_examples(others)}); {FOLDER_HINT}")
+    if others and folder not in _warned:
+        _warned.add(folder)
+        log.warning("%s: %d image file(s) skipped, not named tNNN.tif (3 or 4 digits) as the CTC layout expects: %s",
+                    folder, len(others), _examples(others))
+    return frames
 
 
 def list_gt_frames(root: str | Path, dataset: str, seq: str) -> list[int]:
