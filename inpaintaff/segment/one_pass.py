@@ -9,6 +9,7 @@ the input's shape.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from inpaintaff.utils.tiling import predict_with_halo
 FOREGROUNDS = ("fgnet", "intensity", "truefg")
 # The offsets reach 27 px: a model-scale image is padded to at least this size.
 MIN_SIDE = 64
+# FGNET's estimate (at the first estimate's scale) refines the first only within this factor of it.
+REFINE_RANGE = 1.5
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -144,7 +147,9 @@ class OnePassSegmenter:
             return decision, (first if decision.factor == 1.0 and s.foreground == "intensity" else None)
         fg = self._model_scale_foreground(image, decision.factor, gt)
         refined = estimate_diameter(fg, min_objects=s.min_objects)
-        if refined.diameter is None:
+        if refined.diameter is None or abs(math.log(refined.diameter / self.model_diameter)) > math.log(REFINE_RANGE):
+            # FGNET breaks nuclei far from its size into pieces of about its size, or misses them:
+            # far from the first estimate, its foreground says more about FGNET than about the nuclei.
             return decision, fg
         final = decide_scale(self.model_diameter, refined.diameter / decision.factor, "estimated", s.tolerance,
                              refined.n_objects, refined.uncertain)
@@ -178,10 +183,9 @@ class OnePassSegmenter:
         valid = inside_pairs(scaled.shape)
         labels = mutex_watershed(aff, s.alpha, OFFSETS, n_attractive=N_ATTRACTIVE, valid=valid, foreground=fg,
                                  seed=s.seed, backend=s.backend)
-        labels = merge_small_segments(labels, s.min_size)
-        if s.fill_holes:
+        labels = relabel_consecutive(labels_to_shape(merge_small_segments(labels, s.min_size), image.shape))
+        if s.fill_holes:  # at the input's shape: shrinking back can close a gap into a hole
             labels = fill_holes(labels)
-        labels = relabel_consecutive(labels_to_shape(labels, image.shape))
         seconds["mws"] = time.perf_counter() - t0
         return OnePassResult(labels, decision, tuple(scaled.shape), fg,
                              (aff * valid) if keep_affinities else None, seconds)

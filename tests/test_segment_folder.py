@@ -1,0 +1,188 @@
+"""The folder command (``inpaintaff segment DIR`` / ``task=segment_folder``) and the Python API on
+a plain folder: names kept, the API equal to the command, resume by record, two processes equal
+to one, and the errors a user meets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from scipy import ndimage as ndi
+
+from inpaintaff import Segmenter
+from inpaintaff.cli import main as cli_main
+from inpaintaff.cli import run_segment_folder
+from inpaintaff.data.synthetic import synthetic_frame
+from inpaintaff.io.folder import read_channel
+from inpaintaff.utils.errors import InputError
+
+DSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dsb2018"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Three images of HeLa-sized synthetic nuclei (two sizes, TIFF and PNG) and their masks."""
+    root = tmp_path_factory.mktemp("own")
+    imgs, masks = root / "images", root / "masks"
+    imgs.mkdir()
+    masks.mkdir()
+    for name, shape, seed in (("plate A1", (96, 128), 1), ("b_02", (80, 80), 2), ("c03", (112, 96), 3)):
+        raw, labels = synthetic_frame(shape, seed=seed, radius=12.0, density=0.3)
+        if name == "b_02":
+            Image.fromarray((raw // 4).astype(np.uint8)).save(imgs / f"{name}.png")
+        else:
+            tifffile.imwrite(imgs / f"{name}.tif", raw)
+        tifffile.imwrite(masks / f"{name}.tif", labels.astype(np.uint16))
+    return imgs, masks
+
+
+def _command(imgs: Path, out: Path, *extra: str) -> int:
+    return cli_main(["segment", str(imgs), "--out", str(out), "trainer.enable_progress_bar=false", *extra])
+
+
+def _masks(out: Path) -> dict[str, np.ndarray]:
+    return {p.stem: tifffile.imread(p) for p in sorted((out / "masks").glob("*.tif"))}
+
+
+def test_command_writes_outputs_named_like_the_inputs(images, tmp_path: Path) -> None:
+    imgs, masks = images
+    out = tmp_path / "out"
+    assert _command(imgs, out, "--masks", str(masks)) == 0
+    found = _masks(out)
+    assert sorted(found) == ["b_02", "c03", "plate A1"]
+    assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == sorted(found)
+    result = json.loads((out / "segment_folder_result.json").read_text())
+    assert result["n_images"] == 3 and result["seg"] is not None and result["seg"] > 0.5
+    rows = {r["image"]: r for r in _csv(out / "images.csv")}
+    objects = _csv(out / "objects.csv")
+    for name, labels in found.items():
+        source = next(imgs.glob(f"{name}.*"))
+        raw = read_channel(source)
+        assert labels.shape == raw.shape
+        assert int(rows[name]["n_objects"]) == labels.max() > 3
+        assert float(rows[name]["scale_factor"]) > 0 and rows[name]["diameter_source"] == "estimated"
+        mine = [o for o in objects if o["image"] == name]
+        assert sum(int(o["area"]) for o in mine) == int((labels > 0).sum())
+        one = mine[0]
+        assert abs(float(one["mean_intensity"]) - raw[labels == int(one["label"])].mean()) < 1e-3 * raw.max()
+        for i, sl in enumerate(ndi.find_objects(labels), start=1):  # holes are filled
+            if sl is not None:
+                own = labels[sl] == i
+                assert not (ndi.binary_fill_holes(own) & (labels[sl] == 0)).any(), f"{name}: object {i} has a hole"
+
+
+def _csv(path: Path) -> list[dict]:
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_api_equals_command(images, tmp_path: Path) -> None:
+    imgs, _ = images
+    out = tmp_path / "out"
+    seg = Segmenter.pretrained("hela")
+    result = seg.segment_folder(imgs, out, overrides=["trainer.enable_progress_bar=false"])
+    assert result["n_images"] == 3
+    for name, labels in _masks(out).items():
+        np.testing.assert_array_equal(seg(read_channel(next(imgs.glob(f"{name}.*")))), labels)
+    # ... and the API's folder call equals the command line.
+    assert _command(imgs, tmp_path / "cmd") == 0
+    for name, labels in _masks(tmp_path / "cmd").items():
+        np.testing.assert_array_equal(_masks(out)[name], labels)
+
+
+def test_resume_keeps_only_results_whose_record_matches(images, tmp_path: Path) -> None:
+    src, _ = images
+    imgs = tmp_path / "imgs"
+    shutil.copytree(src, imgs)
+    out = tmp_path / "out"
+    assert _command(imgs, out) == 0
+    stamp = {n: (out / "masks" / f"{n}.tif").stat().st_mtime_ns for n in _masks(out)}
+    again = run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "trainer.enable_progress_bar=false"])
+    assert again["n_segmented_now"] == 0 and again["n_kept"] == 3
+    assert all((out / "masks" / f"{n}.tif").stat().st_mtime_ns == t for n, t in stamp.items())
+    # Another setting into the same folder: an error naming the record and the setting.
+    with pytest.raises(InputError, match=r"settings\.alpha: .* in the file, 1\.0 now"):
+        run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "task.alpha=1.0"])
+    # A changed input image is segmented again; the others are kept.
+    raw = tifffile.imread(imgs / "c03.tif")
+    tifffile.imwrite(imgs / "c03.tif", np.ascontiguousarray(raw[:, ::-1]))
+    redo = run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "trainer.enable_progress_bar=false"])
+    assert redo["n_segmented_now"] == 1
+    assert (out / "masks" / "c03.tif").stat().st_mtime_ns != stamp["c03"]
+    assert (out / "masks" / "b_02.tif").stat().st_mtime_ns == stamp["b_02"]
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(images, tmp_path: Path, monkeypatch) -> None:
+    imgs, _ = images
+    out = tmp_path / "out"
+    import inpaintaff.tasks.segment_folder as task
+
+    real, calls = task.segment_one, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C (or SIGTERM, which Lightning turns into an exception) mid-folder
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(task, "segment_one", failing)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "trainer.enable_progress_bar=false"])
+    assert len(list((out / "records").glob("*.json"))) == 1
+    assert not list(out.rglob("*.tmp*")), "a half-written file was left"
+    monkeypatch.setattr(task, "segment_one", real)
+    done = run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "trainer.enable_progress_bar=false"])
+    assert done["n_kept"] == 1 and done["n_segmented_now"] == 2 and done["n_images"] == 3
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_masks_of_one(images, tmp_path: Path) -> None:
+    imgs, _ = images
+    assert _command(imgs, tmp_path / "one") == 0
+    assert _command(imgs, tmp_path / "two", "--devices", "2") == 0
+    one, two = _masks(tmp_path / "one"), _masks(tmp_path / "two")
+    assert sorted(one) == sorted(two) == ["b_02", "c03", "plate A1"]
+    for name in one:
+        np.testing.assert_array_equal(one[name], two[name])
+    rows = _csv(tmp_path / "two" / "images.csv")
+    assert [r["image"] for r in rows] == ["b_02", "c03", "plate A1"]
+
+
+def test_user_errors_are_clear(images, tmp_path: Path, capsys) -> None:
+    imgs, _ = images
+    assert _command(tmp_path / "nowhere", tmp_path / "o1") == 2
+    assert "image folder not found" in capsys.readouterr().err
+    assert _command(imgs, tmp_path / "o2", "--pattern", "*.jpg") == 2
+    assert "no file matches" in capsys.readouterr().err
+    with pytest.raises(InputError, match="truefg reads the masks"):
+        run_segment_folder([f"data.images={imgs}", f"paths.output_dir={tmp_path / 'o3'}",
+                            "task.foreground.source=truefg"])
+    with pytest.raises(InputError, match="checkpoint not found"):
+        run_segment_folder([f"data.images={imgs}", f"paths.output_dir={tmp_path / 'o4'}",
+                            f"task.affinities_ckpt={tmp_path / 'none.ckpt'}"])
+    assert not (tmp_path / "o3" / "masks").exists()
+
+
+@pytest.mark.shared_data
+def test_real_images_of_the_dsb_folder(tmp_path: Path) -> None:
+    """Three real DSB images (of three sizes) with their masks: the command runs, scores and resizes."""
+    if not (DSB / "images").is_dir():
+        pytest.skip(f"DSB 2018 folder not found at {DSB}")
+    names = sorted(p.stem for p in (DSB / "images").glob("*.tif"))[:40:13]
+    imgs, masks = tmp_path / "images", tmp_path / "masks"
+    imgs.mkdir()
+    masks.mkdir()
+    for n in names:
+        (imgs / f"{n}.tif").symlink_to(DSB / "images" / f"{n}.tif")
+        (masks / f"{n}.tif").symlink_to(DSB / "masks" / f"{n}.tif")
+    assert _command(imgs, tmp_path / "out", "--masks", str(masks)) == 0
+    rows = _csv(tmp_path / "out" / "images.csv")
+    assert [r["image"] for r in rows] == names
+    assert all(r["seg"] != "" and float(r["diameter"]) > 0 for r in rows)
