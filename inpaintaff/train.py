@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from inpaintaff.io.files import ensure_writable_dir
+from inpaintaff.modules.nucleus_size import NucleusSizeRecorder, training_diameter
 from inpaintaff.utils.instantiate import build_trainer
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,10 @@ def train(cfg: DictConfig) -> dict:
     if getattr(model, "needs_labels", False) and datamodule.train_mode != "labeled":
         raise ValueError(f"{type(model).__name__} trains on labeled crops: set data.train_mode=labeled "
                          f"(it is {datamodule.train_mode!r}, which yields raw crops without labels)")
-    trainer = build_trainer(cfg)
+    diameter, how = training_diameter(datamodule)
+    log.info("nucleus diameter of the training data: %s (%s); checkpoints record it",
+             "unknown" if diameter is None else f"{diameter:.1f} px", how)
+    trainer = build_trainer(cfg, callbacks=[NucleusSizeRecorder(diameter, how)])
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).exists():
         raise FileNotFoundError(f"{ckpt_path}: checkpoint to resume from not found")

@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -22,10 +25,20 @@ def test_train_cli_writes_checkpoint_and_tensorboard(tmp_path, data_dir):
         "model=fgnet", "model.depth=3", "model.base_features=8", "model.max_features=16",
         "data.train_mode=labeled", "data.crop_size=64", "data.batch_size=2", "data.samples_per_epoch=4",
         "data.val_samples=2", "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.log_every_n_steps=1",
+        "data.diameter=null",
     ], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
-    assert list((run / "checkpoints").glob("*.ckpt")), sorted(p.name for p in run.rglob("*"))
+    ckpts = list((run / "checkpoints").glob("*.ckpt"))
+    assert ckpts, sorted(p.name for p in run.rglob("*"))
+    # The checkpoint records the nucleus size of its training labels (none given).
+    from inpaintaff.io.ctc import read_labels
+    from inpaintaff.segment.diameter import object_diameters
+    from inpaintaff.tasks.checkpoints import checkpoint_diameter
+
+    gt = sorted((data_dir / "synthetic" / "SYNTH-HeLa" / "01_GT" / "SEG").glob("man_seg*.tif"))
+    expected = np.median(np.concatenate([object_diameters(read_labels(p)) for p in gt]))
+    assert all(checkpoint_diameter(c) == pytest.approx(expected) for c in ckpts)
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert (run / ".hydra" / "config.yaml").exists()
 

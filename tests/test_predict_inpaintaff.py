@@ -88,6 +88,11 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
     settings = {"patch_size": 32, "stride": 16, "crop": [100, 60, 48, 80],
                 "foreground": foreground_skip_spec(None),
                 "seed": int(cfg.seed), "engine": engine.result_settings(), **desc}
+    from inpaintaff.data.scaled import ScaledFrames
+    from inpaintaff.segment.scale import ScaleSpec
+    from inpaintaff.utils.config import typed
+
+    settings["scale"] = ScaledFrames(data, None, typed(cfg.task.scale, ScaleSpec)).record()  # the analytic inpainter
     pdm = PatchDataModule(data, 32, 16, 4, crop=[100, 60, 48, 80], seed=int(cfg.seed))
     pdm.setup()
     out = Path(cfg.task.out_dir)

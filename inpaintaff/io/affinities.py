@@ -90,6 +90,8 @@ class Affinities:
     source: Path | None = None
     # What made them, from the file's metadata ("affnet", "inpaintaff", ...), if it says.
     kind: str | None = None
+    # Model scale = input scale * scale_factor: files stay at the model's nucleus size.
+    scale_factor: float = 1.0
 
 
 def read_affinity_file(path: str | Path) -> Affinities:
@@ -102,12 +104,10 @@ def read_affinity_file(path: str | Path) -> Affinities:
     if aff.ndim != 3:
         raise InputError(path, f"affinities must have shape (C, H, W), got {aff.shape}")
     valid = None if valid is None else np.asarray(valid, bool)
-    return Affinities(aff, valid, [list(o) for o in offsets], path, _kind_from_metadata(path))
-
-
-def _kind_from_metadata(path: Path) -> str | None:
     try:
-        kind = read_affinity_metadata(path).get("source")
+        meta = read_affinity_metadata(path)
     except Exception:  # a file without JSON metadata
-        return None
-    return str(kind) if kind else None
+        meta = {}
+    kind = meta.get("source")
+    return Affinities(aff, valid, [list(o) for o in offsets], path, str(kind) if kind else None,
+                      float(meta.get("scale_factor") or 1.0))

@@ -89,6 +89,14 @@ def _pad_to(image: np.ndarray, side: int) -> tuple[np.ndarray, tuple[slice, slic
     return padded, (slice(0, image.shape[0]), slice(0, image.shape[1]))
 
 
+def predict_at_least(predict: Predict, image: np.ndarray, tile: int, halo: int,
+                     device: str | torch.device = "cpu") -> np.ndarray:
+    """``predict_with_halo`` on ``image`` padded to at least ``MIN_SIDE`` px (an image shrunk to the
+    model's scale may be tiny); the result has the image's shape."""
+    padded, inner = _pad_to(np.asarray(image, dtype=np.float32), MIN_SIDE)
+    return predict_with_halo(predict, padded, tile, halo, device)[(slice(None), *inner)]
+
+
 class OnePassSegmenter:
     """Segments normalised 2D images with an affinity net and (optionally) FGNET.
 
@@ -107,7 +115,7 @@ class OnePassSegmenter:
     def _foreground(self, image: np.ndarray, gt: np.ndarray | None) -> np.ndarray:
         s = self.settings
         if s.foreground == "fgnet":
-            prob = predict_with_halo(self.foreground_net, image, s.tile, s.halo, self.device)[0]
+            prob = predict_at_least(self.foreground_net, image, s.tile, s.halo, self.device)[0]
             return prob > s.threshold
         if s.foreground == "intensity":
             return intensity_foreground(image)
@@ -118,12 +126,7 @@ class OnePassSegmenter:
     def _model_scale_foreground(self, image: np.ndarray, factor: float, gt: np.ndarray | None) -> np.ndarray:
         """The foreground of ``image`` resized by ``factor`` (computed at that scale)."""
         scaled = rescale_image(image, factor)
-        padded, inner = _pad_to(scaled, MIN_SIDE)
-        gt_padded = None
-        if gt is not None:
-            g = labels_to_shape(gt, scaled.shape)
-            gt_padded = np.pad(g, [(0, padded.shape[0] - g.shape[0]), (0, padded.shape[1] - g.shape[1])])
-        return self._foreground(padded, gt_padded)[inner]
+        return self._foreground(scaled, None if gt is None else labels_to_shape(gt, scaled.shape))
 
     def decide(self, image: np.ndarray, diameter: float | None, gt: np.ndarray | None = None
                ) -> tuple[ScaleDecision, np.ndarray | None]:
@@ -175,9 +178,8 @@ class OnePassSegmenter:
             fg = self._model_scale_foreground(image, decision.factor, gt)
         seconds["foreground"] = time.perf_counter() - t0
         scaled = rescale_image(image, decision.factor)
-        padded, inner = _pad_to(scaled, MIN_SIDE)
         t0 = time.perf_counter()
-        aff = predict_with_halo(self.affinity, padded, s.tile, s.halo, self.device)[(slice(None), *inner)]
+        aff = predict_at_least(self.affinity, scaled, s.tile, s.halo, self.device)
         seconds["affinities"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         valid = inside_pairs(scaled.shape)

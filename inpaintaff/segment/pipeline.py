@@ -16,9 +16,11 @@ from inpaintaff.offsets import N_ATTRACTIVE, shifted_slices
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
+from inpaintaff.segment.scale import labels_to_shape, rescale_image
 from inpaintaff.segment.settings import MwsSpec, SegmentSettings
 from inpaintaff.segment.sources import affinities_for_frame, foreground_for_frame
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.labels import relabel_consecutive
 
 METHODS = ("mws", "cc")
 
@@ -38,6 +40,15 @@ class FrameInput:
     window: tuple[slice, slice] | None = None
     # Fraction of the (cropped) frame that the affinities cover (pixels with a valid pair).
     coverage: float = 1.0
+    # ``foreground`` and ``affinities`` are at the model's scale = the input's * factor (image and
+    # labels stay at the input's scale, where masks are written and scored).
+    factor: float = 1.0
+
+    def to_input(self, labels: np.ndarray) -> np.ndarray:
+        """Labels at the model's scale resized (nearest) back to the input's shape."""
+        if self.factor == 1.0:
+            return labels
+        return relabel_consecutive(labels_to_shape(labels, self.image.shape))
 
     def full_frame(self, labels: np.ndarray) -> np.ndarray:
         """``labels`` of this input placed into a zero frame of the full size."""
@@ -87,11 +98,24 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
     image = dm.load_image(ref)
     labels = dm.load_labels(ref) if ref.gt_path is not None else None
     where = {"dataset": dm.dataset, "seq": ref.seq, "frame": ref.frame, "labels": labels, "shape": image.shape}
-    f = task.foreground
-    fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold, image=image, **where)
-    aff = None
+    aff, factor = None, 1.0
     if task.method == "mws":
-        aff = affinities_for_frame(task.affinities, seed=seed, **where)
+        aff = affinities_for_frame(task.affinities, seed=seed, resized=True, **where)
+        factor = aff.scale_factor
+    # Affinities at a model's nucleus size: the foreground is made at that scale too.
+    model_image = image if factor == 1.0 else rescale_image(image, factor)
+    if factor != 1.0:
+        if task.crop is not None:
+            raise InputError(aff.source, f"task.crop is not supported for affinities at another scale (factor "
+                             f"{factor:g}): segment whole frames")
+        if model_image.shape != aff.aff.shape[1:]:
+            raise InputError(aff.source, f"affinities of shape {aff.aff.shape[1:]} for a frame of {image.shape} "
+                             f"resized by {factor:g} ({model_image.shape})")
+    model_labels = labels if labels is None or factor == 1.0 else labels_to_shape(labels, model_image.shape)
+    model_where = {**where, "shape": model_image.shape, "labels": model_labels}
+    f = task.foreground
+    fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold, image=model_image,
+                              **model_where)
     frame_shape = image.shape
     win = crop_window(task.crop, frame_shape, ref.raw_path)
     if win is not None:
@@ -111,15 +135,16 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
         coverage = float(seen.mean())
         if coverage < 1.0:
             fg = fg & seen
-            labels = None if labels is None else np.where(seen, labels, 0)
-    return FrameInput(ref.seq, ref.frame, image, labels, fg, aff, frame_shape, win, coverage)
+            seen_input = seen if factor == 1.0 else labels_to_shape(seen, image.shape)
+            labels = None if labels is None else np.where(seen_input, labels, 0)
+    return FrameInput(ref.seq, ref.frame, image, labels, fg, aff, frame_shape, win, coverage, factor)
 
 
 def segment(inp: FrameInput, method: str, alpha: float, mws: MwsSpec | None = None) -> np.ndarray:
-    """Instances of one frame: mutex watershed on its affinities (``mws``: the solver's settings),
-    or connected components."""
+    """Instances of one frame at its input's shape: mutex watershed on its affinities (``mws``: the
+    solver's settings), or connected components, at the affinities' scale."""
     if method == "cc":
-        return connected_components(inp.foreground)
+        return inp.to_input(connected_components(inp.foreground))
     if method != "mws":
         raise ValueError(f"task.method must be one of {METHODS}, got {method!r}")
     if mws is None:
@@ -130,7 +155,7 @@ def segment(inp: FrameInput, method: str, alpha: float, mws: MwsSpec | None = No
         strides=mws.strides, randomized_strides=mws.randomized_strides, seed=mws.seed, backend=mws.backend,
         source=a.source,
     )
-    return merge_small_segments(labels, mws.min_size)
+    return inp.to_input(merge_small_segments(labels, mws.min_size))
 
 
 def score(

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from omegaconf import MISSING
 from scipy import ndimage as ndi
 
 log = logging.getLogger(__name__)
@@ -100,3 +101,35 @@ def warn_if_far(name: str, decision: ScaleDecision, far: float = 2.0) -> None:
         log.warning("%s: resized by %.2f (nuclei of %.1f px, the model's are %.1f px): far from the model's "
                     "size; results are best when the model is trained on nuclei like these", name,
                     decision.factor, decision.diameter, decision.diameter * decision.raw_factor)
+
+
+@dataclass
+class ScaleSpec:
+    """``task.scale``: whether and how frames are resized to the model's nucleus size (defaults in
+    the task YAMLs)."""
+
+    enabled: bool = MISSING
+    tolerance: float = MISSING  # factors within this (relative) of 1 are not applied
+    min_objects: int = MISSING  # an estimate from fewer objects is uncertain
+    warn_factor: float = MISSING  # warn when resized by more than this (or less than its inverse)
+
+
+def estimate_scale(image: np.ndarray, model_diameter: float | None, diameter: float | None, spec: ScaleSpec,
+                   name: str = "") -> ScaleDecision:
+    """The resizing of one normalised frame: ``diameter`` when given (``data.diameter``), else
+    estimated from the frame's model-free intensity foreground; logged and warned about."""
+    from inpaintaff.segment.diameter import estimate_diameter, intensity_foreground
+
+    if not spec.enabled or not model_diameter:
+        return ScaleDecision(diameter, "none", 1.0, 1.0)
+    if diameter is not None:
+        decision = decide_scale(model_diameter, diameter, "given", spec.tolerance)
+    else:
+        est = estimate_diameter(intensity_foreground(image), min_objects=spec.min_objects)
+        decision = decide_scale(model_diameter, est.diameter, "estimated", spec.tolerance, est.n_objects,
+                                est.uncertain)
+    log.info("%s: nucleus diameter %s (%s), resized by %.3g", name or "frame",
+             "unknown" if decision.diameter is None else f"{decision.diameter:.1f} px", decision.source,
+             decision.factor)
+    warn_if_far(name or "frame", decision, spec.warn_factor)
+    return decision

@@ -53,8 +53,11 @@ def affinities_for_frame(
     labels: np.ndarray | None,
     shape: tuple[int, int],
     seed: int = 0,
+    resized: bool = False,
 ) -> Affinities:
-    """The affinities of one frame as ``spec`` (``task.affinities``) says."""
+    """The affinities of one frame as ``spec`` (``task.affinities``) says; with ``resized``, files
+    at a model's scale (``scale_factor`` in their metadata) are accepted, else their shape must be
+    the frame's."""
     if spec.source == "labels":
         if labels is None:
             raise InputError(None, f"frame {seq}/{frame} has no GT: affinities.source=labels needs GT labels")
@@ -72,6 +75,8 @@ def affinities_for_frame(
             raise ValueError("task.affinities.source=dir needs task.affinities.dir")
         path = Path(spec.dir) / spec.pattern.format(dataset=dataset, seq=seq, frame=frame)
         out = read_affinity_file(path)
+        if resized and out.scale_factor != 1.0:
+            return out
         if out.aff.shape[1:] != tuple(shape):
             raise InputError(path, f"affinities of image shape {out.aff.shape[1:]} but the frame is {tuple(shape)}")
         return out

@@ -14,22 +14,26 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from inpaintaff.data.scaled import ScaledFrames
 from inpaintaff.io.affinities import aff_path, read_affinity_metadata, write_affinities
 from inpaintaff.modules.affnet import AffNetModule
 from inpaintaff.modules.distill import DistillModule
-from inpaintaff.offsets import OFFSETS, affinities_from_labels
+from inpaintaff.offsets import OFFSETS
 from inpaintaff.segment.alpha import seed_from_checkpoint
+from inpaintaff.segment.one_pass import inside_pairs, predict_at_least
 from inpaintaff.tasks.checkpoints import (
     TiledSettings,
     check_kept_outputs,
+    checkpoint_diameter,
     checkpoint_fingerprint,
     checkpoint_kind,
     frames_to_write,
     inference_device,
+    kept_record,
+    kept_record_of,
     load_module,
 )
 from inpaintaff.utils.config import typed
-from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +46,24 @@ def run(cfg: DictConfig) -> dict:
     module = load_module(cls, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
+    frames = ScaledFrames(dm, checkpoint_diameter(cfg.ckpt), t.scale)
     todo, written = frames_to_write(
         dm, t.split, lambda seq, frame: aff_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
     )
     fingerprint = checkpoint_fingerprint(cfg.ckpt)
-    check_kept_outputs(written, todo, fingerprint, lambda p: read_affinity_metadata(p).get("ckpt_sha1"),
-                       "affinities")
+    check_kept_outputs(written, todo, kept_record(fingerprint, frames),
+                       lambda p: kept_record_of(read_affinity_metadata(p)), "affinities")
     if seed_from_checkpoint(cfg.ckpt, t.out_dir):
         log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", t.out_dir)
     seconds = []
     for ref, path in todo:
         t0 = time.perf_counter()
-        image = dm.load_image(ref)
-        aff = predict_with_halo(module.predict_proba, image, t.tile, t.halo, device)
+        image = frames.load_image(ref)  # at the checkpoint's nucleus size
+        aff = predict_at_least(module.predict_proba, image, t.tile, t.halo, device)
         # Every pair inside the frame is predicted; pairs leaving it are not.
-        _, valid = affinities_from_labels(np.zeros(image.shape, np.int32), OFFSETS)
+        valid = inside_pairs(image.shape)
         write_affinities(path, aff * valid, valid, OFFSETS, {"source": source, "ckpt": str(cfg.ckpt),
-                                                         "ckpt_sha1": fingerprint})
+                                                         "ckpt_sha1": fingerprint, **frames.metadata(ref)})
         seconds.append(time.perf_counter() - t0)
         log.info("%s affinities %s -> %s (%.1f s)", source.upper(), ref.name, path, seconds[-1])
     return {"affinities": written, "out_dir": str(t.out_dir), "source": source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import torch
 from omegaconf import MISSING
 
 from inpaintaff.offsets import OFFSETS
+from inpaintaff.segment.scale import ScaleSpec
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class TiledSettings:
     halo: int = MISSING
     out_dir: str = MISSING
     overwrite: bool = MISSING
+    scale: ScaleSpec = field(default_factory=ScaleSpec)
 
 
 @dataclass
@@ -56,16 +58,35 @@ class ForegroundSettings(TiledSettings):
     threshold: float = MISSING  # for the pictures and the log
 
 
-def check_kept_outputs(paths: Sequence[str], todo: Sequence[tuple[Any, Path]], fingerprint: str,
-                       saved_fingerprint: Callable[[str], str | None], what: str) -> None:
-    """Outputs kept from an earlier run must come from the same checkpoint: an error naming the first
-    one that does not (so a changed checkpoint in the same ``out_dir`` is not silently mixed in)."""
+def kept_record(fingerprint: str, frames: Any) -> dict:
+    """What must match for a kept output to be reused: the checkpoint's content and what decides
+    the frame's resizing (``frames``: a :class:`~inpaintaff.data.scaled.ScaledFrames`)."""
+    return {"ckpt_sha1": fingerprint, "scale": frames.record()}
+
+
+def kept_record_of(meta: dict) -> dict:
+    """The same record as a file's metadata holds it (``scale`` None in files written before it)."""
+    return {"ckpt_sha1": meta.get("ckpt_sha1"), "scale": meta.get("scale")}
+
+
+def check_kept_outputs(paths: Sequence[str], todo: Sequence[tuple[Any, Path]], record: dict,
+                       saved_record: Callable[[str], dict], what: str) -> None:
+    """Outputs kept from an earlier run must come from the same checkpoint and resizing: an error
+    naming the first one that does not and what differs (so a changed checkpoint or nucleus size in
+    the same ``out_dir`` is not silently mixed in)."""
+    from inpaintaff.io.records import differences
+
     redo = {str(p) for _, p in todo}
     for path in (p for p in paths if p not in redo):
-        saved = saved_fingerprint(path)
-        if saved != fingerprint:
-            raise InputError(path, f"{what} of another checkpoint ({saved or 'unknown'} in the file, {fingerprint} "
-                                   "now): choose another task.out_dir, or set task.overwrite=true")
+        saved = saved_record(path)
+        if saved.get("ckpt_sha1") != record["ckpt_sha1"]:
+            kept = saved.get("ckpt_sha1") or "unknown"
+            raise InputError(path, f"{what} of another checkpoint ({kept} in the file, {record['ckpt_sha1']} now): "
+                                   "choose another task.out_dir, or set task.overwrite=true")
+        diff = differences(saved.get("scale"), record["scale"], "scale")
+        if diff:
+            raise InputError(path, f"{what} resized otherwise ({'; '.join(diff)}): choose another task.out_dir, or "
+                                   "set task.overwrite=true")
 
 
 def checkpoint_fingerprint(path: str | Path) -> str:

@@ -13,18 +13,22 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from inpaintaff.data.scaled import ScaledFrames
 from inpaintaff.io.foreground import foreground_path, read_foreground_metadata, write_foreground
 from inpaintaff.modules.fgnet import FGNetModule
+from inpaintaff.segment.one_pass import predict_at_least
 from inpaintaff.tasks.checkpoints import (
     ForegroundSettings,
     check_kept_outputs,
+    checkpoint_diameter,
     checkpoint_fingerprint,
     frames_to_write,
     inference_device,
+    kept_record,
+    kept_record_of,
     load_module,
 )
 from inpaintaff.utils.config import typed
-from inpaintaff.utils.tiling import predict_with_halo
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +39,18 @@ def run(cfg: DictConfig) -> dict:
     module = load_module(FGNetModule, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
+    frames = ScaledFrames(dm, checkpoint_diameter(cfg.ckpt), t.scale)
     todo, written = frames_to_write(
         dm, t.split, lambda seq, frame: foreground_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
     )
     fingerprint = checkpoint_fingerprint(cfg.ckpt)
-    check_kept_outputs(written, todo, fingerprint, lambda p: read_foreground_metadata(p).get("ckpt_sha1"),
-                       "foreground probabilities")
+    check_kept_outputs(written, todo, kept_record(fingerprint, frames),
+                       lambda p: kept_record_of(read_foreground_metadata(p)), "foreground probabilities")
     for ref, path in todo:
-        image = dm.load_image(ref)
-        prob = predict_with_halo(module.predict_proba, image, t.tile, t.halo, device)[0]
-        write_foreground(path, prob, {"source": "fgnet", "ckpt": str(cfg.ckpt), "ckpt_sha1": fingerprint})
+        image = frames.load_image(ref)  # at the checkpoint's nucleus size
+        prob = predict_at_least(module.predict_proba, image, t.tile, t.halo, device)[0]
+        write_foreground(path, prob, {"source": "fgnet", "ckpt": str(cfg.ckpt), "ckpt_sha1": fingerprint,
+                                      **frames.metadata(ref)})
         _save_png(path.with_suffix(".png"), image, prob, t.threshold)
         log.info("foreground %s: %.1f %% above %.2f", ref.name, 100 * (prob > t.threshold).mean(), t.threshold)
     return {"foreground": written}

@@ -40,7 +40,7 @@ from inpaintaff.io.results import write_csv
 from inpaintaff.metrics.ctc import seg_from_overlap
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.measure import measure_objects
-from inpaintaff.segment.scale import warn_if_far
+from inpaintaff.segment.scale import ScaleSpec, warn_if_far
 from inpaintaff.utils.config import typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
@@ -60,14 +60,6 @@ class ForegroundSpec:
     source: str = MISSING  # fgnet | intensity | truefg (the masks' foreground; evaluation only)
     ckpt: str | None = MISSING
     threshold: float = MISSING
-
-
-@dataclass
-class ScaleSpec:
-    enabled: bool = MISSING
-    tolerance: float = MISSING
-    min_objects: int = MISSING
-    warn_factor: float = MISSING
 
 
 @dataclass

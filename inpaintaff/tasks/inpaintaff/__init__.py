@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,15 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import MISSING, DictConfig
 
+from inpaintaff.data.scaled import ScaledFrames
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.io.files import write_json
 from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.segment.alpha import seed_from_checkpoint
+from inpaintaff.segment.scale import ScaleSpec
+from inpaintaff.tasks.checkpoints import checkpoint_diameter
 from inpaintaff.tasks.inpaintaff.module import InpaintAffModule
 from inpaintaff.tasks.inpaintaff.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, samples_path, scan_done
@@ -60,6 +63,7 @@ class InpaintAffSettings:
     torch_threads: int | None = MISSING
     pictures: bool = MISSING
     n_hierarchy_patches: int = MISSING
+    scale: ScaleSpec = field(default_factory=ScaleSpec)
 
 
 def build_inpainter(kind: str, ckpt: str | None, gaussian_sigma: float, compile: bool = False) -> tuple[Any, dict]:
@@ -99,10 +103,13 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(task.out_dir)
     engine = EngineConfig(**task.engine)
     inpainter, desc = build_inpainter(task.inpainter, cfg.get("ckpt"), task.gaussian_sigma, task.compile)
+    # The net's patches and the offsets are in the net's pixels: frames are resized to its nucleus
+    # size (the analytic inpainter has none: frames stay as they are).
+    data = ScaledFrames(data, checkpoint_diameter(desc["ckpt"]) if desc["inpainter"] == "net" else None, task.scale)
     settings = {
         "patch_size": task.patch_size, "stride": task.stride, "crop": task.crop,
         "foreground": foreground_skip_spec(task.foreground), "seed": int(cfg.seed),
-        "engine": engine.result_settings(), **desc,
+        "engine": engine.result_settings(), "scale": data.record(), **desc,
     }
     settings["hierarchies_per_patch"] = task.hierarchies_per_patch  # files written before it existed count as 1
 
@@ -118,6 +125,7 @@ def run(cfg: DictConfig) -> dict:
     writer = AffinityWriter(
         out_dir, data.dataset, pdm.frames, settings, save_every_n_batches=task.save_every_n_batches,
         n_samples=task.n_hierarchy_patches, metadata={"dataset": data.dataset},
+        frame_metadata={info.key: data.metadata(ref) for info, ref in zip(pdm.frames, data.frames("predict"))},
     )
     trainer = build_trainer(cfg, callbacks=[writer])
     if trainer.global_rank == 0 and desc["inpainter"] == "net":

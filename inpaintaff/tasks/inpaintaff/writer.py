@@ -59,7 +59,7 @@ def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
 
 
 # Settings added after files were first written, with the value that files without them had.
-LATER_SETTINGS = {"hierarchies_per_patch": 1}
+LATER_SETTINGS = {"hierarchies_per_patch": 1, "scale": None}
 # Settings that older files carry but that only batch the work (results do not depend on them).
 BATCHING_SETTINGS = tuple(f"engine.{k}" for k in BATCHING_KNOBS)
 
@@ -174,6 +174,7 @@ class AffinityWriter(BasePredictionWriter):
         save_every_n_batches: int = 20,
         n_samples: int = 4,
         metadata: dict | None = None,
+        frame_metadata: dict[str, dict] | None = None,
     ):
         super().__init__(write_interval="batch")
         self.out_dir, self.dataset = Path(out_dir), dataset
@@ -182,6 +183,7 @@ class AffinityWriter(BasePredictionWriter):
         self.offsets = [list(map(int, o)) for o in (OFFSETS if offsets is None else offsets)]
         self.save_every, self.n_samples = int(save_every_n_batches), int(n_samples)
         self.metadata = dict(metadata or {})
+        self.frame_metadata = dict(frame_metadata or {})  # by frame key, e.g. the frame's resizing
         self.token = uuid.uuid4().hex[:12]
         self.state: dict[int, _FrameState] = {}
         self.written: list[Path] = []
@@ -343,7 +345,8 @@ class AffinityWriter(BasePredictionWriter):
         images, leaves, pos = images[: self.n_samples], leaves[: self.n_samples], pos[: self.n_samples]
         path = aff_path(self.out_dir, self.dataset, info.seq, info.frame)
         meta = {
-            **self.metadata, **self.settings, "frame": info.frame, "seq": info.seq,
+            **self.metadata, **self.frame_metadata.get(info.key, {}), **self.settings, "frame": info.frame,
+            "seq": info.seq,
             "origin": list(info.origin), "n_patches": len(info.active), "stats": stats,
         }
         write_affinities(path, aff, valid, self.offsets, meta)
