@@ -109,3 +109,13 @@ def test_ctc_tasks_work_at_the_model_scale_and_equal_the_api(compose, tmp_path: 
                                      seed=int(cfg.seed))
     api = seg.segment(dm.load_image(ref), diameter=18.0, labels=dm.load_labels(ref), normalized=True)
     np.testing.assert_array_equal(api.labels, mask)
+
+
+def test_an_image_shrunk_below_a_tile_and_the_offsets_still_segments() -> None:
+    """Large nuclei in a small image: resized to 19 px, below the offsets' reach (27 px); the nets
+    see a padded image and the labels come back at the input's shape."""
+    raw, gt = synthetic_frame((48, 56), seed=5, radius=16.0, density=0.4)
+    res = Segmenter.pretrained("hela").segment(raw.astype(np.float32), diameter=64.0)
+    assert res.scale.factor == pytest.approx(25.03 / 64.0, rel=1e-3)
+    assert res.model_shape == scaled_shape(raw.shape, res.scale.factor) and min(res.model_shape) < 27
+    assert res.labels.shape == raw.shape and res.labels.max() >= 1

@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 import numpy as np
 from omegaconf import DictConfig
+from tqdm.auto import tqdm
 
 from inpaintaff.io import ctc
 from inpaintaff.io.files import write_json
@@ -58,7 +59,7 @@ def load_inputs(cfg: DictConfig, split: str, dm: Any = None) -> tuple[Any, list[
     if not refs:
         raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no frames")
     task = task_settings(cfg)
-    inputs = [load_frame_input(dm, ref, task, int(cfg.seed)) for ref in refs]
+    inputs = [load_frame_input(dm, ref, task, int(cfg.seed)) for ref in tqdm(refs, desc="loading frames", unit="frame")]
     return dm, inputs
 
 
@@ -67,7 +68,7 @@ def evaluate(
 ) -> tuple[list[np.ndarray], list[FrameScore | None], list[float]]:
     """Segment every frame with ``alpha``; scores where GT exists; seconds per frame."""
     labels, scores, seconds = [], [], []
-    for inp in inputs:
+    for inp in tqdm(inputs, desc=f"segmenting (alpha={alpha:g})", unit="frame", leave=False):
         t0 = time.perf_counter()
         lab = segment(inp, task.method, alpha, task.mws)
         seconds.append(time.perf_counter() - t0)

@@ -13,6 +13,7 @@ import time
 import hydra
 import numpy as np
 from omegaconf import DictConfig
+from tqdm.auto import tqdm
 
 from inpaintaff.data.scaled import ScaledFrames
 from inpaintaff.io.affinities import aff_path, read_affinity_metadata, write_affinities
@@ -56,7 +57,7 @@ def run(cfg: DictConfig) -> dict:
     if seed_from_checkpoint(cfg.ckpt, t.out_dir):
         log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", t.out_dir)
     seconds = []
-    for ref, path in todo:
+    for ref, path in tqdm(todo, desc=f"{source.upper()} affinities", unit="frame"):
         t0 = time.perf_counter()
         image = frames.load_image(ref)  # at the checkpoint's nucleus size
         aff = predict_at_least(module.predict_proba, image, t.tile, t.halo, device)

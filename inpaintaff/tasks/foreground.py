@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 from omegaconf import DictConfig
+from tqdm.auto import tqdm
 
 from inpaintaff.data.scaled import ScaledFrames
 from inpaintaff.io.foreground import foreground_path, read_foreground_metadata, write_foreground
@@ -46,7 +47,7 @@ def run(cfg: DictConfig) -> dict:
     fingerprint = checkpoint_fingerprint(cfg.ckpt)
     check_kept_outputs(written, todo, kept_record(fingerprint, frames),
                        lambda p: kept_record_of(read_foreground_metadata(p)), "foreground probabilities")
-    for ref, path in todo:
+    for ref, path in tqdm(todo, desc="FGNET foreground", unit="frame"):
         image = frames.load_image(ref)  # at the checkpoint's nucleus size
         prob = predict_at_least(module.predict_proba, image, t.tile, t.halo, device)[0]
         write_foreground(path, prob, {"source": "fgnet", "ckpt": str(cfg.ckpt), "ckpt_sha1": fingerprint,
