@@ -41,8 +41,12 @@ class ScaledFrames:
     def metadata(self, ref: FrameRef) -> dict:
         """What a file written at the model's scale records of its resizing."""
         d = self.decision(ref)
-        return {"scale_factor": d.factor, "input_shape": list(self.source.load_image(ref).shape),
+        return {"scale_factor": d.factor, "input_shape": list(self.input_shape(ref)),
                 "diameter": d.diameter, "diameter_source": d.source, "scale": self.record()}
+
+    def input_shape(self, ref: FrameRef) -> tuple[int, int]:
+        """The frame's shape before resizing."""
+        return tuple(self.source.load_image(ref).shape)  # type: ignore[return-value]
 
     def load_image(self, ref: FrameRef) -> np.ndarray:
         return rescale_image(self.source.load_image(ref), self.decision(ref).factor)

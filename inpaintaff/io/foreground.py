@@ -21,11 +21,14 @@ def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int) -> 
 
 
 def foreground_from_probability(
-    prob: np.ndarray | str | Path, threshold: float = 0.5, shape: tuple[int, int] | None = None
+    prob: np.ndarray | str | Path, threshold: float = 0.5, shape: tuple[int, int] | None = None,
+    frame_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Binary foreground ``prob > threshold`` from an array or a TIFF file of values in [0, 1].
 
-    ``shape``, if given, is the image shape the map must have.
+    ``shape``, if given, is the image shape the map must have. A file written at another model's
+    scale (its metadata's ``scale_factor``) of a frame of ``frame_shape`` is resampled (linearly)
+    to ``shape`` first.
     """
     source = None
     if isinstance(prob, (str, Path)):
@@ -34,6 +37,12 @@ def foreground_from_probability(
     prob = np.squeeze(np.asarray(prob))
     if prob.ndim != 2:
         raise InputError(source, f"foreground probabilities must be 2D, got shape {prob.shape}")
+    if shape is not None and prob.shape != tuple(shape) and source is not None and frame_shape is not None:
+        from inpaintaff.segment.scale import resize, scaled_shape
+
+        factor = float(read_foreground_metadata(source).get("scale_factor") or 1.0)
+        if prob.shape == scaled_shape(frame_shape, factor) and np.issubdtype(prob.dtype, np.floating):
+            prob = resize(prob.astype(np.float32), tuple(shape), order=1)
     if shape is not None and prob.shape != tuple(shape):
         raise InputError(source, f"foreground of shape {prob.shape} does not match the image shape {tuple(shape)}")
     if prob.dtype == bool:

@@ -77,6 +77,16 @@ def crop_window(crop: Sequence[int] | None, shape: tuple[int, int], source: Any 
     return slice(y0, y0 + h), slice(x0, x0 + w)
 
 
+def scaled_window(win: tuple[slice, slice], factor: float, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """A window of the input's pixels as the window of the same area in an image resized by
+    ``factor`` (of ``shape``)."""
+    out = []
+    for sl, n in zip(win, shape):
+        a = min(int(round(sl.start * factor)), n - 1)
+        out.append(slice(a, max(a + 1, min(int(round(sl.stop * factor)), n))))
+    return tuple(out)  # type: ignore[return-value]
+
+
 def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) -> np.ndarray:
     """Pixels that at least one valid pair touches (as either end)."""
     seen = np.zeros(valid.shape[1:], dtype=bool)
@@ -104,27 +114,25 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
         factor = aff.scale_factor
     # Affinities at a model's nucleus size: the foreground is made at that scale too.
     model_image = image if factor == 1.0 else rescale_image(image, factor)
-    if factor != 1.0:
-        if task.crop is not None:
-            raise InputError(aff.source, f"task.crop is not supported for affinities at another scale (factor "
-                             f"{factor:g}): segment whole frames")
-        if model_image.shape != aff.aff.shape[1:]:
-            raise InputError(aff.source, f"affinities of shape {aff.aff.shape[1:]} for a frame of {image.shape} "
-                             f"resized by {factor:g} ({model_image.shape})")
+    if factor != 1.0 and model_image.shape != aff.aff.shape[1:]:
+        raise InputError(aff.source, f"affinities of shape {aff.aff.shape[1:]} for a frame of {image.shape} "
+                         f"resized by {factor:g} ({model_image.shape})")
     model_labels = labels if labels is None or factor == 1.0 else labels_to_shape(labels, model_image.shape)
     model_where = {**where, "shape": model_image.shape, "labels": model_labels}
     f = task.foreground
     fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold, image=model_image,
-                              **model_where)
+                              frame_shape=image.shape, **model_where)
     frame_shape = image.shape
     win = crop_window(task.crop, frame_shape, ref.raw_path)
     if win is not None:
-        image, fg = image[win], fg[win]
+        # The window in the input's pixels, and the same window at the model's scale.
+        model_win = win if factor == 1.0 else scaled_window(win, factor, model_image.shape)
+        image, fg = image[win], fg[model_win]
         labels = None if labels is None else labels[win]
         if aff is not None:
-            sl = (slice(None), *win)
+            sl = (slice(None), *model_win)
             valid = None if aff.valid is None else aff.valid[sl]
-            aff = Affinities(aff.aff[sl], valid, aff.offsets, aff.source, aff.kind)
+            aff = Affinities(aff.aff[sl], valid, aff.offsets, aff.source, aff.kind, factor)
     coverage = 1.0
     if aff is not None and aff.valid is not None:
         seen = pixels_with_evidence(aff.valid, aff.offsets)

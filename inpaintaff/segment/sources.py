@@ -95,6 +95,7 @@ def foreground_for_frame(
     pattern: str = DEFAULT_FG_PATTERN,
     threshold: float = 0.5,
     image: np.ndarray | None = None,
+    frame_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """The binary foreground of one frame: ``truefg`` (GT, closed gaps), ``dir``/``file`` (the
     probability TIFF below ``folder`` above ``threshold``), ``intensity`` (the normalised
@@ -107,7 +108,7 @@ def foreground_for_frame(
         if not folder:
             raise ValueError(f"task.foreground.source={source} needs task.foreground.dir")
         path = Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame)
-        return foreground_from_probability(path, float(threshold), shape=shape)
+        return foreground_from_probability(path, float(threshold), shape=shape, frame_shape=frame_shape)
     if source == "intensity":
         if image is None:
             raise ValueError("foreground.source=intensity needs the image")

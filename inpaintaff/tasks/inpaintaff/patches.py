@@ -215,7 +215,9 @@ class PatchDataModule(pl.LightningDataModule):
             labels = self.data.load_labels(ref) if source == "truefg" else None
             fg |= foreground_for_frame(source, dataset=self.data.dataset, seq=ref.seq, frame=ref.frame, labels=labels,
                                        shape=image.shape, folder=spec["dir"], pattern=spec["pattern"],
-                                       threshold=spec["threshold"], image=image)
+                                       threshold=spec["threshold"], image=image,
+                                       frame_shape=self.data.input_shape(ref) if hasattr(self.data, "input_shape")
+                                       else None)
         return fg
 
     def resume(self, written: Sequence[str] = (), done: Mapping[str, Sequence[int]] | None = None) -> None:
