@@ -134,22 +134,32 @@ def read_2d(path: str | Path) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read a 2D uint8/uint16/float frame as float32; NaN, infinite or constant images are errors."""
-    path = Path(path)
-    arr = read_2d(path)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+    return image_values(read_2d(path), path)
+
+
+def image_values(arr: np.ndarray, path: str | Path | None = None) -> np.ndarray:
+    """A 2D image's values as float32; another dtype, NaN, infinite or constant values are errors
+    naming ``path``."""
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
         raise InputError(path, f"unsupported dtype {arr.dtype}")
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise InputError(path, "image contains NaN or infinite values")
     if arr.min() == arr.max():
-        raise InputError(path, f"image is constant (value {arr.min():g})")
+        raise InputError(path, f"image is constant (value {arr.min():g}): nothing to segment")
     return arr
 
 
 def read_labels(path: str | Path) -> np.ndarray:
     """Read a 2D integer instance label image (0 = background) as int64."""
-    path = Path(path)
-    arr = read_2d(path)
+    return label_values(read_2d(path), path)
+
+
+def label_values(arr: np.ndarray, path: str | Path | None = None) -> np.ndarray:
+    """An instance label image's values as int64; fractions, NaN or negative values are errors
+    naming ``path``."""
+    if arr.dtype == bool:
+        arr = arr.astype(np.int64)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
             raise InputError(path, f"labels must be integers, got non-integer {arr.dtype} values")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from inpaintaff.io.ctc import image_values, label_values
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -134,14 +135,7 @@ def read_channel(path: str | Path, channel: int | None = None) -> np.ndarray:
         raise InputError(path, f"data.channel={channel} but the image has a single channel")
     if arr.ndim != 2:
         raise InputError(path, f"expected a 2D image (or 2D with channels), got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
-        raise InputError(path, f"unsupported dtype {arr.dtype}")
-    out = arr.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise InputError(path, "image contains NaN or infinite values")
-    if out.min() == out.max():
-        raise InputError(path, f"image is constant (value {out.min():g}): nothing to segment")
-    return out
+    return image_values(arr, path)
 
 
 def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
@@ -150,14 +144,7 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     arr = np.squeeze(_read_any(path))
     if arr.ndim != 2:
         raise InputError(path, f"a mask must be a 2D label image, got shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
-            raise InputError(path, f"mask labels must be integers, got non-integer {arr.dtype} values")
-    elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise InputError(path, f"mask labels must be integers, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if arr.min() < 0:
-        raise InputError(path, "mask labels must be non-negative")
+    arr = label_values(arr, path)
     if arr.shape != tuple(shape):
         raise InputError(path, f"mask of shape {arr.shape} for an image of shape {tuple(shape)}")
     return arr
