@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.modules.nucleus_size import NucleusSizeRecorder, training_diameter
 from inpaintaff.utils.instantiate import build_trainer
+from inpaintaff.utils.train_checks import check_crop_size, check_resume_checkpoint, check_training_config
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict:
     """Fit ``cfg.model`` on ``cfg.data``; returns the final metrics and the checkpoint path."""
     ensure_writable_dir(cfg.paths.output_dir)  # checkpoints and logs go there: fail now, not after an epoch
+    check_training_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     # Plain containers, so that saved hyperparameters load with torch.load(weights_only=True).
@@ -30,6 +32,9 @@ def train(cfg: DictConfig) -> dict:
     if getattr(model, "needs_labels", False) and datamodule.train_mode != "labeled":
         raise ValueError(f"{type(model).__name__} trains on labeled crops: set data.train_mode=labeled "
                          f"(it is {datamodule.train_mode!r}, which yields raw crops without labels)")
+    check_crop_size(datamodule, model)
+    if cfg.get("ckpt_path"):
+        check_resume_checkpoint(cfg.ckpt_path, model)
     diameter, how = training_diameter(datamodule)
     log.info("nucleus diameter of the training data: %s (%s); checkpoints record it",
              "unknown" if diameter is None else f"{diameter:.1f} px", how)

@@ -273,6 +273,11 @@ class CTCDataModule(pl.LightningDataModule):
             images.append(img)
             labels.append(lab)
         log.info("label budget: %d frame(s), %d instance(s)", len(refs), total)
+        if total == 0:
+            names = ", ".join(f"{r.seq}/t{r.frame:03d}" for r in refs)
+            raise InputError(self.root / self.dataset, f"train_mode=labeled: no labeled instance in the training "
+                             f"frame(s) {names} (after the label budget, data.max_instances={self.max_instances}): "
+                             "nothing to learn from; choose frames with objects, or a larger budget")
         self.n_train_instances = total
         return images, labels
 

@@ -19,7 +19,8 @@ from scipy import ndimage as ndi
 
 from inpaintaff.io.files import write_json
 from inpaintaff.segment.foreground import true_foreground
-from inpaintaff.segment.settings import SegmentSettings
+from inpaintaff.segment.pipeline import crop_window
+from inpaintaff.segment.settings import SegmentSettings, check_alpha
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,35 @@ def checkpoint_alpha_file(ckpt: str | Path) -> Path:
     return ckpt.with_name(ckpt.stem + ".alpha.json")
 
 
+def load_alpha_file(path: str | Path) -> dict:
+    """The entries of an α file (``alpha_selection.json`` or ``<ckpt>.alpha.json``): foreground ->
+    entry; a file that is not such JSON is an error naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable alpha file (JSON error: {exc}): delete it and choose alpha again "
+                         "(task=segment_select or task=table1)") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InputError(path, "not an alpha file: expected a JSON object of foreground -> {alpha, min_size, ...}")
+    return data
+
+
+def check_alpha_entry(path: str | Path, key: str, entry: Mapping[str, Any]) -> None:
+    """An entry holds a numeric ``alpha`` and a fragment size ``min_size`` >= 0; else an error naming the file."""
+    for name in ("alpha", "min_size"):
+        if name not in entry:
+            raise InputError(path, f"the entry for foreground {key!r} has no {name!r} (written by an older version?): "
+                             "choose alpha again with task=segment_select or task=table1")
+    try:
+        alpha, min_size = float(entry["alpha"]), int(entry["min_size"])
+    except (TypeError, ValueError):
+        alpha = min_size = None
+    if alpha is None or not np.isfinite(alpha) or min_size < 0 or min_size != entry["min_size"]:
+        raise InputError(path, f"the entry for foreground {key!r} needs a number 'alpha' and an integer 'min_size' "
+                         f">= 0, got alpha={entry['alpha']!r}, min_size={entry['min_size']!r}")
+
+
 def seed_from_checkpoint(ckpt: str | Path | None, aff_dir: str | Path) -> Path | None:
     """Copy the checkpoint's measured α beside new affinities (unless an α is stored there already),
     so that ``task.alpha=auto`` works on frames without labels."""
@@ -41,7 +71,7 @@ def seed_from_checkpoint(ckpt: str | Path | None, aff_dir: str | Path) -> Path |
     src, dst = checkpoint_alpha_file(ckpt), Path(aff_dir) / ALPHA_FILE
     if not src.is_file() or dst.is_file():
         return None
-    data = json.loads(src.read_text())
+    data = load_alpha_file(src)
     for entry in data.values():
         entry["from_checkpoint"] = str(Path(ckpt).name)
     write_json(dst, data)
@@ -59,7 +89,7 @@ def record_alpha_selection(aff_dir: str | Path, label: str, foreground: str, alp
                            min_size: int = 0) -> Path:
     """Add (or replace) the entry for this foreground in ``<aff_dir>/alpha_selection.json``."""
     path = Path(aff_dir) / ALPHA_FILE
-    data = json.loads(path.read_text()) if path.is_file() else {}
+    data = load_alpha_file(path) if path.is_file() else {}
     data[foreground_key(foreground)] = {
         "alpha": float(alpha), "min_size": int(min_size), "label": label, "chosen_on": split,
         "n_merged_objects": n_merged,
@@ -79,20 +109,25 @@ def read_alpha(path_or_dir: str | Path, foreground: str) -> tuple[float, dict]:
         raise InputError(path, "no stored alpha: run task=segment_select (or task=table1) on validation frames "
                          "with these affinities first, or give task.alpha as a number")
     key = foreground_key(foreground)
-    data = json.loads(path.read_text())
+    data = load_alpha_file(path)
     if key not in data:
         raise InputError(path, f"no alpha stored for foreground {key!r} (stored: {sorted(data)})")
+    check_alpha_entry(path, key, data[key])
     return float(data[key]["alpha"]), data[key]
 
 
-def count_merged_objects(dm: Any, split: str) -> int:
+def count_merged_objects(dm: Any, split: str, crop: Sequence[int] | None = None) -> int:
     """GT objects of ``split`` that share a connected component of TRUEFG with another GT object:
-    the merges that a choice of α must learn to undo."""
+    the merges that a choice of α must learn to undo. With ``crop`` ([y0, x0, h, w], the window
+    that is segmented and scored), only what lies inside it counts."""
     total = 0
     for ref in dm.frames(split):
         if ref.gt_path is None:
             continue
         labels = dm.load_labels(ref)
+        win = crop_window(crop, labels.shape, ref.gt_path)
+        if win is not None:
+            labels = labels[win]
         comps, _ = ndi.label(true_foreground(labels))
         pairs = np.unique(np.stack([comps[labels > 0], labels[labels > 0]]), axis=1)
         comp_ids, counts = np.unique(pairs[0], return_counts=True)
@@ -105,6 +140,7 @@ def resolve_alpha(task: SegmentSettings) -> tuple[float, int | None]:
     ``auto`` reads both from the α stored beside the affinities (or in ``task.alpha_file``) for
     this foreground, as ``task=segment_select``/``task=table1`` chose them."""
     if str(task.alpha) != "auto":
+        check_alpha(task.alpha)
         return float(task.alpha), None
     where = task.alpha_file or task.affinities.dir
     if not where:

@@ -56,6 +56,9 @@ class OnePassSettings:
     def __post_init__(self) -> None:
         if self.foreground not in FOREGROUNDS:
             raise ValueError(f"foreground must be one of {FOREGROUNDS}, got {self.foreground!r}")
+        for name, low in (("tile", 1), ("halo", 0), ("min_size", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
 
 
 @dataclass

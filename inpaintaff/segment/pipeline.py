@@ -11,7 +11,7 @@ import numpy as np
 from inpaintaff.io.affinities import Affinities
 from inpaintaff.metrics.ctc import SegResult, seg_from_overlap
 from inpaintaff.metrics.detection import DEFAULT_THRESHOLDS, DetectionCounts, detection_from_overlap
-from inpaintaff.metrics.overlap import overlap
+from inpaintaff.metrics.overlap import MAX_LABEL, overlap
 from inpaintaff.offsets import N_ATTRACTIVE, shifted_slices
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
@@ -65,12 +65,21 @@ class FrameScore:
     detection: DetectionCounts
 
 
+def check_crop(crop: Sequence[int], key: str = "task.crop") -> None:
+    """``crop`` is [y0, x0, h, w] with the origin inside the frame (>= 0) and h, w >= 1."""
+    if len(crop) != 4:
+        raise ValueError(f"{key} must be [y0, x0, h, w], got {list(crop)}")
+    if int(crop[0]) < 0 or int(crop[1]) < 0:
+        raise ValueError(f"{key} {list(crop)}: the origin y0, x0 must be >= 0 (the frame's top-left corner is 0, 0)")
+    if int(crop[2]) < 1 or int(crop[3]) < 1:
+        raise ValueError(f"{key} {list(crop)}: the size h, w must be >= 1")
+
+
 def crop_window(crop: Sequence[int] | None, shape: tuple[int, int], source: Any = None) -> tuple[slice, slice] | None:
     """Slices of ``crop = [y0, x0, h, w]`` inside a frame of ``shape`` (None: the whole frame)."""
     if crop is None:
         return None
-    if len(crop) != 4 or min(int(c) for c in crop) < 0 or int(crop[2]) < 1 or int(crop[3]) < 1:
-        raise ValueError(f"task.crop must be [y0, x0, h, w] with h, w >= 1, got {list(crop)}")
+    check_crop(crop)
     y0, x0, h, w = (int(c) for c in crop)
     if y0 + h > shape[0] or x0 + w > shape[1]:
         raise InputError(source, f"task.crop {list(crop)} does not fit in the frame of shape {shape}")
@@ -107,6 +116,9 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
     """
     image = dm.load_image(ref)
     labels = dm.load_labels(ref) if ref.gt_path is not None else None
+    if labels is not None and labels.size and int(labels.max()) > MAX_LABEL:
+        raise InputError(ref.gt_path, f"GT of frame {ref.seq}/t{ref.frame:03d} holds ids up to {int(labels.max())}, "
+                         f"above {MAX_LABEL} (CTC masks are uint16): renumber its objects 1, 2, ...")
     where = {"dataset": dm.dataset, "seq": ref.seq, "frame": ref.frame, "labels": labels, "shape": image.shape}
     aff, factor = None, 1.0
     if task.method == "mws":

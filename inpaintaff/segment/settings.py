@@ -78,10 +78,33 @@ class SegmentSelectSettings(SegmentSettings):
     min_sizes: list[int] | None = MISSING
 
 
+def check_min_sizes(sizes: list[int] | None, key: str) -> None:
+    """Fragment sizes (pixels) are counts: a negative one is an error naming ``key``."""
+    bad = [int(m) for m in sizes or [] if int(m) < 0]
+    if bad:
+        raise ValueError(f"{key} must be >= 0 (fragment sizes in pixels), got {list(sizes)}")
+
+
+def check_alpha(alpha: Any, key: str = "task.alpha") -> None:
+    """``alpha`` is a number or ``auto``; else an error naming ``key``."""
+    if str(alpha) == "auto":
+        return
+    try:
+        float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number or 'auto', got {alpha!r}") from None
+
+
 def segment_settings(task: DictConfig) -> SegmentSettings:
-    """``cfg.task`` of a segmentation task, typed (``segment_select`` keys included when present)."""
+    """``cfg.task`` of a segmentation task, typed (``segment_select`` keys included when present) and
+    checked: fragment sizes >= 0, α a number or ``auto``."""
     cls = SegmentSelectSettings if "select_split" in task else SegmentSettings
-    return typed(task, cls)
+    t = typed(task, cls)
+    check_min_sizes([t.mws.min_size], "task.mws.min_size")
+    if isinstance(t, SegmentSelectSettings):
+        check_min_sizes(t.min_sizes, "task.min_sizes")
+    check_alpha(t.alpha)
+    return t
 
 
 _AFF_NAMES = {"inpaintaff": "INPAINTAFF", "affnet": "AFFNET", "distill": "DISTILL"}

@@ -25,6 +25,7 @@ from inpaintaff.segment.one_pass import inside_pairs, predict_at_least
 from inpaintaff.tasks.checkpoints import (
     TiledSettings,
     check_kept_outputs,
+    check_tiled,
     checkpoint_diameter,
     checkpoint_fingerprint,
     checkpoint_kind,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    t = typed(cfg.task, TiledSettings)
+    t = check_tiled(typed(cfg.task, TiledSettings))
     device = inference_device(cfg)
     cls = DistillModule if checkpoint_kind(cfg.ckpt) == "DistillModule" else AffNetModule
     source = "distill" if cls is DistillModule else "affnet"

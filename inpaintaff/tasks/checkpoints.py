@@ -53,6 +53,15 @@ class TiledSettings:
     scale: ScaleSpec = field(default_factory=ScaleSpec)
 
 
+def check_tiled(t: TiledSettings) -> TiledSettings:
+    """``t`` once its tiling is possible: ``task.tile`` >= 1 and ``task.halo`` >= 0."""
+    if t.tile < 1:
+        raise ValueError(f"task.tile must be >= 1 (pixels of a tile's side), got {t.tile}")
+    if t.halo < 0:
+        raise ValueError(f"task.halo must be >= 0, got {t.halo}")
+    return t
+
+
 @dataclass
 class ForegroundSettings(TiledSettings):
     threshold: float = MISSING  # for the pictures and the log

@@ -21,6 +21,7 @@ from inpaintaff.segment.one_pass import predict_at_least
 from inpaintaff.tasks.checkpoints import (
     ForegroundSettings,
     check_kept_outputs,
+    check_tiled,
     checkpoint_diameter,
     checkpoint_fingerprint,
     frames_to_write,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    t = typed(cfg.task, ForegroundSettings)
+    t = check_tiled(typed(cfg.task, ForegroundSettings))
     device = inference_device(cfg)
     module = load_module(FGNetModule, cfg.ckpt, device)
     dm = hydra.utils.instantiate(cfg.data)

@@ -28,7 +28,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
-from inpaintaff.io.files import write_json
+from inpaintaff.io.files import ensure_writable_dir, write_json
 from inpaintaff.segment.evaluation import load_data
 from inpaintaff.tasks import table1
 from inpaintaff.tasks.compose import compose
@@ -126,12 +126,17 @@ class LabelBudgetSettings(table1.Table1Settings):
     shared_seed: int = MISSING
 
 
+def shared_inpainters(t: LabelBudgetSettings) -> dict:
+    """The inpainters whose affinities this job computes (or reads) in ``task.shared_dir``."""
+    return {n: s for n, s in t.inpainters.items()
+            if n not in t.affinity_dirs and table1.rows_need(t.rows, "affinities", n)}
+
+
 def shared_affinities(cfg: DictConfig, t: LabelBudgetSettings, frames: list[dict]) -> dict[str, str]:
     """The budget-independent InpaintAff affinities (``task.inpainters``), computed once into
     ``task.shared_dir``; returns name -> folder. Patches are skipped by ``task.inpaintaff.foreground``,
     which must not depend on FGNET (the same folder serves every budget)."""
-    needed = {n: s for n, s in t.inpainters.items()
-              if n not in t.affinity_dirs and table1.rows_need(t.rows, "affinities", n)}
+    needed = shared_inpainters(t)
     if not needed:
         return {}
     if "dir" in table1.skip_sources(t):
@@ -166,6 +171,8 @@ def run(cfg: DictConfig) -> dict:
         if previous.get("settings") == wanted:
             log.info("budget %s, seed %d: finished earlier (%s)", t.budget, seed, done)
             return previous
+    if shared_inpainters(t):
+        ensure_writable_dir(t.shared_dir)  # the shared affinities go there, after both nets are trained
     trained = {}
     for net in NETS:
         out = work / "train" / net

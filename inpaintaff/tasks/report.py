@@ -19,8 +19,9 @@ from omegaconf import MISSING as REQUIRED
 from omegaconf import DictConfig
 
 from inpaintaff.io.files import atomic_path, write_json
-from inpaintaff.io.results import find_results, load_result, write_csv
+from inpaintaff.io.results import RESULT_NAME, find_results, load_result, write_csv
 from inpaintaff.utils.config import typed
+from inpaintaff.utils.errors import InputError
 from inpaintaff.viz.scores import plot_detection_over_iou
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
@@ -97,8 +98,18 @@ def run(cfg: DictConfig) -> dict:
     t = typed(cfg.task, ReportSettings)
     roots = t.runs if isinstance(t.runs, list) else [t.runs]
     out = Path(t.out_dir)
+    if not roots:
+        raise ValueError("task.runs is empty: give the folder(s) of finished segmentation runs")
+    for root in roots:
+        if not Path(root).exists():
+            raise InputError(root, "task.runs: folder not found")
+    found = find_results(roots)
+    if not found:
+        where = roots[0] if len(roots) == 1 else None
+        raise InputError(where, f"task.runs: no {RESULT_NAME} below {'this folder' if where else roots}: nothing to "
+                         "report (run task=segment, task=segment_select or task=table1 first)")
     results = []
-    for path in find_results(roots):
+    for path in found:
         try:
             results.append(load_result(path))
         except (OSError, ValueError) as exc:

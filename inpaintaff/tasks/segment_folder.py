@@ -41,7 +41,7 @@ from inpaintaff.metrics.ctc import seg_from_overlap
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.measure import measure_objects
 from inpaintaff.segment.scale import ScaleSpec, warn_if_far
-from inpaintaff.utils.config import typed
+from inpaintaff.utils.config import check_threads, typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
 
@@ -271,6 +271,7 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
 
 def run(cfg: DictConfig) -> dict:
     t = typed(cfg.task, SegmentFolderSettings)
+    check_threads(t.torch_threads)
     if t.torch_threads:
         torch.set_num_threads(int(t.torch_threads))
     pl.seed_everything(int(cfg.seed), workers=True)

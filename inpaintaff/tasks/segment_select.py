@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
+from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.io.results import write_csv
 from inpaintaff.segment.alpha import record_alpha_selection
 from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, task_settings, write_outputs
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
+    spec = cfg.task.affinities
+    if spec.source == "dir" and spec.dir and Path(spec.dir).exists():
+        ensure_writable_dir(spec.dir)  # alpha_selection.json goes there, after the whole scan
+    task_settings(cfg)  # bad settings fail before the frames are read
     dm = load_data(cfg)
     alpha, min_size, rows = select_alpha(cfg, dm)
     out = Path(cfg.paths.output_dir)
@@ -42,7 +47,6 @@ def run(cfg: DictConfig) -> dict:
     alphas = [r["alpha"] for r in rows]
     extra = {"selected_on": str(cfg.task.select_split), "alpha_selection": rows, "min_size": min_size,
              "alpha_at_grid_edge": len(alphas) > 1 and alpha in (min(alphas), max(alphas))}
-    spec = cfg.task.affinities
     if spec.source == "dir" and spec.dir:
         extra["alpha_file"] = str(record_alpha_selection(spec.dir, rows[0]["label"], cfg.task.foreground.source, alpha,
                                                          chosen,

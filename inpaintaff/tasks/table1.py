@@ -40,6 +40,7 @@ from inpaintaff.io.results import write_csv
 from inpaintaff.segment.alpha import count_merged_objects, record_alpha_selection
 from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
 from inpaintaff.segment.selection import select_alpha, sweep
+from inpaintaff.segment.settings import check_min_sizes
 from inpaintaff.tasks.compose import run_subtask, subtask_config
 from inpaintaff.utils.config import typed
 from inpaintaff.utils.errors import InputError
@@ -299,6 +300,9 @@ def table_settings(cfg: DictConfig, cls: type = Table1Settings) -> Any:
     t = typed(cfg.task, cls)
     if not t.rows:
         raise ValueError("task.rows is empty: nothing to put in the table")
+    check_min_sizes(t.min_sizes, "task.min_sizes")
+    for row in t.rows:
+        check_min_sizes(row.min_sizes, f"task.rows ({row.label!r}) min_sizes")
     return t
 
 
@@ -312,7 +316,7 @@ def run(cfg: DictConfig, t: Table1Settings | None = None, dm: Any = None) -> dic
     dm = load_data(cfg) if dm is None else dm
     frames = predict_spec(dm, [select, *evals])
     sources = affinity_stages(cfg, t, work, frames)
-    n_merged = count_merged_objects(dm, select)
+    n_merged = count_merged_objects(dm, select, t.inpaintaff.get("crop"))  # the window that is scored
     if n_merged < t.min_merged:
         log.warning("the %s frames hold only %d GT objects that touch another: too few merges for the chosen α "
                     "to mean much (task.min_merged=%s); add frames with touching nuclei to that split",

@@ -22,3 +22,9 @@ def typed(node: DictConfig | Mapping[str, Any], cls: type[T], where: str = "task
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
         raise ValueError(f"{where}: {type(exc).__name__} at {key!r}: {exc}".split("\n")[0]) from None
+
+
+def check_threads(n: int | None, key: str = "task.torch_threads") -> None:
+    """A thread count is null (torch's default) or >= 1; else an error naming ``key``."""
+    if n is not None and n < 1:
+        raise ValueError(f"{key} must be >= 1, or null for torch's default, got {n}")

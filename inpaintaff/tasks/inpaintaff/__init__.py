@@ -34,7 +34,7 @@ from inpaintaff.tasks.checkpoints import checkpoint_diameter
 from inpaintaff.tasks.inpaintaff.module import InpaintAffModule
 from inpaintaff.tasks.inpaintaff.patches import PatchDataModule, foreground_skip_spec
 from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, samples_path, scan_done
-from inpaintaff.utils.config import typed
+from inpaintaff.utils.config import check_threads, typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
 
@@ -90,6 +90,10 @@ def check_task(task: InpaintAffSettings) -> None:
     for key in ("stride", "batch_size", "hierarchies_per_patch"):
         if getattr(task, key) < 1:
             raise ValueError(f"task.{key} must be >= 1, got {getattr(task, key)}")
+    if task.save_every_n_batches < 0:
+        raise ValueError(f"task.save_every_n_batches must be >= 0 (0: save only between frames), got "
+                         f"{task.save_every_n_batches}")
+    check_threads(task.torch_threads)
 
 
 def run(cfg: DictConfig) -> dict:

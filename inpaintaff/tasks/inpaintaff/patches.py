@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from inpaintaff.data.datamodule import CTCDataModule, FrameRef
 from inpaintaff.igm.split import mix_seed
+from inpaintaff.segment.pipeline import check_crop
 from inpaintaff.segment.sources import DEFAULT_FG_PATTERN, foreground_for_frame
 from inpaintaff.utils.errors import InputError
 
@@ -157,8 +158,8 @@ class PatchDataModule(pl.LightningDataModule):
         if int(repeats) < 1:
             raise ValueError(f"task.hierarchies_per_patch must be >= 1, got {repeats}")
         self.repeats = int(repeats)
-        if crop is not None and (len(crop) != 4 or min(crop[2:]) < 1 or min(crop[:2]) < 0):
-            raise ValueError(f"crop must be [y0, x0, h, w] with h, w >= 1, got {list(crop)}")
+        if crop is not None:
+            check_crop(crop)
         self.data, self.size, self.stride = data, int(patch_size), int(stride)
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.crop = None if crop is None else [int(c) for c in crop]
@@ -198,11 +199,27 @@ class PatchDataModule(pl.LightningDataModule):
             if fg is not None:
                 counts = patch_counts(self._crop(ref, fg), positions, self.size)
                 ids = [i for i in ids if counts[i] >= self.foreground["min_pixels"]]
+                if not ids:
+                    raise InputError(ref.raw_path, f"frame {info.key}: {self._why_empty(counts)}: no patch to "
+                                     "compute, the frame's affinities would be empty; change that setting, or leave "
+                                     "the frame out of data.splits.predict")
             info.active = [pid * self.repeats + r for pid in ids for r in range(self.repeats)]
             info.todo = list(info.active)
             self.frames.append(info)
             self.images.append(image)
         self._planned = True
+
+    def _why_empty(self, counts: np.ndarray) -> str:
+        """Which ``task.foreground`` setting leaves no patch of a frame (``counts``: foreground pixels per patch)."""
+        spec = self.foreground
+        where = "" if self.crop is None else f" (within task.crop {self.crop})"
+        if counts.max() == 0:
+            sources = spec["source"] if isinstance(spec["source"], list) else [spec["source"]]
+            thresholded = [s for s in sources if s in ("dir", "intensity")]
+            at = f" above task.foreground.threshold={spec['threshold']:g}" if thresholded else ""
+            return f"no foreground pixel{where}{at} (task.foreground.source={spec['source']})"
+        return (f"no {self.size}x{self.size} patch{where} holds task.foreground.min_pixels={spec['min_pixels']} "
+                f"foreground pixels (the most is {int(counts.max())})")
 
     def _foreground(self, ref: FrameRef, image: np.ndarray) -> np.ndarray | None:
         """The whole frame's foreground for skipping patches, or None (no skipping)."""
