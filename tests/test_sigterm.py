@@ -139,3 +139,79 @@ def test_sigterm_saves_a_training_checkpoint_that_resumes(compose, data_dir, tmp
     assert FirstStepProbe.seen["global_step"] == stopped, "the resumed run did not start at the interrupted step"
     assert resumed["global_step"] == stopped + 2
     assert ckpt.is_file(), "the checkpoint resumed from was deleted"
+
+
+def test_sigterm_stops_the_folder_command_between_images(tmp_path, caplog) -> None:
+    import tifffile
+
+    from inpaintaff.cli import run_segment_folder
+    from inpaintaff.data.synthetic import synthetic_frame
+
+    imgs, out, log = tmp_path / "images", tmp_path / "out", tmp_path / "run.log"
+    imgs.mkdir()
+    n = 12
+    for i in range(n):
+        tifffile.imwrite(imgs / f"im{i:02d}.tif", synthetic_frame((96, 96), seed=i, radius=12.0, density=0.3)[0])
+    proc = _start("-m", ["inpaintaff.cli", "segment", str(imgs), "--out", str(out), "--diameter", "24",
+                         "trainer.enable_progress_bar=false", "task.overlays=false"], log)
+    records = out / "records"
+    _wait_for(lambda: records.is_dir() and any(records.glob("*.json")), proc, log)
+    rc, _ = _terminate(proc, log)
+    text = log.read_text()
+    assert rc == EXIT_SIGTERM, text[-3000:]
+    assert "SIGTERM" in text, text[-3000:]
+    kept = len(list(records.glob("*.json")))
+    assert 0 < kept < n
+    assert not list(out.rglob("*.tmp*")), "a half-written file was left"
+    assert not (out / ".inpaintaff.lock").exists(), "the folder lock outlived the run"
+    done = run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "data.diameter=24",
+                               "trainer.enable_progress_bar=false", "task.overlays=false"])
+    assert done["n_kept"] == kept and done["n_images"] == n
+
+
+def test_sigterm_outside_a_lightning_run_stops_at_once() -> None:
+    from inpaintaff.utils.signals import EXIT_SIGTERM as CODE
+    from inpaintaff.utils.signals import sigterm_stops
+
+    reached = []
+    with pytest.raises(SystemExit) as exc, sigterm_stops():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        reached.append(1)
+    assert exc.value.code == CODE == EXIT_SIGTERM and not reached
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler before is back
+
+
+class _Steps(pl.LightningModule):
+    """A predict loop of six batches that signals itself during ``at``."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at, self.done = at, []
+        self.layer = torch.nn.Linear(1, 1)
+
+    def predict_step(self, batch, batch_idx):
+        if batch_idx == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the batch under way finishes
+        self.done.append(batch_idx)
+        return batch
+
+
+@pytest.mark.parametrize("at", [2, 5])
+def test_sigterm_in_a_lightning_run_stops_after_the_batch_under_way(compose, at) -> None:
+    """Also after the last batch: a task chaining sub-tasks (label_budget, table1) stops before the next."""
+    from inpaintaff.tasks.compose import run_subtask
+    from inpaintaff.utils.instantiate import build_trainer
+    from inpaintaff.utils.signals import sigterm_stops
+
+    cfg = compose("predict", ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=csv"])
+    module = _Steps(at)
+    loader = torch.utils.data.DataLoader(torch.zeros(6, 1), batch_size=1)
+    next_task = []
+    with pytest.raises(SystemExit) as exc, sigterm_stops():
+        build_trainer(cfg).predict(module, dataloaders=loader, return_predictions=False)
+        next_task.append(1)
+        run_subtask(compose("predict", ["task=report"]))
+    assert exc.value.code == EXIT_SIGTERM
+    assert module.done == list(range(at + 1)) and not next_task
