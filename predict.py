@@ -6,11 +6,13 @@ import hydra
 from omegaconf import DictConfig
 
 from inpaintaff.tasks import run_task
+from inpaintaff.utils.signals import sigterm_stops
 
 
 @hydra.main(version_base="1.3", config_path="inpaintaff/conf", config_name="predict")
 def main(cfg: DictConfig) -> dict:
-    return run_task(cfg)
+    with sigterm_stops():  # SIGTERM stops as Ctrl-C does (partial results kept), exit status 143
+        return run_task(cfg)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ import hydra
 from omegaconf import DictConfig
 
 from inpaintaff.train import train
+from inpaintaff.utils.signals import sigterm_stops
 
 
 @hydra.main(version_base="1.3", config_path="inpaintaff/conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
-    return train(cfg)
+    # SIGTERM stops as Ctrl-C does: checkpoints/interrupted.ckpt is saved (resume with ckpt_path=), status 143.
+    with sigterm_stops("resume with ckpt_path=<the interrupted.ckpt named above>"):
+        return train(cfg)
 
 
 if __name__ == "__main__":

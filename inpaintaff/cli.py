@@ -74,9 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.overwrite:
         ov.append("task.overwrite=true")
     from inpaintaff.utils.errors import InputError
+    from inpaintaff.utils.signals import sigterm_stops
 
     try:
-        result = run_segment_folder([*ov, *args.overrides])
+        with sigterm_stops():  # SIGTERM: stop after the image under way (finished ones kept), status 143
+            result = run_segment_folder([*ov, *args.overrides])
     except InputError as exc:
         print(f"inpaintaff: error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
+from pytorch_lightning.trainer.states import TrainerFn
 
 from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.modules.nucleus_size import NucleusSizeRecorder, training_diameter
@@ -15,6 +16,41 @@ from inpaintaff.utils.instantiate import build_trainer
 from inpaintaff.utils.train_checks import check_crop_size, check_resume_checkpoint, check_training_config
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted"
+
+
+class InterruptCheckpoint(pl.Callback):
+    """``<dirpath>/interrupted.ckpt`` when training stops on Ctrl-C, SIGTERM or an error, so that
+    ``ckpt_path=`` resumes from that step rather than from the last periodic checkpoint.
+
+    Part of every training run whatever ``callbacks=`` says. Like Lightning's ``OnExceptionCheckpoint``,
+    but not a ``Checkpoint``: it neither replaces Lightning's default ``ModelCheckpoint`` (with
+    ``callbacks=none``) nor becomes ``trainer.checkpoint_callback``. A later run that ends normally
+    deletes the file, unless it resumed from it.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = INTERRUPTED):
+        self.ckpt_path = str(Path(dirpath) / f"{filename}.ckpt")
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if trainer.state.fn != TrainerFn.FITTING or trainer.global_step == 0:
+            return  # nothing trained yet (e.g. a config error in setup)
+        why = "an interrupt" if isinstance(exception, (KeyboardInterrupt, SystemExit)) else type(exception).__name__
+        try:
+            trainer.save_checkpoint(self.ckpt_path)
+        except Exception as exc:  # e.g. a full disk: keep the exception that stopped the run in front
+            log.warning("could not save %s (%s: %s)", self.ckpt_path, type(exc).__name__, exc)
+            return
+        if trainer.is_global_zero:
+            log.warning("training stopped by %s at step %d; saved %s: resume with ckpt_path=%s", why,
+                        trainer.global_step, self.ckpt_path, self.ckpt_path)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.ckpt_path and Path(trainer.ckpt_path).resolve() == Path(self.ckpt_path).resolve():
+            return
+        if stage == "fit":
+            trainer.strategy.remove_checkpoint(self.ckpt_path)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -38,7 +74,8 @@ def train(cfg: DictConfig) -> dict:
     diameter, how = training_diameter(datamodule)
     log.info("nucleus diameter of the training data: %s (%s); checkpoints record it",
              "unknown" if diameter is None else f"{diameter:.1f} px", how)
-    trainer = build_trainer(cfg, callbacks=[NucleusSizeRecorder(diameter, how)])
+    interrupted = InterruptCheckpoint(Path(cfg.paths.output_dir) / "checkpoints", INTERRUPTED)
+    trainer = build_trainer(cfg, callbacks=[NucleusSizeRecorder(diameter, how), interrupted])
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).exists():
         raise FileNotFoundError(f"{ckpt_path}: checkpoint to resume from not found")

@@ -47,5 +47,7 @@ def subtask_config(cfg: DictConfig, name: str, task: Mapping[str, Any], output_d
 def run_subtask(sub: DictConfig) -> dict:
     """Run a composed sub-task as ``predict.py`` would (output folders checked first)."""
     from inpaintaff.tasks import run_task
+    from inpaintaff.utils.signals import stop_if_terminated
 
+    stop_if_terminated()  # SIGTERM during the sub-task before: stop here, not in the next one
     return run_task(sub)

@@ -44,6 +44,7 @@ from inpaintaff.segment.scale import ScaleSpec, warn_if_far
 from inpaintaff.utils.config import check_threads, typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
+from inpaintaff.utils.locks import folder_lock, launching_process
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,13 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
 
 
 def run(cfg: DictConfig) -> dict:
+    # One run at a time per output folder, taken by the launching process only: with
+    # trainer.devices=N the processes Lightning starts belong to this run (inpaintaff.utils.locks).
+    with folder_lock(cfg.task.out_dir, "task=segment_folder", hold=launching_process()):
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> dict:
     t = typed(cfg.task, SegmentFolderSettings)
     check_threads(t.torch_threads)
     if t.torch_threads:

@@ -15,7 +15,11 @@ def instantiate_group(cfg: DictConfig | None) -> list:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list | None = None, **overrides) -> pl.Trainer:
-    """Trainer from ``cfg.trainer`` with the configured loggers and callbacks."""
+    """Trainer from ``cfg.trainer`` with the configured loggers and callbacks, stopping on SIGTERM as on
+    Ctrl-C (:mod:`inpaintaff.utils.signals`)."""
+    from inpaintaff.utils.signals import StopOnSigterm, stop_if_terminated
+
+    stop_if_terminated()  # a SIGTERM between two Lightning runs (a task chaining sub-tasks)
     loggers = instantiate_group(cfg.get("logger"))
-    cbs = instantiate_group(cfg.get("callbacks")) + list(callbacks or [])
+    cbs = instantiate_group(cfg.get("callbacks")) + list(callbacks or []) + [StopOnSigterm()]
     return hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=cbs, **overrides)

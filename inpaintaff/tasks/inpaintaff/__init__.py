@@ -37,6 +37,7 @@ from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, samples_path, sca
 from inpaintaff.utils.config import check_threads, typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
+from inpaintaff.utils.locks import folder_lock, launching_process
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ def check_task(task: InpaintAffSettings) -> None:
 
 
 def run(cfg: DictConfig) -> dict:
+    # One run at a time per out_dir: two would each count the other's patches (inpaintaff.utils.locks).
+    with folder_lock(cfg.task.out_dir, "task=inpaintaff", hold=launching_process()):
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> dict:
     task = typed(cfg.task, InpaintAffSettings)
     check_task(task)
     pl.seed_everything(int(cfg.seed), workers=True)

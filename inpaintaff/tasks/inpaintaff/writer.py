@@ -335,8 +335,11 @@ class AffinityWriter(BasePredictionWriter):
             images += list(data["s_image"])
             leaves += list(data["s_leaf"])
             pos += list(data["s_pos"])
-        if n_done != len(done):
-            raise RuntimeError(f"{info.key}: {n_done - len(done)} patch(es) counted twice in {files[0].parent}")
+        if n_done != len(done):  # e.g. two runs (before folders were locked) summed the same patches
+            raise InputError(files[0].parent, f"{info.key}: {n_done - len(done)} patch(es) counted twice in "
+                             f"these partial results (two runs wrote into one folder?): delete the files "
+                             f"{_stem(info)}__*.npz here (or the whole folder) and run again; their patches "
+                             "are then recomputed")
         missing = set(info.active) - done
         if missing:
             log.warning("%s: %d of %d patches not done yet; not written", info.key, len(missing), len(info.active))
