@@ -4,7 +4,7 @@ mutex watershed, at the model's nucleus size. Array in, labels out.
 The image is resized so that its nuclei have the diameter the affinity net was trained for
 (given, or estimated from a foreground at the input's scale), everything runs at that scale with
 α and the fragment size in the model's units, and only the label image goes back (nearest) to
-the input's shape.
+the input's shape; with TRUEFG, known exactly at the input's scale, its outlines come from there.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from inpaintaff.segment.diameter import estimate_diameter, intensity_foreground
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import fill_holes, merge_small_segments
-from inpaintaff.segment.scale import ScaleDecision, decide_scale, labels_to_shape, rescale_image
+from inpaintaff.segment.scale import (ScaleDecision, decide_scale, labels_onto_foreground, labels_to_shape,
+                                     rescale_image)
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.labels import relabel_consecutive
 from inpaintaff.utils.tiling import predict_with_halo
@@ -160,7 +161,12 @@ class OnePassSegmenter:
         labels = merge_small_segments(labels, s.min_size)
         if s.fill_holes:
             labels = fill_holes(labels)
-        labels = relabel_consecutive(labels_to_shape(labels, image.shape))
+        labels = labels_to_shape(labels, image.shape)
+        if s.foreground == "truefg" and decision.factor != 1.0:
+            # TRUEFG is exact at the input's scale: outlines from it, not from the model's pixels.
+            fg_in = fg_input if fg_input is not None else true_foreground(gt)
+            labels = labels_onto_foreground(labels, fg_in, reach=1.0 + 1.0 / decision.factor)
+        labels = relabel_consecutive(labels)
         seconds["mws"] = time.perf_counter() - t0
         return OnePassResult(labels, decision, tuple(scaled.shape), fg,
                              (aff * valid) if keep_affinities else None, seconds)

@@ -100,3 +100,28 @@ def warn_if_far(name: str, decision: ScaleDecision, far: float = 2.0) -> None:
         log.warning("%s: resized by %.2f (nuclei of %.1f px, the model's are %.1f px): far from the model's "
                     "size; results are best when the model is trained on nuclei like these", name,
                     decision.factor, decision.diameter, decision.diameter * decision.raw_factor)
+
+
+def labels_onto_foreground(labels: np.ndarray, foreground: np.ndarray, reach: float) -> np.ndarray:
+    """Labels brought back to the input's shape, laid onto a foreground known at that scale.
+
+    Nearest resizing of a label image made at a coarser scale puts its edges up to a model pixel
+    off (blocky outlines; on nuclei shrunk by 2, about 6 % of SEG). When the foreground is known
+    exactly at the input's scale (TRUEFG), every pixel outside it becomes background and every
+    pixel inside it takes the label of the nearest labeled pixel within ``reach`` px; the rest of
+    it (objects lost at the model's scale) become new labels, one per connected component.
+    """
+    labels = np.asarray(labels)
+    fg = np.asarray(foreground, dtype=bool)
+    if labels.shape != fg.shape:
+        raise ValueError(f"labels {labels.shape} and foreground {fg.shape} differ in shape")
+    out = np.zeros_like(labels)
+    if labels.any():
+        dist, idx = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        near = labels[idx[0], idx[1]]
+        take = fg & (dist <= reach)
+        out[take] = near[take]
+    rest, n = ndi.label(fg & (out == 0))
+    if n:
+        out[rest > 0] = rest[rest > 0] + labels.max()
+    return out
