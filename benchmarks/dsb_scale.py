@@ -127,7 +127,8 @@ def _score(gt: np.ndarray, pred: np.ndarray) -> dict:
             "merges": int(e.merges.size), "splits": int(e.splits.size), "misses": int(e.misses.size)}
 
 
-def segment_image(image: np.ndarray, gt: np.ndarray, methods, segs, true_d: float) -> dict[str, tuple[np.ndarray, dict]]:
+def segment_image(image: np.ndarray, gt: np.ndarray, methods, segs,
+                  true_d: float) -> dict[str, tuple[np.ndarray, dict]]:
     """Labels and scale info of every method on one image: {method: (labels, info)}."""
     from inpaintaff.segment.baselines import connected_components
     from inpaintaff.segment.foreground import true_foreground
