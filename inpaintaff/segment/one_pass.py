@@ -22,7 +22,14 @@ from inpaintaff.segment.diameter import estimate_diameter, intensity_foreground
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import fill_holes, merge_small_segments
-from inpaintaff.segment.scale import ScaleDecision, decide_scale, labels_to_shape, rescale_image
+from inpaintaff.segment.scale import (
+    ScaleDecision,
+    decide_scale,
+    labels_onto_foreground,
+    labels_to_shape,
+    rescale_image,
+    resize,
+)
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.labels import relabel_consecutive
 from inpaintaff.utils.tiling import predict_with_halo
@@ -115,25 +122,37 @@ class OnePassSegmenter:
         self.affinity, self.foreground_net = affinity, foreground
         self.settings, self.model_diameter, self.device = settings, model_diameter, device
 
-    def _foreground(self, image: np.ndarray, gt: np.ndarray | None) -> np.ndarray:
+    def _foreground_map(self, image: np.ndarray, gt: np.ndarray | None) -> np.ndarray:
+        """The foreground of ``image`` as values in [0, 1]: FGNET's probability, or 0/1."""
         s = self.settings
         if s.foreground == "fgnet":
-            prob = predict_at_least(self.foreground_net, image, s.tile, s.halo, self.device)[0]
-            return prob > s.threshold
+            return predict_at_least(self.foreground_net, image, s.tile, s.halo, self.device)[0]
         if s.foreground == "intensity":
-            return intensity_foreground(image)
+            return intensity_foreground(image).astype(np.float32)
         if gt is None:
             raise InputError(None, "foreground=truefg needs the image's GT labels (data.masks)")
-        return true_foreground(gt)
+        return true_foreground(gt).astype(np.float32)
 
-    def _model_scale_foreground(self, image: np.ndarray, factor: float, gt: np.ndarray | None) -> np.ndarray:
-        """The foreground of ``image`` resized by ``factor`` (computed at that scale)."""
+    @property
+    def threshold(self) -> float:
+        return self.settings.threshold if self.settings.foreground == "fgnet" else 0.5
+
+    def _model_scale_map(self, image: np.ndarray, factor: float, gt: np.ndarray | None) -> np.ndarray:
+        """The foreground map of ``image`` resized by ``factor`` (computed at that scale)."""
         scaled = rescale_image(image, factor)
-        return self._foreground(scaled, None if gt is None else labels_to_shape(gt, scaled.shape))
+        return self._foreground_map(scaled, None if gt is None else labels_to_shape(gt, scaled.shape))
+
+    def _input_foreground(self, image: np.ndarray, gt: np.ndarray | None, model_map: np.ndarray) -> np.ndarray:
+        """The foreground at the input's scale: exact for TRUEFG and the intensity foreground, FGNET's
+        probability resized (linearly) from the model's scale."""
+        if self.settings.foreground == "fgnet":
+            return resize(model_map, image.shape, order=1) > self.threshold
+        return self._foreground_map(image, gt) > 0.5
 
     def decide(self, image: np.ndarray, diameter: float | None, gt: np.ndarray | None = None
                ) -> tuple[ScaleDecision, np.ndarray | None]:
-        """The resizing of ``image``, and the foreground at the model's scale when one was made on the way.
+        """The resizing of ``image``, and the foreground map at the model's scale when one was made on
+        the way.
 
         Without a given diameter it is estimated from a foreground. A net's foreground is only
         trusted near its own scale, so for FGNET the first estimate comes from the model-free
@@ -150,16 +169,17 @@ class OnePassSegmenter:
         decision = decide_scale(self.model_diameter, est.diameter, "estimated", s.tolerance, est.n_objects,
                                 est.uncertain)
         if s.foreground != "fgnet":
-            return decision, (first if decision.factor == 1.0 and s.foreground == "intensity" else None)
-        fg = self._model_scale_foreground(image, decision.factor, gt)
-        refined = estimate_diameter(fg, min_objects=s.min_objects)
+            reuse = decision.factor == 1.0 and s.foreground == "intensity"
+            return decision, (first.astype(np.float32) if reuse else None)
+        fg_map = self._model_scale_map(image, decision.factor, gt)
+        refined = estimate_diameter(fg_map > self.threshold, min_objects=s.min_objects)
         if refined.diameter is None or abs(math.log(refined.diameter / self.model_diameter)) > math.log(REFINE_RANGE):
             # FGNET breaks nuclei far from its size into pieces of about its size, or misses them:
             # far from the first estimate, its foreground says more about FGNET than about the nuclei.
-            return decision, fg
+            return decision, fg_map
         final = decide_scale(self.model_diameter, refined.diameter / decision.factor, "estimated", s.tolerance,
                              refined.n_objects, refined.uncertain)
-        return final, (fg if final.factor == decision.factor else None)
+        return final, (fg_map if final.factor == decision.factor else None)
 
     def __call__(self, image: np.ndarray, diameter: float | None = None, gt: np.ndarray | None = None,
                  keep_affinities: bool = False) -> OnePassResult:
@@ -174,11 +194,12 @@ class OnePassSegmenter:
             raise InputError(None, f"expected a 2D image, got shape {image.shape}")
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
-        decision, fg = self.decide(image, diameter, gt)
+        decision, fg_map = self.decide(image, diameter, gt)
         seconds["scale"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if fg is None:
-            fg = self._model_scale_foreground(image, decision.factor, gt)
+        if fg_map is None:
+            fg_map = self._model_scale_map(image, decision.factor, gt)
+        fg = fg_map > self.threshold
         seconds["foreground"] = time.perf_counter() - t0
         scaled = rescale_image(image, decision.factor)
         t0 = time.perf_counter()
@@ -188,7 +209,14 @@ class OnePassSegmenter:
         valid = inside_pairs(scaled.shape)
         labels = mutex_watershed(aff, s.alpha, OFFSETS, n_attractive=N_ATTRACTIVE, valid=valid, foreground=fg,
                                  seed=s.seed, backend=s.backend)
-        labels = relabel_consecutive(labels_to_shape(merge_small_segments(labels, s.min_size), image.shape))
+        labels = labels_to_shape(merge_small_segments(labels, s.min_size), image.shape)
+        if decision.factor != 1.0:
+            # Nearest resizing puts outlines up to a model pixel off: lay the labels onto the
+            # foreground at the input's scale instead (specks smaller than the fragment size dropped).
+            labels = labels_onto_foreground(labels, self._input_foreground(image, gt, fg_map),
+                                            reach=1.0 + 1.0 / decision.factor,
+                                            min_new=int(s.min_size / decision.factor**2))
+        labels = relabel_consecutive(labels)
         if s.fill_holes:  # at the input's shape: shrinking back can close a gap into a hole
             labels = fill_holes(labels)
         seconds["mws"] = time.perf_counter() - t0

@@ -16,7 +16,7 @@ from inpaintaff.offsets import N_ATTRACTIVE, shifted_slices
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
-from inpaintaff.segment.scale import labels_to_shape, rescale_image
+from inpaintaff.segment.scale import labels_onto_foreground, labels_to_shape, rescale_image
 from inpaintaff.segment.settings import MwsSpec, SegmentSettings
 from inpaintaff.segment.sources import affinities_for_frame, foreground_for_frame
 from inpaintaff.utils.errors import InputError
@@ -43,12 +43,19 @@ class FrameInput:
     # ``foreground`` and ``affinities`` are at the model's scale = the input's * factor (image and
     # labels stay at the input's scale, where masks are written and scored).
     factor: float = 1.0
+    # With factor != 1: the foreground at the input's scale, which outlines follow on the way back.
+    input_foreground: np.ndarray | None = None
 
-    def to_input(self, labels: np.ndarray) -> np.ndarray:
-        """Labels at the model's scale resized (nearest) back to the input's shape."""
+    def to_input(self, labels: np.ndarray, min_size: int = 0) -> np.ndarray:
+        """Labels at the model's scale brought back to the input's shape: resized (nearest), then
+        laid onto the input-scale foreground (pieces under ``min_size`` model pixels dropped)."""
         if self.factor == 1.0:
             return labels
-        return relabel_consecutive(labels_to_shape(labels, self.image.shape))
+        labels = labels_to_shape(labels, self.image.shape)
+        if self.input_foreground is not None:
+            labels = labels_onto_foreground(labels, self.input_foreground, reach=1.0 + 1.0 / self.factor,
+                                            min_new=int(min_size / self.factor**2))
+        return relabel_consecutive(labels)
 
     def full_frame(self, labels: np.ndarray) -> np.ndarray:
         """``labels`` of this input placed into a zero frame of the full size."""
@@ -134,12 +141,17 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
     f = task.foreground
     fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold, image=model_image,
                               frame_shape=image.shape, **model_where)
+    input_fg = None
+    if factor != 1.0:
+        input_fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold,
+                                        image=image, frame_shape=image.shape, **where)
     frame_shape = image.shape
     win = crop_window(task.crop, frame_shape, ref.raw_path)
     if win is not None:
         # The window in the input's pixels, and the same window at the model's scale.
         model_win = win if factor == 1.0 else scaled_window(win, factor, model_image.shape)
         image, fg = image[win], fg[model_win]
+        input_fg = None if input_fg is None else input_fg[win]
         labels = None if labels is None else labels[win]
         if aff is not None:
             sl = (slice(None), *model_win)
@@ -157,14 +169,15 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
             fg = fg & seen
             seen_input = seen if factor == 1.0 else labels_to_shape(seen, image.shape)
             labels = None if labels is None else np.where(seen_input, labels, 0)
-    return FrameInput(ref.seq, ref.frame, image, labels, fg, aff, frame_shape, win, coverage, factor)
+            input_fg = None if input_fg is None else input_fg & seen_input
+    return FrameInput(ref.seq, ref.frame, image, labels, fg, aff, frame_shape, win, coverage, factor, input_fg)
 
 
 def segment(inp: FrameInput, method: str, alpha: float, mws: MwsSpec | None = None) -> np.ndarray:
     """Instances of one frame at its input's shape: mutex watershed on its affinities (``mws``: the
     solver's settings), or connected components, at the affinities' scale."""
     if method == "cc":
-        return inp.to_input(connected_components(inp.foreground))
+        return inp.to_input(connected_components(inp.foreground))  # (CC runs at the input's scale: factor 1)
     if method != "mws":
         raise ValueError(f"task.method must be one of {METHODS}, got {method!r}")
     if mws is None:
@@ -175,7 +188,7 @@ def segment(inp: FrameInput, method: str, alpha: float, mws: MwsSpec | None = No
         strides=mws.strides, randomized_strides=mws.randomized_strides, seed=mws.seed, backend=mws.backend,
         source=a.source,
     )
-    return inp.to_input(merge_small_segments(labels, mws.min_size))
+    return inp.to_input(merge_small_segments(labels, mws.min_size), mws.min_size)
 
 
 def score(

@@ -133,3 +133,33 @@ def estimate_scale(image: np.ndarray, model_diameter: float | None, diameter: fl
              decision.factor)
     warn_if_far(name or "frame", decision, spec.warn_factor)
     return decision
+
+
+def labels_onto_foreground(labels: np.ndarray, foreground: np.ndarray, reach: float, min_new: int = 0
+                           ) -> np.ndarray:
+    """Labels brought back to the input's shape, laid onto a foreground known at that scale.
+
+    Nearest resizing of a label image made at a coarser scale puts its edges up to a model pixel
+    off (blocky outlines; on nuclei shrunk by 2, about 6 % of SEG). With the foreground at the
+    input's scale (TRUEFG exactly, FGNET's probability resized), every pixel outside it becomes
+    background and every pixel inside it takes the label of the nearest labeled pixel within
+    ``reach`` px; the rest of it (objects lost at the model's scale) become new labels, one per
+    connected component of at least ``min_new`` px.
+    """
+    labels = np.asarray(labels)
+    fg = np.asarray(foreground, dtype=bool)
+    if labels.shape != fg.shape:
+        raise ValueError(f"labels {labels.shape} and foreground {fg.shape} differ in shape")
+    out = np.zeros_like(labels)
+    if labels.any():
+        dist, idx = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        near = labels[idx[0], idx[1]]
+        take = fg & (dist <= reach)
+        out[take] = near[take]
+    rest, n = ndi.label(fg & (out == 0))
+    if n:
+        sizes = np.bincount(rest.ravel())
+        keep = sizes >= max(min_new, 1)
+        keep[0] = False
+        out[keep[rest]] = rest[keep[rest]] + labels.max()
+    return out
