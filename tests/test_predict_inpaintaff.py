@@ -89,12 +89,13 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
                 "foreground": foreground_skip_spec(None),
                 "seed": int(cfg.seed), "engine": engine.result_settings(), **desc}
     from inpaintaff.data.scaled import ScaledFrames
+    from inpaintaff.io.records import source_settings
     from inpaintaff.segment.scale import ScaleSpec
-    from inpaintaff.tasks.inpaintaff import frame_records, input_settings
+    from inpaintaff.tasks.inpaintaff import frame_records
     from inpaintaff.utils.config import typed
 
     settings["scale"] = ScaledFrames(data, None, typed(cfg.task.scale, ScaleSpec)).record()  # the analytic inpainter
-    settings.update(input_settings(data))
+    settings.update(source_settings(data))
     pdm = PatchDataModule(data, 32, 16, 4, crop=[100, 60, 48, 80], seed=int(cfg.seed))
     pdm.setup()
     out = Path(cfg.task.out_dir)

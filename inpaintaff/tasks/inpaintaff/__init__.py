@@ -28,7 +28,7 @@ from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.io.files import write_json
-from inpaintaff.io.records import checkpoint_sha1, file_sha1
+from inpaintaff.io.records import checkpoint_sha1, file_sha1, source_settings
 from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.segment.alpha import seed_from_checkpoint
 from inpaintaff.segment.scale import ScaleSpec
@@ -85,12 +85,6 @@ def build_inpainter(kind: str, ckpt: str | None, gaussian_sigma: float, compile:
     raise ValueError(f"task.inpainter must be net, gaussian or auto, got {kind!r}")
 
 
-def input_settings(data: Any) -> dict:
-    """How the source turns files into images (part of the settings): normalisation and channel."""
-    norm = getattr(data, "normalize", None)
-    return {"normalize": None if norm is None else dict(norm), "channel": getattr(data, "channel", None)}
-
-
 def frame_records(pdm: PatchDataModule, data: Any, foreground: dict) -> dict[str, dict]:
     """Each frame's own record, by frame key: the SHA-1 of its input file (and of its labels when
     they decide the skipped patches)."""
@@ -135,7 +129,7 @@ def run(cfg: DictConfig) -> dict:
     settings = {
         "patch_size": task.patch_size, "stride": task.stride, "crop": task.crop,
         "foreground": foreground_skip_spec(task.foreground), "seed": int(cfg.seed),
-        "engine": engine.result_settings(), "scale": data.record(), **input_settings(data.source), **desc,
+        "engine": engine.result_settings(), "scale": data.record(), **source_settings(data.source), **desc,
     }
     settings["hierarchies_per_patch"] = task.hierarchies_per_patch  # files written before it existed count as 1
 
