@@ -183,12 +183,13 @@ def job_record(cfg: DictConfig, t: LabelBudgetSettings, seed: int, dm: Any, trai
     return make_record({**settings(t, seed), "data": data}, inputs, ckpts)
 
 
-def finished_job(done: Path, cfg: DictConfig, t: LabelBudgetSettings, seed: int, dm: Any) -> dict | None:
+def finished_job(done: Path, cfg: DictConfig, t: LabelBudgetSettings, seed: int) -> dict | None:
     """The result a finished job wrote, if its record equals today's; else None (the job runs again)."""
     from inpaintaff.io.records import differences
 
     if not done.exists():
         return None
+    dm = load_data(cfg)
     previous = json.loads(done.read_text())
     trained = {net: (previous.get("train") or {}).get(net, {}).get("checkpoint") for net in NETS}
     diff = differences(previous.get("record"), job_record(cfg, t, seed, dm, trained))
@@ -205,13 +206,13 @@ def run(cfg: DictConfig) -> dict:
     seed = int(cfg.seed)
     data = budget_data(t.budget, t.label_frames)
     done = work / RESULT_NAME
-    dm = load_data(cfg)
-    previous = finished_job(done, cfg, t, seed, dm)
+    previous = finished_job(done, cfg, t, seed)
     if previous is not None:
         log.info("budget %s, seed %d: finished earlier (%s)", t.budget, seed, done)
         return previous
     if shared_inpainters(t):
         ensure_writable_dir(t.shared_dir)  # the shared affinities go there, after both nets are trained
+    dm = load_data(cfg)
     trained = {}
     for net in NETS:
         out = work / "train" / net
