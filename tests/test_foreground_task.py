@@ -111,3 +111,53 @@ def test_checkpoint_of_the_wrong_kind_says_which_kind(compose, fgnet_ckpt, tmp_p
                 "pytorch-lightning_version": "2.6.0"}, inpaint)
     with pytest.raises(InputError, match=r"an InpaintingModule checkpoint \(task=inpaintaff\).*needs an FGNetModule"):
         run_task(compose("predict", ["task=foreground", f"ckpt={inpaint}", "task.split=val"]))
+
+
+def test_kept_outputs_compare_tile_halo_normalisation_and_input(compose, fgnet_ckpt, tmp_path, synthetic_root):
+    """A rerun with another tile, halo or data.normalize is an error naming it; a frame whose input
+    file differs (another data.root holding the same dataset name) is predicted again; an identical
+    copy is kept (paths do not count)."""
+    import shutil
+
+    base = ["task=foreground", f"ckpt={fgnet_ckpt}", "task.split=val", "task.tile=128", "task.halo=8"]
+    cfg = compose("predict", base)
+    run_task(cfg)
+    f0, f1 = (foreground_path(cfg.task.out_dir, "SYNTH-HeLa", "02", i) for i in (0, 1))
+    stamps = [f0.stat().st_mtime_ns, f1.stat().st_mtime_ns]
+    meta = read_foreground_metadata(f0)
+    assert meta["tile"] == 128 and meta["halo"] == 8 and meta["normalize"] == {"low": 1.0, "high": 99.8}
+    for change, key in {"task.tile=64": "tile", "task.halo=4": "halo", "data.normalize.high=99.0": "normalize"}.items():
+        with pytest.raises(InputError, match=rf"fg000\.tif: foreground probabilities made otherwise \({key}\b.*"
+                                             r"task\.overwrite=true"):
+            run_task(compose("predict", [*base, change]))
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_root / "SYNTH-HeLa", copy / "SYNTH-HeLa")
+    run_task(compose("predict", [*base, f"data.root={copy}"]))
+    assert [f0.stat().st_mtime_ns, f1.stat().st_mtime_ns] == stamps
+    raw = copy / "SYNTH-HeLa" / "02" / "t000.tif"
+    tifffile.imwrite(raw, tifffile.imread(raw)[::-1].copy())
+    run_task(compose("predict", [*base, f"data.root={copy}"]))
+    assert f0.stat().st_mtime_ns != stamps[0] and f1.stat().st_mtime_ns == stamps[1]
+    from inpaintaff.io.records import file_sha1
+
+    assert read_foreground_metadata(f0)["input_sha1"] == file_sha1(raw)
+
+
+def test_affnet_task_compares_tile_and_halo(compose, tmp_path):
+    from inpaintaff.io.affinities import aff_path
+    from inpaintaff.modules.affnet import AffNetModule
+
+    module = AffNetModule(depth=3, base_features=4, max_features=8)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "affnet.ckpt")
+    base = ["task=affnet", f"ckpt={tmp_path / 'affnet.ckpt'}", "task.split=val", "task.tile=128"]
+    cfg = compose("predict", base)
+    run_task(cfg)
+    path = aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0)
+    stamp = path.stat().st_mtime_ns
+    for change, key in {"task.tile=64": "tile", "task.halo=4": "halo"}.items():
+        with pytest.raises(InputError, match=rf"aff000\.tif: affinities made otherwise \({key}: "):
+            run_task(compose("predict", [*base, change]))
+    run_task(cfg)
+    assert path.stat().st_mtime_ns == stamp

@@ -106,3 +106,66 @@ def test_report_marks_jobs_without_result_and_picks_budget_nearest(tmp_path: Pat
     b10 = next(s for s in summary if s["budget"] == "10")
     assert b10["n_labeled"] == 9 and b10["seg"] == pytest.approx(0.6) and b10["seg_std"] == pytest.approx(0.1)
     assert nearest_budget(summary, 50) == "60" and nearest_budget(summary, 12) == "10"
+
+
+def _stub_job(monkeypatch, tmp_path: Path) -> list[str]:
+    """Replace a job's heavy stages (training, the engine, Table 1) by stubs; returns the log of calls."""
+    from inpaintaff.tasks import label_budget
+
+    calls: list[str] = []
+    ckpts = {net: tmp_path / f"{net}.ckpt" for net in label_budget.NETS}
+    for path in ckpts.values():
+        path.write_bytes(b"weights")
+
+    def train_net(cfg, overrides, out):
+        calls.append(f"train {out.name}")
+        return {"checkpoint": str(ckpts[out.name]), "n_train_instances": 3, "global_step": 2, "metrics": {}}
+
+    def table(cfg, job, dm):
+        calls.append("table1")
+        return {"rows": []}
+
+    monkeypatch.setattr(label_budget, "train_net", train_net)
+    monkeypatch.setattr(label_budget, "shared_affinities", lambda cfg, t, frames: {})
+    monkeypatch.setattr(label_budget.table1, "run", table)
+    return calls
+
+
+def test_finished_job_is_reused_only_when_its_record_matches(compose, monkeypatch, tmp_path: Path,
+                                                             synthetic_root: Path) -> None:
+    """Another crop of the engine, another normalisation, another input file or a replaced checkpoint
+    make a finished job run again; the same record returns the finished result."""
+    import shutil
+
+    from inpaintaff.tasks.label_budget import run
+
+    calls = _stub_job(monkeypatch, tmp_path)
+    base = ["task=label_budget", "task.budget=3", "task.inpainters.net.inpainter=gaussian",
+            "task.inpainters.net.ckpt=null", "task.inpaintaff.crop=[100,60,48,80]"]
+
+    def job(*extra: str) -> dict:
+        calls.clear()
+        return run(compose("predict", [*base, *extra]))
+
+    first = job()
+    assert calls == ["train fgnet", "train affnet", "table1"]
+    assert job() == first and calls == []  # finished: reused
+    for change in ("task.inpaintaff.crop=[100,60,48,64]", "data.normalize.high=99.0"):
+        job(change)
+        assert "table1" in calls, change
+        job()  # back to the first settings (rerun, then finished again)
+    assert job() is not None and calls == []
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_root / "SYNTH-HeLa", copy / "SYNTH-HeLa")
+    job(f"data.root={copy}")
+    assert calls == []  # the same bytes elsewhere: reused (paths do not count)
+    raw = copy / "SYNTH-HeLa" / "02" / "t002.tif"  # a test frame
+    import tifffile
+
+    tifffile.imwrite(raw, tifffile.imread(raw)[::-1].copy())
+    job(f"data.root={copy}")
+    assert "table1" in calls
+    job()
+    (tmp_path / "affnet.ckpt").write_bytes(b"trained on")  # the job's net replaced under the same path
+    job()
+    assert "table1" in calls

@@ -89,14 +89,18 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
                 "foreground": foreground_skip_spec(None),
                 "seed": int(cfg.seed), "engine": engine.result_settings(), **desc}
     from inpaintaff.data.scaled import ScaledFrames
+    from inpaintaff.io.records import source_settings
     from inpaintaff.segment.scale import ScaleSpec
+    from inpaintaff.tasks.inpaintaff import frame_records
     from inpaintaff.utils.config import typed
 
     settings["scale"] = ScaledFrames(data, None, typed(cfg.task.scale, ScaleSpec)).record()  # the analytic inpainter
+    settings.update(source_settings(data))
     pdm = PatchDataModule(data, 32, 16, 4, crop=[100, 60, 48, 80], seed=int(cfg.seed))
     pdm.setup()
     out = Path(cfg.task.out_dir)
-    writer = AffinityWriter(out, "SYNTH-HeLa", pdm.frames, settings, save_every_n_batches=1)
+    writer = AffinityWriter(out, "SYNTH-HeLa", pdm.frames, settings, save_every_n_batches=1,
+                            frame_settings=frame_records(pdm, data, settings["foreground"]))
     writer._world = 2  # no finalising on the fly, as on several devices
     module = InpaintAffModule(inpainter, engine)
     for i, batch in enumerate(pdm.predict_dataloader()):
@@ -342,3 +346,97 @@ def test_settings_of_older_files_compare_without_batching_knobs() -> None:
         "hierarchies_per_patch: 2 in the file, 1 now"]
     assert settings_diff({**older, "engine": {**older["engine"], "iterations": 12}}, now) == [
         "engine.iterations: 12 in the file, 20 now"]
+
+
+def _interrupt_at(monkeypatch, batch: int) -> None:
+    """The next run stops with Ctrl-C at ``batch`` (its earlier batches done)."""
+    predict_step = InpaintAffModule.predict_step
+
+    def interrupted(self, b, batch_idx, dataloader_idx=0):
+        if batch_idx == batch:
+            raise KeyboardInterrupt
+        return predict_step(self, b, batch_idx, dataloader_idx)
+
+    monkeypatch.setattr(InpaintAffModule, "predict_step", interrupted)
+
+
+def _run_interrupted(cfg, monkeypatch, batch: int = 1) -> None:
+    original = InpaintAffModule.predict_step
+    _interrupt_at(monkeypatch, batch)
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):
+            run(cfg)
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        monkeypatch.setattr(InpaintAffModule, "predict_step", original)
+
+
+def test_interrupted_overwrite_run_resumes(compose, monkeypatch, caplog) -> None:
+    """An interrupted task.overwrite=true run of other settings resumes, rerun with or without overwrite:
+    overwrite deletes the old written frames up front and keeps partial sums of the new settings."""
+    quick = [*QUICK, "task.pictures=false"]
+    run(compose("predict", quick))  # stride 16, written
+    path = aff_path(compose("predict", quick).task.out_dir, "SYNTH-HeLa", "02", 0)
+    stride8 = [*quick, "task.stride=8"]
+    _run_interrupted(compose("predict", [*stride8, "task.overwrite=true"]), monkeypatch)
+    assert not path.exists()  # the stride-16 frame is gone: a rerun finds only the new partial sums
+    # Overwrite again: the partial sums of these settings are resumed, not deleted.
+    _run_interrupted(compose("predict", [*stride8, "task.overwrite=true"]), monkeypatch)
+    with caplog.at_level("INFO", logger="inpaintaff.tasks.inpaintaff"):
+        result = run(compose("predict", stride8))  # no overwrite: resumes
+    assert "13 patches of 1 frame(s) to process" in caplog.text  # 21 - 2 x 4 done before
+    assert result["totals"]["patches"] == 21 and result["frames"][0]["n_patches"] == 21
+
+
+def _tiny_inpainting_ckpt(path: Path, seed: int) -> Path:
+    from inpaintaff.modules.inpainting import InpaintingModule
+
+    torch.manual_seed(seed)
+    module = InpaintingModule(widths=[4, 8], kernel_sizes=[3, 3], feature_extractor="none")
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": "2.6.0"}, path)
+    return path
+
+
+def test_replaced_checkpoint_is_not_reused(compose, tmp_path: Path) -> None:
+    """Continued training rewrites the checkpoint under the same path: its content is recorded and compared."""
+    ckpt = _tiny_inpainting_ckpt(tmp_path / "last.ckpt", 0)
+    quick = [*QUICK, "task.pictures=false", "task.inpainter=net", f"ckpt={ckpt}", "task.engine.iterations=2"]
+    cfg = compose("predict", quick)
+    run(cfg)
+    path = aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0)
+    from inpaintaff.io.affinities import read_affinity_metadata
+    from inpaintaff.io.records import checkpoint_sha1
+
+    assert read_affinity_metadata(path)["ckpt_sha1"] == checkpoint_sha1(ckpt)
+    mtime = path.stat().st_mtime_ns
+    run(cfg)  # the same checkpoint: skipped
+    assert path.stat().st_mtime_ns == mtime
+    _tiny_inpainting_ckpt(ckpt, 1)  # trained on: other weights, same path
+    with pytest.raises(InputError, match=r"aff000\.tif: .*ckpt_sha1.*task\.overwrite=true"):
+        run(compose("predict", quick))
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_normalisation_and_input_content_are_compared(compose, tmp_path: Path, synthetic_root: Path) -> None:
+    """Another data.normalize, or another data.root whose frame of the same name differs, is not reused;
+    an identical copy elsewhere is (paths do not count)."""
+    import shutil
+
+    quick = [*QUICK, "task.pictures=false"]
+    cfg = compose("predict", quick)
+    run(cfg)
+    path = aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0)
+    mtime = path.stat().st_mtime_ns
+    with pytest.raises(InputError, match=r"aff000\.tif: .*normalize.*task\.overwrite=true"):
+        run(compose("predict", [*quick, "data.normalize.high=99.0"]))
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_root / "SYNTH-HeLa", copy / "SYNTH-HeLa")
+    run(compose("predict", [*quick, f"data.root={copy}"]))  # the same bytes: kept
+    assert path.stat().st_mtime_ns == mtime
+    raw = copy / "SYNTH-HeLa" / "02" / "t000.tif"
+    tifffile.imwrite(raw, tifffile.imread(raw)[::-1].copy())
+    with pytest.raises(InputError, match=r"aff000\.tif: .*input_sha1.*task\.overwrite=true"):
+        run(compose("predict", [*quick, f"data.root={copy}"]))
+    assert path.stat().st_mtime_ns == mtime

@@ -35,6 +35,14 @@ def checkpoint_sha1(path: str | Path) -> str:
     return _cached_sha1(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
+def source_settings(source: Any) -> dict:
+    """How a frame source turns a file into an image (``data.normalize``, ``data.channel``): with the
+    file's SHA-1, what the input of a result is."""
+    norm = getattr(source, "normalize", None)
+    return {"normalize": None if norm is None else {k: float(v) for k, v in dict(norm).items()},
+            "channel": getattr(source, "channel", None)}
+
+
 def make_record(settings: Mapping[str, Any], inputs: Mapping[str, str | Path | None],
                 checkpoints: Mapping[str, str | Path | None]) -> dict:
     """The record of a result: ``settings`` as JSON values, inputs and checkpoints by content."""

@@ -24,16 +24,15 @@ from inpaintaff.segment.alpha import seed_from_checkpoint
 from inpaintaff.segment.one_pass import inside_pairs, predict_at_least
 from inpaintaff.tasks.checkpoints import (
     TiledSettings,
-    check_kept_outputs,
     check_tiled,
     checkpoint_diameter,
     checkpoint_fingerprint,
     checkpoint_kind,
-    frames_to_write,
     inference_device,
     kept_record,
     kept_record_of,
     load_module,
+    outputs_to_write,
 )
 from inpaintaff.utils.config import typed
 
@@ -49,12 +48,14 @@ def run(cfg: DictConfig) -> dict:
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     frames = ScaledFrames(dm, checkpoint_diameter(cfg.ckpt), t.scale)
-    todo, written = frames_to_write(
-        dm, t.split, lambda seq, frame: aff_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
-    )
     fingerprint = checkpoint_fingerprint(cfg.ckpt)
-    check_kept_outputs(written, todo, kept_record(fingerprint, frames),
-                       lambda p: kept_record_of(read_affinity_metadata(p)), "affinities")
+
+    def record(ref) -> dict:
+        return kept_record(fingerprint, frames, t.tile, t.halo, ref)
+
+    todo, written = outputs_to_write(
+        frames, t.split, lambda seq, frame: aff_path(t.out_dir, dm.dataset, seq, frame), t.overwrite, record,
+        lambda p: kept_record_of(read_affinity_metadata(p)), "affinities")
     if seed_from_checkpoint(cfg.ckpt, t.out_dir):
         log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", t.out_dir)
     seconds = []
@@ -65,7 +66,7 @@ def run(cfg: DictConfig) -> dict:
         # Every pair inside the frame is predicted; pairs leaving it are not.
         valid = inside_pairs(image.shape)
         write_affinities(path, aff * valid, valid, OFFSETS, {"source": source, "ckpt": str(cfg.ckpt),
-                                                         "ckpt_sha1": fingerprint, **frames.metadata(ref)})
+                                                         **frames.metadata(ref), **record(ref)})
         seconds.append(time.perf_counter() - t0)
         log.info("%s affinities %s -> %s (%.1f s)", source.upper(), ref.name, path, seconds[-1])
     return {"affinities": written, "out_dir": str(t.out_dir), "source": source,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +26,41 @@ def inference_device(cfg) -> str:
     return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
 
 
-def frames_to_write(dm, split: str, path_of: Callable[[str, int], Path], overwrite: bool):
-    """(frame, output path) for the frames of ``split`` whose output is still missing (or all, to
-    overwrite); also returns every output path, written before or not."""
+def outputs_to_write(frames: Any, split: str, path_of: Callable[[str, int], Path], overwrite: bool,
+                     record: Callable[[Any], dict], saved_record: Callable[[Path], dict], what: str):
+    """(frame, output path) for the frames of ``split`` still to write, and every output path.
+
+    A kept output is reused only when its record (``saved_record``) equals the frame's ``record``
+    (:func:`kept_record`); one whose input file changed is written again; another checkpoint,
+    resizing, tile, halo or normalisation is an error naming the file and what differs, so that
+    results of other settings are not silently mixed in the same ``out_dir`` (unless ``overwrite``).
+    """
+    from inpaintaff.io.records import differences
+
     todo, paths = [], []
-    for ref in dm.frames(split):
+    for ref in frames.frames(split):
         path = path_of(ref.seq, ref.frame)
         paths.append(str(path))
         if path.exists() and not overwrite:
-            log.info("%s exists, skipped", path)
-        else:
-            todo.append((ref, path))
+            now, saved = record(ref), saved_record(path)
+            diff = differences(saved, now)
+            if not diff:
+                log.info("%s exists, skipped", path)
+                continue
+            if saved.get("ckpt_sha1") != now["ckpt_sha1"]:
+                kept = saved.get("ckpt_sha1") or "unknown"
+                raise InputError(path, f"{what} of another checkpoint ({kept} in the file, {now['ckpt_sha1']} now): "
+                                       "choose another task.out_dir, or set task.overwrite=true")
+            scale = [d for d in diff if d.startswith("scale.")]
+            if scale:
+                raise InputError(path, f"{what} resized otherwise ({'; '.join(scale)}): choose another task.out_dir, "
+                                       "or set task.overwrite=true")
+            other = [d for d in diff if not d.startswith("input_sha1")]
+            if other:
+                raise InputError(path, f"{what} made otherwise ({'; '.join(other)}): choose another task.out_dir, or "
+                                       "set task.overwrite=true")
+            log.info("%s changed since %s was written: predicting it again", ref.raw_path, path)
+        todo.append((ref, path))
     return todo, paths
 
 
@@ -67,35 +91,23 @@ class ForegroundSettings(TiledSettings):
     threshold: float = MISSING  # for the pictures and the log
 
 
-def kept_record(fingerprint: str, frames: Any) -> dict:
-    """What must match for a kept output to be reused: the checkpoint's content and what decides
-    the frame's resizing (``frames``: a :class:`~inpaintaff.data.scaled.ScaledFrames`)."""
-    return {"ckpt_sha1": fingerprint, "scale": frames.record()}
+# What a kept output's record holds (files written before a key existed lack it: they are redone or an error).
+KEPT_KEYS = ("ckpt_sha1", "scale", "tile", "halo", "normalize", "channel", "input_sha1")
+
+
+def kept_record(fingerprint: str, frames: Any, tile: int, halo: int, ref: Any) -> dict:
+    """What must match for a kept output of frame ``ref`` to be reused: the checkpoint's content, what
+    decides the frame's resizing (``frames``: a :class:`~inpaintaff.data.scaled.ScaledFrames`), the
+    tiling, how the source reads the file (normalisation, channel) and the input file's SHA-1."""
+    from inpaintaff.io.records import file_sha1, source_settings
+
+    return {"ckpt_sha1": fingerprint, "scale": frames.record(), "tile": int(tile), "halo": int(halo),
+            **source_settings(frames.source), "input_sha1": file_sha1(ref.raw_path)}
 
 
 def kept_record_of(meta: dict) -> dict:
-    """The same record as a file's metadata holds it (``scale`` None in files written before it)."""
-    return {"ckpt_sha1": meta.get("ckpt_sha1"), "scale": meta.get("scale")}
-
-
-def check_kept_outputs(paths: Sequence[str], todo: Sequence[tuple[Any, Path]], record: dict,
-                       saved_record: Callable[[str], dict], what: str) -> None:
-    """Outputs kept from an earlier run must come from the same checkpoint and resizing: an error
-    naming the first one that does not and what differs (so a changed checkpoint or nucleus size in
-    the same ``out_dir`` is not silently mixed in)."""
-    from inpaintaff.io.records import differences
-
-    redo = {str(p) for _, p in todo}
-    for path in (p for p in paths if p not in redo):
-        saved = saved_record(path)
-        if saved.get("ckpt_sha1") != record["ckpt_sha1"]:
-            kept = saved.get("ckpt_sha1") or "unknown"
-            raise InputError(path, f"{what} of another checkpoint ({kept} in the file, {record['ckpt_sha1']} now): "
-                                   "choose another task.out_dir, or set task.overwrite=true")
-        diff = differences(saved.get("scale"), record["scale"], "scale")
-        if diff:
-            raise InputError(path, f"{what} resized otherwise ({'; '.join(diff)}): choose another task.out_dir, or "
-                                   "set task.overwrite=true")
+    """The same record as a file's metadata holds it (absent keys: ``<absent>``, so they differ)."""
+    return {k: meta[k] for k in KEPT_KEYS if k in meta}
 
 
 def checkpoint_fingerprint(path: str | Path) -> str:

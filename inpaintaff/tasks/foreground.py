@@ -20,15 +20,14 @@ from inpaintaff.modules.fgnet import FGNetModule
 from inpaintaff.segment.one_pass import predict_at_least
 from inpaintaff.tasks.checkpoints import (
     ForegroundSettings,
-    check_kept_outputs,
     check_tiled,
     checkpoint_diameter,
     checkpoint_fingerprint,
-    frames_to_write,
     inference_device,
     kept_record,
     kept_record_of,
     load_module,
+    outputs_to_write,
 )
 from inpaintaff.utils.config import typed
 
@@ -42,17 +41,19 @@ def run(cfg: DictConfig) -> dict:
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     frames = ScaledFrames(dm, checkpoint_diameter(cfg.ckpt), t.scale)
-    todo, written = frames_to_write(
-        dm, t.split, lambda seq, frame: foreground_path(t.out_dir, dm.dataset, seq, frame), t.overwrite
-    )
     fingerprint = checkpoint_fingerprint(cfg.ckpt)
-    check_kept_outputs(written, todo, kept_record(fingerprint, frames),
-                       lambda p: kept_record_of(read_foreground_metadata(p)), "foreground probabilities")
+
+    def record(ref) -> dict:
+        return kept_record(fingerprint, frames, t.tile, t.halo, ref)
+
+    todo, written = outputs_to_write(
+        frames, t.split, lambda seq, frame: foreground_path(t.out_dir, dm.dataset, seq, frame), t.overwrite, record,
+        lambda p: kept_record_of(read_foreground_metadata(p)), "foreground probabilities")
     for ref, path in tqdm(todo, desc="FGNET foreground", unit="frame"):
         image = frames.load_image(ref)  # at the checkpoint's nucleus size
         prob = predict_at_least(module.predict_proba, image, t.tile, t.halo, device)[0]
-        write_foreground(path, prob, {"source": "fgnet", "ckpt": str(cfg.ckpt), "ckpt_sha1": fingerprint,
-                                      **frames.metadata(ref)})
+        write_foreground(path, prob, {"source": "fgnet", "ckpt": str(cfg.ckpt), **frames.metadata(ref),
+                                      **record(ref)})
         _save_png(path.with_suffix(".png"), image, prob, t.threshold)
         log.info("foreground %s: %.1f %% above %.2f", ref.name, 100 * (prob > t.threshold).mean(), t.threshold)
     return {"foreground": written}

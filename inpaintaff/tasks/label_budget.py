@@ -152,11 +152,52 @@ def shared_affinities(cfg: DictConfig, t: LabelBudgetSettings, frames: list[dict
 
 
 def settings(t: LabelBudgetSettings, seed: int) -> dict:
-    """What a job's result depends on (a finished job with the same settings is not rerun)."""
-    keys = ("budget", "label_frames", "train", "rows", "shared_seed", "alphas", "min_sizes", "select_split",
-            "eval_splits", "affinity_dirs", "inpainters", "metrics", "fg_threshold")
+    """The task settings a job's result depends on."""
+    keys = ("budget", "label_frames", "train", "rows", "shared_seed", "alphas", "min_sizes", "min_merged",
+            "select_split", "eval_splits", "affinity_dirs", "inpainters", "inpaintaff", "metrics", "fg_threshold")
     values = asdict(t)
     return {"seed": seed, **{k: values[k] for k in keys}, "distill": t.affinity_nets.get("distill")}
+
+
+# Data keys that do not shape a job's result: where the files are (their content counts), loader workers.
+DATA_IGNORED = ("root", "num_workers")
+
+
+def job_record(cfg: DictConfig, t: LabelBudgetSettings, seed: int, dm: Any, trained: Mapping[str, Any]) -> dict:
+    """What shaped a job's result (``io/records.py``): the task's and the data's settings, the bytes of
+    every frame and label image it trains, selects or scores on, and every checkpoint's content (its
+    own trained nets in ``trained``: net -> checkpoint path, and the ones it is given). A finished
+    job is reused only when this record equals the one it wrote."""
+    from inpaintaff.io.records import make_record
+
+    data = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k not in DATA_IGNORED}
+    inputs = {}
+    for split in dict.fromkeys(["train", t.select_split, *t.eval_splits]):
+        for ref in dm.frames(split):
+            inputs[f"{split}/{ref.name}"] = ref.raw_path
+            inputs[f"{split}/{ref.name}/labels"] = ref.gt_path
+    ckpts = {**{f"train.{net}": trained.get(net) for net in NETS},
+             **{f"affinity_nets.{k}": v for k, v in t.affinity_nets.items() if v and k not in NETS},
+             **{f"inpainters.{k}": s.ckpt for k, s in t.inpainters.items() if s.inpainter == "net"}}
+    ckpts = {k: p if p and Path(p).is_file() else None for k, p in ckpts.items()}  # a deleted net: no match
+    return make_record({**settings(t, seed), "data": data}, inputs, ckpts)
+
+
+def finished_job(done: Path, cfg: DictConfig, t: LabelBudgetSettings, seed: int) -> dict | None:
+    """The result a finished job wrote, if its record equals today's; else None (the job runs again)."""
+    from inpaintaff.io.records import differences
+
+    if not done.exists():
+        return None
+    dm = load_data(cfg)
+    previous = json.loads(done.read_text())
+    trained = {net: (previous.get("train") or {}).get(net, {}).get("checkpoint") for net in NETS}
+    diff = differences(previous.get("record"), job_record(cfg, t, seed, dm, trained))
+    if diff:
+        log.info("budget %s, seed %d: the finished result in %s was made otherwise (%s): running the job again",
+                 t.budget, seed, done, "; ".join(diff[:6]))
+        return None
+    return previous
 
 
 def run(cfg: DictConfig) -> dict:
@@ -164,20 +205,18 @@ def run(cfg: DictConfig) -> dict:
     work = Path(cfg.paths.output_dir).resolve()
     seed = int(cfg.seed)
     data = budget_data(t.budget, t.label_frames)
-    wanted = settings(t, seed)
     done = work / RESULT_NAME
-    if done.exists():
-        previous = json.loads(done.read_text())
-        if previous.get("settings") == wanted:
-            log.info("budget %s, seed %d: finished earlier (%s)", t.budget, seed, done)
-            return previous
+    previous = finished_job(done, cfg, t, seed)
+    if previous is not None:
+        log.info("budget %s, seed %d: finished earlier (%s)", t.budget, seed, done)
+        return previous
     if shared_inpainters(t):
         ensure_writable_dir(t.shared_dir)  # the shared affinities go there, after both nets are trained
+    dm = load_data(cfg)
     trained = {}
     for net in NETS:
         out = work / "train" / net
         trained[net] = train_net(cfg, train_overrides(t.train[net], data, seed), out)
-    dm = load_data(cfg)
     frames = table1.predict_spec(dm, [t.select_split, *t.eval_splits])
     dirs = {**shared_affinities(cfg, t, frames), **t.affinity_dirs}
     job = replace(t, fgnet_ckpt=trained["fgnet"]["checkpoint"], affinity_dirs=dirs,
@@ -197,7 +236,8 @@ def run(cfg: DictConfig) -> dict:
               "n_labeled": trained["fgnet"]["n_train_instances"],
               "n_labeled_affnet": trained["affnet"]["n_train_instances"],
               "splits": split_names, "rows": rows, "train": trained, "affinity_dirs": dirs,
-              "job_dir": str(work), "settings": wanted}
+              "job_dir": str(work), "settings": settings(t, seed),
+              "record": job_record(cfg, t, seed, dm, {net: trained[net]["checkpoint"] for net in NETS})}
     write_json(done, result)
     log.info("budget %s (%s labeled instances), seed %d: %s", t.budget, result["n_labeled"], seed,
              {r["label"]: r.get(f"seg_{t.eval_splits[0]}") for r in rows})

@@ -4,8 +4,9 @@ Frames -> sliding patches (``PatchDataModule``) -> engine (``InpaintAffModule.pr
 any number of devices) -> per-frame sums (``AffinityWriter``) -> ``<out_dir>/<dataset>/<seq>_AFF/
 affNNN.tif``; pictures in ``<out_dir>/pictures`` and TensorBoard; a summary in
 ``<paths.output_dir>/inpaintaff_result.json``. Re-running with the same ``task.out_dir`` skips
-written frames and resumes partly done ones (frames and partial sums of other settings are an error);
-an interrupted run keeps the batches it finished.
+written frames and resumes partly done ones (frames and partial sums of other settings, another
+checkpoint content, normalisation or input file are an error); an interrupted run keeps the batches
+it finished, also one with ``task.overwrite=true``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.io.files import write_json
+from inpaintaff.io.records import checkpoint_sha1, file_sha1, source_settings
 from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.segment.alpha import seed_from_checkpoint
 from inpaintaff.segment.scale import ScaleSpec
@@ -76,11 +78,25 @@ def build_inpainter(kind: str, ckpt: str | None, gaussian_sigma: float, compile:
             log.warning("no ckpt given: using the analytic Gaussian inpainter (set ckpt=... for the net)")
     if kind == "net":
         inpainter = NetInpainter.from_checkpoint(ckpt, "cpu", compile=compile)
-        return inpainter, {"inpainter": "net", "ckpt": str(Path(ckpt).resolve())}
+        # The content counts: training on rewrites last.ckpt under the same path.
+        return inpainter, {"inpainter": "net", "ckpt": str(Path(ckpt).resolve()), "ckpt_sha1": checkpoint_sha1(ckpt)}
     if kind == "gaussian":
         sigma = float(gaussian_sigma)
         return GaussianInpainter(sigma), {"inpainter": "gaussian", "gaussian_sigma": sigma}
     raise ValueError(f"task.inpainter must be net, gaussian or auto, got {kind!r}")
+
+
+def frame_records(pdm: PatchDataModule, data: Any, foreground: dict) -> dict[str, dict]:
+    """Each frame's own record, by frame key: the SHA-1 of its input file (and of its labels when
+    they decide the skipped patches)."""
+    sources = foreground["source"] if isinstance(foreground["source"], list) else [foreground["source"]]
+    out = {}
+    for info, ref in zip(pdm.frames, data.frames("predict")):
+        rec = {"input_sha1": file_sha1(ref.raw_path)}
+        if "truefg" in sources and ref.gt_path is not None:
+            rec["labels_sha1"] = file_sha1(ref.gt_path)
+        out[info.key] = rec
+    return out
 
 
 def check_task(task: InpaintAffSettings) -> None:
@@ -120,7 +136,7 @@ def _run(cfg: DictConfig) -> dict:
     settings = {
         "patch_size": task.patch_size, "stride": task.stride, "crop": task.crop,
         "foreground": foreground_skip_spec(task.foreground), "seed": int(cfg.seed),
-        "engine": engine.result_settings(), "scale": data.record(), **desc,
+        "engine": engine.result_settings(), "scale": data.record(), **source_settings(data.source), **desc,
     }
     settings["hierarchies_per_patch"] = task.hierarchies_per_patch  # files written before it existed count as 1
 
@@ -129,7 +145,8 @@ def _run(cfg: DictConfig) -> dict:
         seed=int(cfg.seed), num_workers=task.num_workers, repeats=task.hierarchies_per_patch,
     )
     pdm.setup()
-    written, done = scan_done(out_dir, data.dataset, pdm.frames, settings, task.overwrite)
+    records = frame_records(pdm, data, settings["foreground"])
+    written, done = scan_done(out_dir, data.dataset, pdm.frames, settings, task.overwrite, records)
     pdm.resume(written, done)
     for key in sorted(written):
         log.info("%s already written in %s: skipped", key, out_dir)
@@ -137,6 +154,7 @@ def _run(cfg: DictConfig) -> dict:
         out_dir, data.dataset, pdm.frames, settings, save_every_n_batches=task.save_every_n_batches,
         n_samples=task.n_hierarchy_patches, metadata={"dataset": data.dataset},
         frame_metadata={info.key: data.metadata(ref) for info, ref in zip(pdm.frames, data.frames("predict"))},
+        frame_settings=records,
     )
     trainer = build_trainer(cfg, callbacks=[writer])
     if trainer.global_rank == 0 and desc["inpainter"] == "net":

@@ -9,8 +9,9 @@ device, after a barrier at the end of the epoch with several. Merging files rath
 makes resuming free: a new run skips the patch ids its partial files name and adds their sums.
 Sums of 0/1 values are exact in float32, so one device and N devices write the same numbers.
 Files have the whole frame's size; with a crop, pairs outside it are invalid (never seen).
-Partial and written files carry the run's settings; a new run with other settings stops with an
-error saying which ones differ, rather than mixing or reusing results.
+Partial and written files carry the run's settings and each frame's own record (the SHA-1 of its
+input file, ``frame_settings``); a new run with other settings or inputs stops with an error saying
+which ones differ, rather than mixing or reusing results.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
 
 
 # Settings added after files were first written, with the value that files without them had.
-LATER_SETTINGS = {"hierarchies_per_patch": 1, "scale": None}
+LATER_SETTINGS = {"hierarchies_per_patch": 1, "scale": None, "ckpt_sha1": None, "normalize": None, "channel": None,
+                  "input_sha1": None, "labels_sha1": None}
 # Settings that older files carry but that only batch the work (results do not depend on them).
 BATCHING_SETTINGS = tuple(f"engine.{k}" for k in BATCHING_KNOBS)
 
@@ -124,29 +126,49 @@ def check_written(path: Path, settings: dict) -> None:
     raise InputError(path, f"{problem}: choose another task.out_dir, or set task.overwrite=true to recompute them")
 
 
+def _partial_matches(path: Path, settings: dict) -> bool:
+    """Whether a partial file is readable and was made with ``settings``."""
+    try:
+        _load_partial(path, settings)
+    except InputError:
+        return False
+    return True
+
+
+def frame_settings_of(settings: Mapping, frame_settings: Mapping[str, Mapping] | None, info: FrameInfo) -> dict:
+    """The run's settings with the frame's own record (its input's SHA-1, ...): what its files must carry."""
+    return json.loads(json.dumps({**settings, **(frame_settings or {}).get(info.key, {})}))
+
+
 def scan_done(out_dir: str | Path, dataset: str, frames: Sequence[FrameInfo], settings: dict,
-              overwrite: bool = False) -> tuple[set[str], dict[str, list[int]]]:
+              overwrite: bool = False, frame_settings: Mapping[str, Mapping] | None = None,
+              ) -> tuple[set[str], dict[str, list[int]]]:
     """Frames already written (keys) and, for the others, patch ids that partial files hold.
 
-    Written frames and partial files must have been made with ``settings``; otherwise this raises.
-    With ``overwrite``, written frames are redone and the frames' partial files are deleted.
+    Written frames and partial files must have been made with ``settings`` and the frame's
+    ``frame_settings`` (by frame key); otherwise this raises. With ``overwrite``, the frames'
+    written files are deleted up front (they are redone) and so are partial files of other
+    settings; partial files of these settings are resumed, so that an interrupted overwriting run
+    resumes when run again, with or without ``overwrite``.
     """
     out_dir = Path(out_dir)
-    settings = json.loads(json.dumps(settings))  # plain, comparable with what files hold
     written, done = set(), {}
-    if overwrite:  # a fresh start: partial sums of an earlier run are not resumed either
-        for info in frames:
-            for p in _partials(out_dir, dataset, info):
-                p.unlink()
     for info in frames:
+        now = frame_settings_of(settings, frame_settings, info)
         path = aff_path(out_dir, dataset, info.seq, info.frame)
-        if not overwrite and path.is_file():
-            check_written(path, settings)
+        if overwrite:
+            path.unlink(missing_ok=True)
+            samples_path(out_dir, dataset, info.seq, info.frame).unlink(missing_ok=True)
+            for p in _partials(out_dir, dataset, info):
+                if not _partial_matches(p, now):
+                    p.unlink(missing_ok=True)
+        elif path.is_file():
+            check_written(path, now)
             written.add(info.key)
             continue
         ids: set[int] = set()
         for p in _partials(out_dir, dataset, info):
-            ids |= set(_load_partial(p, settings)["done"].tolist())
+            ids |= set(_load_partial(p, now)["done"].tolist())
         if ids:
             done[info.key] = sorted(ids)
     return written, done
@@ -175,6 +197,7 @@ class AffinityWriter(BasePredictionWriter):
         n_samples: int = 4,
         metadata: dict | None = None,
         frame_metadata: dict[str, dict] | None = None,
+        frame_settings: dict[str, dict] | None = None,
     ):
         super().__init__(write_interval="batch")
         self.out_dir, self.dataset = Path(out_dir), dataset
@@ -184,6 +207,7 @@ class AffinityWriter(BasePredictionWriter):
         self.save_every, self.n_samples = int(save_every_n_batches), int(n_samples)
         self.metadata = dict(metadata or {})
         self.frame_metadata = dict(frame_metadata or {})  # by frame key, e.g. the frame's resizing
+        self.frame_settings = dict(frame_settings or {})  # by frame key, compared like settings: its input's SHA-1
         self.token = uuid.uuid4().hex[:12]
         self.state: dict[int, _FrameState] = {}
         self.written: list[Path] = []
@@ -202,9 +226,12 @@ class AffinityWriter(BasePredictionWriter):
             st = _FrameState(self.frames[fi], len(self.offsets))
             own = partial_dir(self.out_dir, self.dataset) / f"{_stem(self.frames[fi])}__{self.token}.npz"
             if own.is_file():  # evicted earlier in this run: continue from what it saved
-                self._restore(st, _load_partial(own, self.settings))
+                self._restore(st, _load_partial(own, self._settings(self.frames[fi])))
             self.state[fi] = st
         return self.state[fi]
+
+    def _settings(self, info: FrameInfo) -> dict:
+        return frame_settings_of(self.settings, self.frame_settings, info)
 
     @staticmethod
     def _restore(st: _FrameState, data: dict[str, Any]) -> None:
@@ -266,7 +293,7 @@ class AffinityWriter(BasePredictionWriter):
                 np.savez_compressed(
                     fh, sums=_small_ints(st.acc.sums), counts=_small_ints(st.acc.counts),
                     done=np.array(sorted(st.done), dtype=np.int64),
-                    stats=json.dumps(st.stats), settings=json.dumps(self.settings),
+                    stats=json.dumps(st.stats), settings=json.dumps(self._settings(info)),
                     s_image=np.array([s[0] for s in smp], dtype=np.float32).reshape(-1, p, p),
                     s_leaf=np.array([s[1] for s in smp], dtype=np.int64).reshape(-1, p, p),
                     s_pos=np.array([s[2:] for s in smp], dtype=np.int64).reshape(-1, 2),
@@ -324,8 +351,9 @@ class AffinityWriter(BasePredictionWriter):
         n_done = 0
         stats = dict.fromkeys(STAT_KEYS, 0.0)
         images, leaves, pos = [], [], []
+        settings = self._settings(info)
         for f in files:
-            data = _load_partial(f, self.settings)
+            data = _load_partial(f, settings)
             acc.merge(data["sums"], data["counts"])
             ids = data["done"].tolist()
             done |= set(ids)
@@ -348,7 +376,7 @@ class AffinityWriter(BasePredictionWriter):
         images, leaves, pos = images[: self.n_samples], leaves[: self.n_samples], pos[: self.n_samples]
         path = aff_path(self.out_dir, self.dataset, info.seq, info.frame)
         meta = {
-            **self.metadata, **self.frame_metadata.get(info.key, {}), **self.settings, "frame": info.frame,
+            **self.metadata, **self.frame_metadata.get(info.key, {}), **settings, "frame": info.frame,
             "seq": info.seq,
             "origin": list(info.origin), "n_patches": len(info.active), "stats": stats,
         }
