@@ -66,6 +66,8 @@ def _terminate(proc: subprocess.Popen, log: Path, timeout: float = 30) -> tuple[
 def _done_ids(out: Path) -> set[int]:
     ids: set[int] = set()
     for p in partial_dir(out, "SYNTH-HeLa").glob("*.npz"):
+        if p.name.startswith("."):  # a file being written (atomic_path's temporary name)
+            continue
         with np.load(p) as z:
             ids |= set(z["done"].tolist())
     return ids

@@ -23,7 +23,9 @@ from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import fill_holes, merge_small_segments
 from inpaintaff.segment.scale import (
+    MIN_EXPLAINED,
     ScaleDecision,
+    decide_estimated,
     decide_scale,
     labels_onto_foreground,
     labels_to_shape,
@@ -166,14 +168,14 @@ class OnePassSegmenter:
             return decide_scale(self.model_diameter, diameter, "given", s.tolerance), None
         first = true_foreground(gt) if s.foreground == "truefg" and gt is not None else intensity_foreground(image)
         est = estimate_diameter(first, min_objects=s.min_objects)
-        decision = decide_scale(self.model_diameter, est.diameter, "estimated", s.tolerance, est.n_objects,
-                                est.uncertain)
-        if s.foreground != "fgnet":
+        decision = decide_estimated(self.model_diameter, est, s.tolerance)
+        if s.foreground != "fgnet" or decision.source == "unreliable":
             reuse = decision.factor == 1.0 and s.foreground == "intensity"
             return decision, (first.astype(np.float32) if reuse else None)
         fg_map = self._model_scale_map(image, decision.factor, gt)
         refined = estimate_diameter(fg_map > self.threshold, min_objects=s.min_objects)
-        if refined.diameter is None or abs(math.log(refined.diameter / self.model_diameter)) > math.log(REFINE_RANGE):
+        if (refined.diameter is None or refined.explained < MIN_EXPLAINED
+                or abs(math.log(refined.diameter / self.model_diameter)) > math.log(REFINE_RANGE)):
             # FGNET breaks nuclei far from its size into pieces of about its size, or misses them:
             # far from the first estimate, its foreground says more about FGNET than about the nuclei.
             return decision, fg_map

@@ -37,19 +37,36 @@ class ScaleDecision:
                 "diameter_uncertain": self.uncertain}
 
 
+# Estimates explaining less of the foreground than this are not acted on (see DiameterEstimate).
+MIN_EXPLAINED = 0.3
+# Images are never resized by more than this (or less than its inverse): 4 covers nuclei of 6 to
+# 100 px for a 25-px model, and a wrong estimate beyond it would cost 16× the pixels.
+MAX_FACTOR = 4.0
+
+
 def decide_scale(model_diameter: float | None, diameter: float | None, source: str, tolerance: float = 0.1,
                  n_objects: int = 0, uncertain: bool = False) -> ScaleDecision:
     """The factor that brings nuclei of ``diameter`` px to ``model_diameter`` px.
 
     Factors within ``tolerance`` of 1 (relative) snap to exactly 1: resampling blurs, and a
-    model trained on a range of sizes does not need a 5 % correction. With no model diameter or
-    no diameter the image is not resized.
+    model trained on a range of sizes does not need a 5 % correction. Factors are clipped to
+    [1/MAX_FACTOR, MAX_FACTOR]. With no model diameter or no diameter the image is not resized.
     """
     if not model_diameter or not diameter or not math.isfinite(diameter) or diameter <= 0:
         return ScaleDecision(diameter, source if diameter else "unknown", 1.0, 1.0, n_objects, uncertain)
     raw = float(model_diameter) / float(diameter)
-    factor = 1.0 if abs(math.log(raw)) <= math.log1p(tolerance) else raw
+    factor = 1.0 if abs(math.log(raw)) <= math.log1p(tolerance) else min(max(raw, 1.0 / MAX_FACTOR), MAX_FACTOR)
     return ScaleDecision(float(diameter), source, factor, raw, n_objects, uncertain)
+
+
+def decide_estimated(model_diameter: float | None, estimate, tolerance: float) -> ScaleDecision:
+    """``decide_scale`` for a :class:`~inpaintaff.segment.diameter.DiameterEstimate`; an estimate that
+    explains too little of the foreground is reported (source ``unreliable``) but not applied."""
+    if estimate.diameter is not None and estimate.explained < MIN_EXPLAINED:
+        raw = float(model_diameter) / estimate.diameter if model_diameter else 1.0
+        return ScaleDecision(estimate.diameter, "unreliable", 1.0, raw, estimate.n_objects, True)
+    return decide_scale(model_diameter, estimate.diameter, "estimated", tolerance, estimate.n_objects,
+                        estimate.uncertain)
 
 
 def scaled_shape(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
@@ -93,10 +110,16 @@ def labels_to_shape(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def warn_if_far(name: str, decision: ScaleDecision, far: float = 2.0) -> None:
     """Log a warning when the factor is far from 1 or the estimate rests on too few objects."""
-    if decision.uncertain:
+    if decision.source == "unreliable":
+        log.warning("%s: the nucleus diameter could not be estimated (%.1f px from %d object(s) that explain "
+                    "little of the foreground: packed or faint nuclei); not resized: set data.diameter",
+                    name, decision.diameter, decision.n_objects)
+    elif decision.uncertain:
         log.warning("%s: nucleus diameter %s estimated from only %d object(s): uncertain; set data.diameter "
                     "if the masks look wrong", name, "unknown" if decision.diameter is None
                     else f"{decision.diameter:.1f} px", decision.n_objects)
+    if decision.factor != decision.raw_factor and decision.source != "unreliable" and decision.factor != 1.0:
+        log.warning("%s: resizing by %.2f clipped to %.2f", name, decision.raw_factor, decision.factor)
     if decision.factor != 1.0 and (decision.factor > far or decision.factor < 1.0 / far):
         log.warning("%s: resized by %.2f (nuclei of %.1f px, the model's are %.1f px): far from the model's "
                     "size; results are best when the model is trained on nuclei like these", name,
@@ -126,8 +149,7 @@ def estimate_scale(image: np.ndarray, model_diameter: float | None, diameter: fl
         decision = decide_scale(model_diameter, diameter, "given", spec.tolerance)
     else:
         est = estimate_diameter(intensity_foreground(image), min_objects=spec.min_objects)
-        decision = decide_scale(model_diameter, est.diameter, "estimated", spec.tolerance, est.n_objects,
-                                est.uncertain)
+        decision = decide_estimated(model_diameter, est, spec.tolerance)
     log.info("%s: nucleus diameter %s (%s), resized by %.3g", name or "frame",
              "unknown" if decision.diameter is None else f"{decision.diameter:.1f} px", decision.source,
              decision.factor)
