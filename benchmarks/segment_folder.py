@@ -205,6 +205,7 @@ def main() -> None:
     ap.add_argument("--same-masks-as", type=Path,
                     help="an earlier --out: check that runs of the same name wrote identical masks")
     a = ap.parse_args()
+    a.out = a.out.resolve()  # the commands run from their log's folder
 
     parts = [p.strip() for p in a.parts.split(",") if p.strip()]
     extra = [*(["--diameter", str(a.diameter)] if a.diameter else []), *a.extra]
