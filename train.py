@@ -5,6 +5,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+import inpaintaff.utils.threads  # noqa: F401  (first: torch's idle threads sleep, see the module)
 from inpaintaff.train import train
 from inpaintaff.utils.signals import sigterm_stops
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import open_dict
+
+import inpaintaff.utils.threads  # noqa: F401  (before torch loads: idle threads sleep)
 
 
 def run_segment_folder(overrides: Sequence[str]) -> dict:
@@ -51,18 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _passive_openmp_threads() -> None:
-    """Idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``) unless the user
-    chose a policy. Read once when torch loads, so it is set before torch is imported (the spawned
-    processes of ``--devices N`` inherit it). Spinning threads of torch's default thread count stall
-    each other on a machine shared with other work: 16.5 s instead of 2.0 s per HeLa frame on 2
-    busy cores (benchmarks/segment_folder.py). Only the waiting changes: results are identical."""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _passive_openmp_threads()
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     unknown = [e for e in extra if e.startswith("-") or "=" not in e]
