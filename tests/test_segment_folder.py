@@ -186,3 +186,24 @@ def test_real_images_of_the_dsb_folder(tmp_path: Path) -> None:
     rows = _csv(tmp_path / "out" / "images.csv")
     assert [r["image"] for r in rows] == names
     assert all(r["seg"] != "" and float(r["diameter"]) > 0 for r in rows)
+
+
+def test_alpha_chosen_on_the_images_with_masks(images, tmp_path: Path) -> None:
+    """task.select: α and fragment size chosen on the masked images, stored with their curve, and
+    used for every mask (equal to the API with the chosen values)."""
+    imgs, masks = images
+    out = tmp_path / "out"
+    result = run_segment_folder([f"data.images={imgs}", f"data.masks={masks}", f"paths.output_dir={out}",
+                                 "task.select.enabled=true", "task.select.alphas=[1.0,3.0]",
+                                 "task.select.min_sizes=[0,100]", "trainer.enable_progress_bar=false"])
+    sel = result["selection"]
+    rows = {(r["alpha"], r["min_size"]): r["seg"] for r in sel["curve"]}
+    assert len(rows) == 4 and sel["seg"] == max(rows.values()) >= rows[(3.0, 100)]  # the stored α is in the grid
+    stored = json.loads((out / "alpha_selection.json").read_text())["fgnet"]
+    assert (stored["alpha"], stored["min_size"]) == (sel["alpha"], sel["min_size"])
+    assert (out / "seg_vs_alpha.png").is_file()
+    seg = Segmenter.pretrained("hela", alpha=sel["alpha"], min_size=sel["min_size"])
+    for name, labels in _masks(out).items():
+        np.testing.assert_array_equal(seg(read_channel(next(imgs.glob(f"{name}.*")))), labels)
+    with pytest.raises(InputError, match="task.select needs images with masks"):
+        run_segment_folder([f"data.images={imgs}", f"paths.output_dir={tmp_path / 'o2'}", "task.select.enabled=true"])

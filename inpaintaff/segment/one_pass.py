@@ -82,6 +82,18 @@ class OnePassResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Prepared:
+    """One image up to the mutex watershed: at the model's scale but for the input's foreground."""
+
+    input_shape: tuple[int, int]
+    scale: ScaleDecision
+    foreground: np.ndarray  # bool, model scale
+    input_foreground: np.ndarray | None  # bool, input scale (None when not resized)
+    affinities: np.ndarray  # (12, h, w), model scale
+    seconds: dict[str, float]
+
+
 def inside_pairs(shape: tuple[int, int], offsets=OFFSETS) -> np.ndarray:
     """(C, H, W) True where the pixel pair of each offset lies inside an image of ``shape``."""
     valid = np.zeros((len(offsets), *shape), dtype=bool)
@@ -183,13 +195,10 @@ class OnePassSegmenter:
                              refined.n_objects, refined.uncertain)
         return final, (fg_map if final.factor == decision.factor else None)
 
-    def __call__(self, image: np.ndarray, diameter: float | None = None, gt: np.ndarray | None = None,
-                 keep_affinities: bool = False) -> OnePassResult:
-        """Instances of a normalised 2D ``image`` (labels 1..N, 0 background), at its own shape.
-
-        ``diameter``: the nuclei's diameter in px (None: estimated). ``gt``: the image's labels,
-        read only for ``foreground=truefg``.
-        """
+    def prepare(self, image: np.ndarray, diameter: float | None = None, gt: np.ndarray | None = None
+                ) -> Prepared:
+        """Everything before the mutex watershed: the resizing, the foreground and the affinities at
+        the model's scale (what a choice of α and fragment size reuses)."""
         s = self.settings
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
@@ -201,26 +210,45 @@ class OnePassSegmenter:
         t0 = time.perf_counter()
         if fg_map is None:
             fg_map = self._model_scale_map(image, decision.factor, gt)
-        fg = fg_map > self.threshold
+        input_fg = None if decision.factor == 1.0 else self._input_foreground(image, gt, fg_map)
         seconds["foreground"] = time.perf_counter() - t0
         scaled = rescale_image(image, decision.factor)
         t0 = time.perf_counter()
         aff = predict_at_least(self.affinity, scaled, s.tile, s.halo, self.device)
         seconds["affinities"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        valid = inside_pairs(scaled.shape)
-        labels = mutex_watershed(aff, s.alpha, OFFSETS, n_attractive=N_ATTRACTIVE, valid=valid, foreground=fg,
+        return Prepared(image.shape, decision, fg_map > self.threshold, input_fg, aff, seconds)
+
+    def finish(self, prep: Prepared, alpha: float | None = None, min_size: int | None = None) -> np.ndarray:
+        """Labels at the input's shape from prepared inputs, with the settings' α and fragment size
+        (or the ones given)."""
+        s = self.settings
+        alpha = s.alpha if alpha is None else float(alpha)
+        min_size = s.min_size if min_size is None else int(min_size)
+        factor = prep.scale.factor
+        labels = mutex_watershed(prep.affinities, alpha, OFFSETS, n_attractive=N_ATTRACTIVE,
+                                 valid=inside_pairs(prep.foreground.shape), foreground=prep.foreground,
                                  seed=s.seed, backend=s.backend)
-        labels = labels_to_shape(merge_small_segments(labels, s.min_size), image.shape)
-        if decision.factor != 1.0:
+        labels = labels_to_shape(merge_small_segments(labels, min_size), prep.input_shape)
+        if prep.input_foreground is not None:
             # Nearest resizing puts outlines up to a model pixel off: lay the labels onto the
             # foreground at the input's scale instead (specks smaller than the fragment size dropped).
-            labels = labels_onto_foreground(labels, self._input_foreground(image, gt, fg_map),
-                                            reach=1.0 + 1.0 / decision.factor,
-                                            min_new=int(s.min_size / decision.factor**2))
+            labels = labels_onto_foreground(labels, prep.input_foreground, reach=1.0 + 1.0 / factor,
+                                            min_new=int(min_size / factor**2))
         labels = relabel_consecutive(labels)
         if s.fill_holes:  # at the input's shape: shrinking back can close a gap into a hole
             labels = fill_holes(labels)
-        seconds["mws"] = time.perf_counter() - t0
-        return OnePassResult(labels, decision, tuple(scaled.shape), fg,
-                             (aff * valid) if keep_affinities else None, seconds)
+        return labels
+
+    def __call__(self, image: np.ndarray, diameter: float | None = None, gt: np.ndarray | None = None,
+                 keep_affinities: bool = False) -> OnePassResult:
+        """Instances of a normalised 2D ``image`` (labels 1..N, 0 background), at its own shape.
+
+        ``diameter``: the nuclei's diameter in px (None: estimated). ``gt``: the image's labels,
+        read only for ``foreground=truefg``.
+        """
+        prep = self.prepare(image, diameter, gt)
+        t0 = time.perf_counter()
+        labels = self.finish(prep)
+        seconds = {**prep.seconds, "mws": time.perf_counter() - t0}
+        aff = prep.affinities * inside_pairs(prep.foreground.shape) if keep_affinities else None
+        return OnePassResult(labels, prep.scale, tuple(prep.foreground.shape), prep.foreground, aff, seconds)

@@ -64,6 +64,15 @@ class ForegroundSpec:
 
 
 @dataclass
+class SelectSpec:
+    enabled: bool = MISSING
+    split: str = MISSING
+    alphas: list[float] = MISSING
+    min_sizes: list[int] = MISSING
+    min_merged: int = MISSING
+
+
+@dataclass
 class SegmentFolderSettings:
     """``task=segment_folder`` (defaults in ``conf/task/segment_folder.yaml``)."""
 
@@ -75,6 +84,7 @@ class SegmentFolderSettings:
     alpha: Any = MISSING  # a number, or auto
     min_size: Any = MISSING  # a number, or auto
     scale: ScaleSpec = field(default_factory=ScaleSpec)
+    select: SelectSpec = field(default_factory=SelectSpec)
     fill_holes: bool = MISSING
     tile: int = MISSING
     halo: int = MISSING
@@ -270,6 +280,44 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
     return result
 
 
+def select_alpha(segmenter: Segmenter, source: FrameSource, spec: SelectSpec, out_dir: Path) -> dict:
+    """Choose α and the fragment size on the images of ``spec.split`` that have masks, store the
+    choice and its curve in ``<out_dir>/alpha_selection.json`` and ``seg_vs_alpha.png``, and set
+    them on ``segmenter``."""
+    from dataclasses import replace
+
+    from inpaintaff.segment.alpha import count_merged_objects, foreground_key, record_alpha_selection
+    from inpaintaff.segment.folder_alpha import best_row, sweep_alpha
+    from inpaintaff.viz.scores import plot_seg_vs_alpha
+
+    refs = [r for r in source.frames(spec.split) if r.gt_path is not None]
+    if not refs:
+        raise InputError(getattr(source, "root", None), f"task.select needs images with masks in split "
+                         f"{spec.split!r} (data.masks, and data.splits.{spec.split} naming some of them)")
+    one_pass, prepared, gts = segmenter.one_pass, [], []
+    for ref in refs:
+        image = percentile_normalize(source.load_raw(ref), *segmenter.normalize, source=ref.raw_path)
+        gts.append(source.load_labels(ref))
+        prepared.append(one_pass.prepare(image, source.diameter, gts[-1]))
+    rows = sweep_alpha(one_pass, prepared, gts, spec.alphas, spec.min_sizes)
+    best = best_row(rows, spec.alphas)
+    n_merged = count_merged_objects(source, spec.split)
+    if n_merged < spec.min_merged:
+        log.warning("the %d selection image(s) hold only %d nuclei that touch another (task.select.min_merged=%d): "
+                    "alpha is chosen on few merges", len(refs), n_merged, spec.min_merged)
+    label = f"one pass + {segmenter.settings.foreground.upper()}"
+    record_alpha_selection(out_dir, label, foreground_key(segmenter.settings.foreground), best["alpha"], rows,
+                           spec.split, n_merged, best["min_size"])
+    plot_seg_vs_alpha(out_dir / "seg_vs_alpha.png", [{**r, "label": label, "dataset": source.dataset,
+                                                      "split": f"{spec.split}, min size {r['min_size']}",
+                                                      "det_acc_0.5": None} for r in rows])
+    one_pass.settings = replace(one_pass.settings, alpha=best["alpha"], min_size=best["min_size"])
+    log.info("alpha %g and min size %d chosen on %d image(s) (SEG %.4f): %s", best["alpha"], best["min_size"],
+             len(refs), best["seg"], out_dir / "alpha_selection.json")
+    return {"alpha": best["alpha"], "min_size": best["min_size"], "seg": best["seg"], "n_images": len(refs),
+            "n_merged_objects": n_merged, "curve": rows}
+
+
 def run(cfg: DictConfig) -> dict:
     # One run at a time per output folder, taken by the launching process only: with
     # trainer.devices=N the processes Lightning starts belong to this run (inpaintaff.utils.locks).
@@ -295,6 +343,7 @@ def _run(cfg: DictConfig) -> dict:
                              f"none (e.g. {missing[:3]}): set data.masks, or use fgnet")
     segmenter = build_segmenter(t, cfg)
     out_dir = Path(t.out_dir)
+    selection = select_alpha(segmenter, source, t.select, out_dir) if t.select.enabled else None
     outputs = FolderOutputs(out_dir)
     todo, kept = plan(segmenter, source, refs, outputs, cfg, t.overwrite)
     if kept:
@@ -309,4 +358,8 @@ def _run(cfg: DictConfig) -> dict:
     wall = time.perf_counter() - start
     if trainer.global_rank != 0:
         return {}
-    return summarize(outputs, refs, out_dir, wall, len(todo), segmenter, t.tensorboard_images)
+    result = summarize(outputs, refs, out_dir, wall, len(todo), segmenter, t.tensorboard_images)
+    if selection is not None:
+        result["selection"] = selection
+        write_json(out_dir / RESULT_NAME, result)
+    return result
