@@ -12,6 +12,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.modules.nucleus_size import NucleusSizeRecorder, training_diameter
+from inpaintaff.modules.training_record import check_resumed_record, training_record
 from inpaintaff.utils.instantiate import build_trainer
 from inpaintaff.utils.train_checks import check_crop_size, check_resume_checkpoint, check_training_config
 
@@ -69,13 +70,15 @@ def train(cfg: DictConfig) -> dict:
         raise ValueError(f"{type(model).__name__} trains on labeled crops: set data.train_mode=labeled "
                          f"(it is {datamodule.train_mode!r}, which yields raw crops without labels)")
     check_crop_size(datamodule, model)
+    record = training_record(cfg, datamodule)
     if cfg.get("ckpt_path"):
         check_resume_checkpoint(cfg.ckpt_path, model)
+        check_resumed_record(cfg.ckpt_path, record)
     diameter, how = training_diameter(datamodule)
     log.info("nucleus diameter of the training data: %s (%s); checkpoints record it",
              "unknown" if diameter is None else f"{diameter:.1f} px", how)
     interrupted = InterruptCheckpoint(Path(cfg.paths.output_dir) / "checkpoints", INTERRUPTED)
-    trainer = build_trainer(cfg, callbacks=[NucleusSizeRecorder(diameter, how), interrupted])
+    trainer = build_trainer(cfg, callbacks=[NucleusSizeRecorder(diameter, how, record), interrupted])
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).exists():
         raise FileNotFoundError(f"{ckpt_path}: checkpoint to resume from not found")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -69,3 +70,26 @@ def test_training_resumed_from_ckpt_path_continues_where_it_stopped(compose, tmp
         assert torch.equal(resumed["exp_avg"][i], s["exp_avg"])
     assert resumed["lr"] == ckpt["optimizer_states"][0]["param_groups"][0]["lr"]
     assert ckpt["lr_schedulers"][0]["last_epoch"] == STEPS
+
+
+def test_resuming_with_other_settings_or_changed_data_is_an_error(compose, tmp_path: Path, synthetic_root) -> None:
+    """The checkpoint carries the run's record; a resume that would train on other data or settings
+    stops before training and names what differs (an unchanged resume is fine, above)."""
+    from inpaintaff.tasks.checkpoints import checkpoint_meta
+    from inpaintaff.utils.errors import InputError
+
+    first, _ = _run(compose, [f"trainer.max_steps={STEPS}"])
+    stop = tmp_path / "stop.ckpt"
+    shutil.copy(Path(first["checkpoint"]).with_name("last.ckpt"), stop)
+    assert checkpoint_meta(stop)["record"]["inputs"], "no record in the checkpoint"
+    with pytest.raises(InputError, match=r"other settings or data .*data.normalize.high: 99.8 in the file, 99.0 now"):
+        _run(compose, [f"trainer.max_steps={2 * STEPS}", f"ckpt_path={stop}", "data.normalize.high=99.0"])
+    # A training frame edited in place (same name, other content).
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_root, data / "synthetic")
+    frame = data / "synthetic" / "SYNTH-HeLa" / "01" / "t000.tif"
+    import tifffile
+
+    tifffile.imwrite(frame, tifffile.imread(frame)[::-1].copy())
+    with pytest.raises(InputError, match=r"inputs\.raw/01/t000/image"):
+        _run(compose, [f"trainer.max_steps={2 * STEPS}", f"ckpt_path={stop}", f"paths.data_dir={data}"])

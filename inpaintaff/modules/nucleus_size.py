@@ -41,10 +41,12 @@ def training_diameter(data: Any) -> tuple[float | None, str]:
 
 
 class NucleusSizeRecorder(pl.Callback):
-    """Writes ``{"nucleus_diameter": px, "nucleus_diameter_from": how}`` into every checkpoint."""
+    """Writes ``{"nucleus_diameter": px, "nucleus_diameter_from": how, "record": ...}`` into every
+    checkpoint (``record``: what shaped the run, see ``inpaintaff.modules.training_record``)."""
 
-    def __init__(self, diameter: float | None, how: str):
-        self.diameter, self.how = diameter, how
+    def __init__(self, diameter: float | None, how: str, record: dict | None = None):
+        self.diameter, self.how, self.record = diameter, how, record
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        checkpoint[META_KEY] = {"nucleus_diameter": self.diameter, "nucleus_diameter_from": self.how}
+        checkpoint[META_KEY] = {"nucleus_diameter": self.diameter, "nucleus_diameter_from": self.how,
+                                "record": self.record}
