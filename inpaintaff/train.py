@@ -70,6 +70,7 @@ def train(cfg: DictConfig) -> dict:
         raise ValueError(f"{type(model).__name__} trains on labeled crops: set data.train_mode=labeled "
                          f"(it is {datamodule.train_mode!r}, which yields raw crops without labels)")
     check_crop_size(datamodule, model)
+    datamodule.prepare_data()  # (the synthetic set is made here) the record and the nucleus size read the frames
     record = training_record(cfg, datamodule)
     if cfg.get("ckpt_path"):
         check_resume_checkpoint(cfg.ckpt_path, model)

@@ -47,3 +47,17 @@ def test_train_cli_unknown_key_fails_clearly(tmp_path):
     proc = _run(["trainer.max_epochz=1"], tmp_path)
     assert proc.returncode != 0
     assert "max_epochz" in proc.stderr and "Could not override" in proc.stderr
+
+
+def test_train_generates_the_embedded_data_on_first_use(compose, tmp_path):
+    """The record and the nucleus size read the frames before training: on a fresh machine the
+    synthetic set must be made first (as `make demo` does)."""
+    from inpaintaff.train import train
+
+    fresh = tmp_path / "fresh"
+    cfg = compose("train", [f"paths.data_dir={fresh}", "model=inpaint_cpu", "model.widths=[4,8]",
+                            "model.kernel_sizes=[3,3]", "trainer=cpu", "trainer.max_steps=1", "trainer.max_epochs=-1",
+                            "trainer.limit_val_batches=0", "data.crop_size=32", "data.batch_size=2",
+                            "data.samples_per_epoch=2", "logger=csv", "trainer.enable_progress_bar=false"])
+    out = train(cfg)
+    assert out["global_step"] == 1 and (fresh / "synthetic" / "SYNTH-HeLa" / "01").is_dir()
