@@ -14,10 +14,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from inpaintaff.utils.errors import InputError
+
 
 def file_sha1(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-1 of a file's bytes (16 hex digits)."""
     h = hashlib.sha1()
+    if not Path(path).is_file():
+        raise InputError(path, "file not found (an input of this result)")
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)

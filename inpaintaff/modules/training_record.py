@@ -29,7 +29,11 @@ def training_inputs(data: Any) -> dict[str, Path | None]:
             if data.train_mode == "affinities":
                 from inpaintaff.io.affinities import aff_path
 
-                files[f"{split}/{ref.name}/teacher"] = aff_path(data.teacher_dir, data.dataset, ref.seq, ref.frame)
+                path = aff_path(data.teacher_dir, data.dataset, ref.seq, ref.frame)
+                if not path.is_file():
+                    raise InputError(path, "affinity file not found (the teacher's affinities of this frame: "
+                                     "data.teacher_dir is task=inpaintaff's out_dir)")
+                files[f"{split}/{ref.name}/teacher"] = path
     return files
 
 
