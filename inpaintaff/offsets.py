@@ -92,3 +92,12 @@ def affinities_from_labels_torch(
     """
     same, valid = label_affinities(labels, offsets, ignore_label)
     return same.float(), valid
+
+
+def inside_pairs(shape: tuple[int, int], offsets: Sequence[Sequence[int]] = OFFSETS) -> np.ndarray:
+    """(C, H, W) True where the pixel pair of each offset lies inside an image of ``shape``."""
+    valid = np.zeros((len(offsets), *shape), dtype=bool)
+    for c, off in enumerate(offsets):
+        src, _ = shifted_slices(shape, tuple(off))
+        valid[c][src] = True
+    return valid

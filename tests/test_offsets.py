@@ -37,3 +37,11 @@ def test_label_affinities_match_reference_numpy_and_torch(ignore):
         np.testing.assert_array_equal(t_same[i].numpy(), ref_same)
         np.testing.assert_array_equal(t_valid[i].numpy(), ref_valid)
     assert not valid[:, 4:].any()
+
+
+def test_inside_pairs_are_the_valid_pairs_of_any_labelling() -> None:
+    from inpaintaff.offsets import OFFSETS, affinities_from_labels, inside_pairs
+
+    for shape in ((40, 57), (20, 20), (5, 90)):
+        _, valid = affinities_from_labels(np.zeros(shape, np.int32), OFFSETS)
+        np.testing.assert_array_equal(inside_pairs(shape), valid)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS, shifted_slices
+from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS, inside_pairs
 from inpaintaff.segment.diameter import estimate_diameter, intensity_foreground
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.mws import mutex_watershed
@@ -34,11 +34,9 @@ from inpaintaff.segment.scale import (
 )
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.labels import relabel_consecutive
-from inpaintaff.utils.tiling import predict_with_halo
+from inpaintaff.utils.tiling import predict_at_least
 
 FOREGROUNDS = ("fgnet", "intensity", "truefg")
-# The offsets reach 27 px: a model-scale image is padded to at least this size.
-MIN_SIDE = 64
 # FGNET's estimate (at the first estimate's scale) refines the first only within this factor of it.
 REFINE_RANGE = 1.5
 
@@ -92,33 +90,6 @@ class Prepared:
     input_foreground: np.ndarray | None  # bool, input scale (None when not resized)
     affinities: np.ndarray  # (12, h, w), model scale
     seconds: dict[str, float]
-
-
-def inside_pairs(shape: tuple[int, int], offsets=OFFSETS) -> np.ndarray:
-    """(C, H, W) True where the pixel pair of each offset lies inside an image of ``shape``."""
-    valid = np.zeros((len(offsets), *shape), dtype=bool)
-    for c, off in enumerate(offsets):
-        src, _ = shifted_slices(shape, tuple(off))
-        valid[c][src] = True
-    return valid
-
-
-def _pad_to(image: np.ndarray, side: int) -> tuple[np.ndarray, tuple[slice, slice]]:
-    """``image`` padded (reflected) to at least ``side`` per axis, and where the image sits in it."""
-    ph, pw = max(0, side - image.shape[0]), max(0, side - image.shape[1])
-    if not ph and not pw:
-        return image, (slice(None), slice(None))
-    mode = "reflect" if min(image.shape) > 1 and ph < image.shape[0] and pw < image.shape[1] else "edge"
-    padded = np.pad(image, ((0, ph), (0, pw)), mode=mode)
-    return padded, (slice(0, image.shape[0]), slice(0, image.shape[1]))
-
-
-def predict_at_least(predict: Predict, image: np.ndarray, tile: int, halo: int,
-                     device: str | torch.device = "cpu") -> np.ndarray:
-    """``predict_with_halo`` on ``image`` padded to at least ``MIN_SIDE`` px (an image shrunk to the
-    model's scale may be tiny); the result has the image's shape."""
-    padded, inner = _pad_to(np.asarray(image, dtype=np.float32), MIN_SIDE)
-    return predict_with_halo(predict, padded, tile, halo, device)[(slice(None), *inner)]
 
 
 class OnePassSegmenter:

@@ -19,9 +19,8 @@ from inpaintaff.data.scaled import ScaledFrames
 from inpaintaff.io.affinities import aff_path, read_affinity_metadata, write_affinities
 from inpaintaff.modules.affnet import AffNetModule
 from inpaintaff.modules.distill import DistillModule
-from inpaintaff.offsets import OFFSETS
+from inpaintaff.offsets import OFFSETS, inside_pairs
 from inpaintaff.segment.alpha import seed_from_checkpoint
-from inpaintaff.segment.one_pass import inside_pairs, predict_at_least
 from inpaintaff.tasks.checkpoints import (
     TiledSettings,
     check_tiled,
@@ -35,6 +34,7 @@ from inpaintaff.tasks.checkpoints import (
     outputs_to_write,
 )
 from inpaintaff.utils.config import typed
+from inpaintaff.utils.tiling import predict_at_least
 
 log = logging.getLogger(__name__)
 

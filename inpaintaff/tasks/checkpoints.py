@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,8 +111,10 @@ def kept_record_of(meta: dict) -> dict:
 
 def checkpoint_fingerprint(path: str | Path) -> str:
     """A short SHA-1 of the checkpoint file: outputs record it, so a changed checkpoint is noticed
-    even under the same file name."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+    even under the same file name (the records' one file hash, computed once per file version)."""
+    from inpaintaff.io.records import checkpoint_sha1
+
+    return checkpoint_sha1(path)
 
 
 # The project's LightningModules and the task that uses each one's checkpoints.

@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 from inpaintaff.data.scaled import ScaledFrames
 from inpaintaff.io.foreground import foreground_path, read_foreground_metadata, write_foreground
 from inpaintaff.modules.fgnet import FGNetModule
-from inpaintaff.segment.one_pass import predict_at_least
 from inpaintaff.tasks.checkpoints import (
     ForegroundSettings,
     check_tiled,
@@ -30,6 +29,7 @@ from inpaintaff.tasks.checkpoints import (
     outputs_to_write,
 )
 from inpaintaff.utils.config import typed
+from inpaintaff.utils.tiling import predict_at_least
 
 log = logging.getLogger(__name__)
 

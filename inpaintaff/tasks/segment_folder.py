@@ -197,7 +197,7 @@ def segment_one(segmenter: Segmenter, source: FrameSource, ref: FrameRef, record
         save_rgb_png(outputs.overlay(name), overlay_rgb(image, res.labels, gt)[0])  # errors marked with masks
     if save_affinities and res.affinities is not None:
         from inpaintaff.io.affinities import write_affinities
-        from inpaintaff.segment.one_pass import inside_pairs
+        from inpaintaff.offsets import inside_pairs
 
         write_affinities(outputs.affinities(name), res.affinities, inside_pairs(res.model_shape), metadata={
             "source": "segment_folder", "image": name, "scale_factor": res.scale.factor,

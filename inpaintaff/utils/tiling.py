@@ -37,3 +37,25 @@ def predict_with_halo(
             out[:, y : y + th, x : x + tw] = pred
     assert out is not None
     return out
+
+
+# The offsets reach 27 px: an image shrunk to a model's scale is padded to at least this size.
+MIN_SIDE = 64
+
+
+def _pad_to(image: np.ndarray, side: int) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """``image`` padded (reflected) to at least ``side`` per axis, and where the image sits in it."""
+    ph, pw = max(0, side - image.shape[0]), max(0, side - image.shape[1])
+    if not ph and not pw:
+        return image, (slice(None), slice(None))
+    mode = "reflect" if min(image.shape) > 1 and ph < image.shape[0] and pw < image.shape[1] else "edge"
+    padded = np.pad(image, ((0, ph), (0, pw)), mode=mode)
+    return padded, (slice(0, image.shape[0]), slice(0, image.shape[1]))
+
+
+def predict_at_least(predict: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, tile: int, halo: int,
+                     device: str | torch.device = "cpu") -> np.ndarray:
+    """``predict_with_halo`` on ``image`` padded to at least ``MIN_SIDE`` px (an image shrunk to the
+    model's scale may be tiny); the result has the image's shape."""
+    padded, inner = _pad_to(np.asarray(image, dtype=np.float32), MIN_SIDE)
+    return predict_with_halo(predict, padded, tile, halo, device)[(slice(None), *inner)]
