@@ -20,7 +20,7 @@ from inpaintaff.io.affinities import aff_path, read_affinities
 from inpaintaff.tasks.inpaintaff import run
 from inpaintaff.tasks.inpaintaff.module import InpaintAffModule
 from inpaintaff.tasks.inpaintaff.patches import PatchDataModule, foreground_skip_spec
-from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, partial_dir, samples_path
+from inpaintaff.tasks.inpaintaff.writer import AffinityWriter, partial_dir
 from inpaintaff.utils.errors import InputError
 
 # Small and quick: a 48 x 80 crop, 32-pixel patches, a short schedule.
@@ -120,7 +120,7 @@ def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
     np.testing.assert_array_equal(valid, exp_valid)
     np.testing.assert_array_equal(aff, exp_aff)
     # Both runs collected sample patches; the samples file keeps n_hierarchy_patches of them.
-    with np.load(samples_path(out, "SYNTH-HeLa", "02", 0)) as z:
+    with np.load(aff_path(out, "SYNTH-HeLa", "02", 0).with_name("aff000_patches.npz")) as z:
         assert len(z["image"]) == len(z["pos"]) == cfg.task.n_hierarchy_patches == 4
 
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -99,6 +100,11 @@ class CTCDataModule(pl.LightningDataModule):
     crops of the ``train`` split, reduced by the label budget (``label_frames``, ``max_instances``),
     or ``affinities``: crops of the ``raw`` split with the affinities ``task=inpaintaff`` wrote
     for them below ``teacher_dir`` (the student's targets; no GT is read).
+
+    ``resize_to`` (px): every training frame is first resized so that its nuclei have this diameter
+    (``data.diameter``, or estimated per frame from its intensity foreground, without labels), so
+    that a net learns one nucleus size from frames of many; teacher affinities are read at the
+    scale they were computed at, which must be the same.
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class CTCDataModule(pl.LightningDataModule):
         generate: Mapping | None = None,
         teacher_dir: str | Path | None = None,
         diameter: float | None = None,
+        resize_to: float | None = None,
     ):
         super().__init__()
         if train_mode not in TRAIN_MODES:
@@ -143,6 +150,9 @@ class CTCDataModule(pl.LightningDataModule):
         if diameter is not None and not float(diameter) > 0:
             raise ValueError(f"data.diameter must be a positive number of pixels (or null: estimate), got {diameter}")
         self.diameter = None if diameter is None else float(diameter)
+        if resize_to is not None and not float(resize_to) > 0:
+            raise ValueError(f"data.resize_to must be a positive nucleus diameter in pixels (or null), got {resize_to}")
+        self.resize_to = None if resize_to is None else float(resize_to)
         self._cache: dict[Path, np.ndarray] = {}
         self._train: Dataset | None = None
         self._val: Dataset | None = None
@@ -250,6 +260,17 @@ class CTCDataModule(pl.LightningDataModule):
         return labels
 
     # -- datasets ----------------------------------------------------------------------------
+    def training_frames(self) -> Any:
+        """The frames as training sees them: resized to ``resize_to`` (a :class:`ScaledFrames` view),
+        or this module itself."""
+        if self.resize_to is None:
+            return self
+        if getattr(self, "_training_view", None) is None:
+            from inpaintaff.data.scaled import TRAINING_SCALE, ScaledFrames
+
+            self._training_view = ScaledFrames(self, self.resize_to, TRAINING_SCALE)
+        return self._training_view
+
     def _check_size(self, ref: FrameRef, shape: tuple[int, ...]) -> None:
         if min(shape) < self.crop_size:
             raise InputError(ref.raw_path, f"image of shape {shape} is smaller than crop_size {self.crop_size}")
@@ -259,11 +280,12 @@ class CTCDataModule(pl.LightningDataModule):
         if not refs:
             raise InputError(self.root / self.dataset, "train_mode=labeled but the train split has no GT frames")
         refs = choose_label_frames(refs, self.label_frames, self.seed)
+        frames = self.training_frames()
         images, labels, total = [], [], 0
         for ref in refs:
-            lab = self.load_labels(ref)
+            lab = frames.load_labels(ref)
             sl = budget_crop(lab, self.max_instances)
-            img, lab = self.load_image(ref)[sl], lab[sl]
+            img, lab = frames.load_image(ref)[sl], lab[sl]
             pad = [(0, max(0, self.crop_size - n)) for n in img.shape]
             if any(p[1] for p in pad):
                 # Crop smaller than a training crop: pad; padded labels are -1 (ignore).
@@ -283,16 +305,23 @@ class CTCDataModule(pl.LightningDataModule):
 
     def _teacher(self, split: str) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
         """Frames of ``split`` with the engine's affinities for them (train_mode=affinities)."""
-        from inpaintaff.io.affinities import aff_path, read_affinities
+        from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
+        from inpaintaff.segment.scale import rescale_image
 
         refs = self.frames(split)
         if not refs and split == "raw":
             raise InputError(self.root / self.dataset, "train_mode=affinities but the raw split holds no frames")
         images, targets = [], []
         for ref in refs:
-            path = aff_path(self.teacher_dir, self.dataset, ref.seq, ref.frame)
+            path = aff_path(self.teacher_dir, self.dataset, ref.seq, ref.frame, ref.stem)
             aff, valid, _ = read_affinities(path)  # a missing file is an error naming it
-            image = self.load_image(ref)
+            meta = read_affinity_metadata(path)
+            teacher_diameter = (meta.get("scale") or {}).get("model_diameter")
+            if self.resize_to is not None and teacher_diameter != self.resize_to:
+                raise InputError(path, f"affinities computed for nuclei of {teacher_diameter} px, but "
+                                       f"data.resize_to={self.resize_to:g}: compute them at that size")
+            # At the scale the teacher saw the frame (the engine resizes to its nucleus size).
+            image = rescale_image(self.load_image(ref), float(meta.get("scale_factor", 1.0)))
             if aff.shape[1:] != image.shape:
                 raise InputError(path, f"affinities of shape {aff.shape[1:]} for a frame of shape {image.shape}")
             if not valid.any():
@@ -309,7 +338,7 @@ class CTCDataModule(pl.LightningDataModule):
                 refs = self.frames("raw")
                 if not refs:
                     raise InputError(self.root / self.dataset, "the raw split holds no frames")
-                images = [self.load_image(r) for r in refs]
+                images = [self.training_frames().load_image(r) for r in refs]
                 for r, im in zip(refs, images):
                     self._check_size(r, im.shape)
                 self._train = CropDataset(images, self.crop_size, self.samples_per_epoch)
@@ -321,12 +350,13 @@ class CTCDataModule(pl.LightningDataModule):
                 self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, labels)
             val_refs = self.frames("val")
             if val_refs:
-                images = [self.load_image(r) for r in val_refs]
+                frames = self.training_frames()
+                images = [frames.load_image(r) for r in val_refs]
                 for r, im in zip(val_refs, images):
                     self._check_size(r, im.shape)
                 labels, targets = None, None
                 if self.train_mode == "labeled" and all(r.gt_path is not None for r in val_refs):
-                    labels = [self.load_labels(r) for r in val_refs]
+                    labels = [frames.load_labels(r) for r in val_refs]
                 if self.train_mode == "affinities":
                     images, targets = self._teacher("val")
                 self._val = CropDataset(images, self.crop_size, self.val_samples, labels, fixed_seed=self.seed + 1,

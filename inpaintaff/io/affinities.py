@@ -2,6 +2,7 @@
 (AFFNET, the DISTILL student) and read by the segmentation.
 
     <out>/<dataset>/<seq>_AFF/affNNN.tif      one frame, NNN = frame number (3 digits)
+    <out>/<dataset>/AFF/<name>.tif            one image of a plain folder, named by its file stem
         series 0: float32 (12, H, W)  mean affinity over the patches that saw a pair, 0 if none
         series 1: uint8   (12, H, W)  1 where at least one patch saw the pair (valid)
         JSON metadata of series 0: {"offsets": [[dy, dx], ...], "axes": "CYX", ...run info}
@@ -22,8 +23,11 @@ from inpaintaff.offsets import OFFSETS
 from inpaintaff.utils.errors import InputError
 
 
-def aff_path(out: str | Path, dataset: str, seq: str, frame: int) -> Path:
-    """Where the affinities of one frame live."""
+def aff_path(out: str | Path, dataset: str, seq: str, frame: int, stem: str | None = None) -> Path:
+    """Where the affinities of one frame live: by frame number in a CTC sequence, by file stem for an
+    image of a plain folder (``stem``), so that every split and run names an image's file alike."""
+    if stem is not None:
+        return Path(out) / dataset / "AFF" / f"{stem}.tif"
     return Path(out) / dataset / f"{seq}_AFF" / f"aff{frame:03d}.tif"
 
 

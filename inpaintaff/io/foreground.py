@@ -15,8 +15,11 @@ from inpaintaff.io.ctc import read_2d, write_image
 from inpaintaff.utils.errors import InputError
 
 
-def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int) -> Path:
-    """Where the foreground probability of a frame is written."""
+def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int, stem: str | None = None) -> Path:
+    """Where the foreground probability of a frame is written (``<dataset>/FG/<stem>.tif`` for an image
+    of a plain folder)."""
+    if stem is not None:
+        return Path(out_dir) / dataset / "FG" / f"{stem}.tif"
     return Path(out_dir) / dataset / f"{seq}_FG" / f"fg{frame:03d}.tif"
 
 

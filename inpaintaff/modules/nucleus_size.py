@@ -23,6 +23,8 @@ def training_diameter(data: Any) -> tuple[float | None, str]:
     the median of per-frame estimates from the raw frames' intensity foreground."""
     from inpaintaff.segment.diameter import estimate_diameter, intensity_foreground, object_diameters
 
+    if getattr(data, "resize_to", None):
+        return float(data.resize_to), "data.resize_to (every training frame resized to nuclei of this size)"
     if getattr(data, "diameter", None):
         return float(data.diameter), "data.diameter"
     if data.train_mode == "labeled":

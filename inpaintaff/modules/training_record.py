@@ -29,7 +29,7 @@ def training_inputs(data: Any) -> dict[str, Path | None]:
             if data.train_mode == "affinities":
                 from inpaintaff.io.affinities import aff_path
 
-                path = aff_path(data.teacher_dir, data.dataset, ref.seq, ref.frame)
+                path = aff_path(data.teacher_dir, data.dataset, ref.seq, ref.frame, ref.stem)
                 if not path.is_file():
                     raise InputError(path, "affinity file not found (the teacher's affinities of this frame: "
                                      "data.teacher_dir is task=inpaintaff's out_dir)")

@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> dict:
         return kept_record(fingerprint, frames, t.tile, t.halo, ref)
 
     todo, written = outputs_to_write(
-        frames, t.split, lambda seq, frame: aff_path(t.out_dir, dm.dataset, seq, frame), t.overwrite, record,
+        frames, t.split, lambda ref: aff_path(t.out_dir, dm.dataset, ref.seq, ref.frame, ref.stem), t.overwrite, record,
         lambda p: kept_record_of(read_affinity_metadata(p)), "affinities")
     if seed_from_checkpoint(cfg.ckpt, t.out_dir):
         log.info("the checkpoint's measured alpha copied to %s (task=segment task.alpha=auto reads it)", t.out_dir)

@@ -25,7 +25,7 @@ def inference_device(cfg) -> str:
     return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
 
 
-def outputs_to_write(frames: Any, split: str, path_of: Callable[[str, int], Path], overwrite: bool,
+def outputs_to_write(frames: Any, split: str, path_of: Callable[[Any], Path], overwrite: bool,
                      record: Callable[[Any], dict], saved_record: Callable[[Path], dict], what: str):
     """(frame, output path) for the frames of ``split`` still to write, and every output path.
 
@@ -38,7 +38,7 @@ def outputs_to_write(frames: Any, split: str, path_of: Callable[[str, int], Path
 
     todo, paths = [], []
     for ref in frames.frames(split):
-        path = path_of(ref.seq, ref.frame)
+        path = path_of(ref)
         paths.append(str(path))
         if path.exists() and not overwrite:
             now, saved = record(ref), saved_record(path)

@@ -47,7 +47,8 @@ def run(cfg: DictConfig) -> dict:
         return kept_record(fingerprint, frames, t.tile, t.halo, ref)
 
     todo, written = outputs_to_write(
-        frames, t.split, lambda seq, frame: foreground_path(t.out_dir, dm.dataset, seq, frame), t.overwrite, record,
+        frames, t.split, lambda ref: foreground_path(t.out_dir, dm.dataset, ref.seq, ref.frame, ref.stem),
+        t.overwrite, record,
         lambda p: kept_record_of(read_foreground_metadata(p)), "foreground probabilities")
     for ref, path in tqdm(todo, desc="FGNET foreground", unit="frame"):
         image = frames.load_image(ref)  # at the checkpoint's nucleus size

@@ -32,12 +32,11 @@ from inpaintaff.io.files import ensure_writable_dir, write_json
 from inpaintaff.segment.evaluation import load_data
 from inpaintaff.tasks import table1
 from inpaintaff.tasks.compose import compose
-from inpaintaff.utils.errors import InputError
+from inpaintaff.tasks.training import check_no_ddp, data_container, fit_or_resume
 
 log = logging.getLogger(__name__)
 
 RESULT_NAME = "budget_result.json"
-TRAIN_RESULT = "train_result.json"
 NETS = ("fgnet", "affnet")
 
 
@@ -69,10 +68,7 @@ def train_config(cfg: DictConfig, overrides: list[str], out: Path) -> DictConfig
     """``train.py``'s config for one net: ``overrides`` composed, with the job's paths and data source
     (``data.root``, ``dataset``, train split, ...), so ``data.root=...`` on the command line reaches it."""
     tcfg = compose("train", overrides)
-    if str(tcfg.trainer.get("strategy", "auto")).startswith("ddp") and "spawn" not in str(tcfg.trainer.strategy):
-        # ddp relaunches the command line in every rank: each rank would rerun the whole sweep.
-        raise ValueError(f"task.train: trainer.strategy={tcfg.trainer.strategy} inside a sweep job; use "
-                         "trainer=ddp_spawn to train on several devices")
+    check_no_ddp(tcfg, "task.train inside a sweep job")
     with open_dict(tcfg):
         tcfg.paths = OmegaConf.merge(cfg.paths, {"output_dir": str(out)})
         for key in DATA_SOURCE_KEYS:
@@ -83,35 +79,10 @@ def train_config(cfg: DictConfig, overrides: list[str], out: Path) -> DictConfig
 
 
 def train_net(cfg: DictConfig, overrides: list[str], out: Path) -> dict:
-    """Train one net with ``overrides`` (or resume it): its checkpoint and labeled instances.
-
-    A finished net (``train_result.json`` written with the same settings) is not trained again;
-    an interrupted one resumes from its ``last.ckpt``.
-    """
-    from inpaintaff.train import train
-
-    done = out / TRAIN_RESULT
+    """Train one net with ``overrides`` (or resume it): its checkpoint and labeled instances
+    (:func:`inpaintaff.tasks.training.fit_or_resume`)."""
     tcfg = train_config(cfg, overrides, out)
-    data = OmegaConf.to_container(tcfg.data, resolve=True)
-    if done.exists():
-        previous = json.loads(done.read_text())
-        if previous.get("overrides") != overrides or previous.get("data") != data:
-            raise InputError(done, "this net was trained with other settings (overrides or data): use another "
-                                   "sweep folder, or delete this net's folder to train it again")
-        return previous
-    last = out / "checkpoints" / "last.ckpt"
-    if last.exists():
-        log.info("resuming %s from %s", out.name, last)
-        with open_dict(tcfg):
-            tcfg.ckpt_path = str(last)
-    result = train(tcfg)
-    if not result.get("checkpoint"):
-        raise RuntimeError(f"training in {out} wrote no checkpoint (callbacks.model_checkpoint is off?)")
-    entry = {"overrides": overrides, "data": data, "checkpoint": str(result["checkpoint"]),
-             "global_step": result["global_step"], "n_train_instances": result["n_train_instances"],
-             "metrics": result["metrics"]}
-    write_json(done, entry)
-    return entry
+    return fit_or_resume(tcfg, out, {"overrides": overrides, "data": data_container(tcfg)})
 
 
 @dataclass

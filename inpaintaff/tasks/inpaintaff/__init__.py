@@ -51,11 +51,13 @@ class InpaintAffSettings:
     name: str = MISSING
     inpainter: str = MISSING  # net | gaussian | auto
     gaussian_sigma: float = MISSING
+    analytic_diameter: float | None = MISSING  # nucleus size (px) frames are resized to for the analytic inpainter
     patch_size: int = MISSING
     stride: int = MISSING
     hierarchies_per_patch: int = MISSING
     batch_size: int = MISSING
     crop: list[int] | None = MISSING
+    window: int | None = MISSING
     foreground: Any = MISSING  # null, a source name, or {source, dir, pattern, threshold, min_pixels}
     compile: bool = MISSING
     engine: dict[str, Any] = MISSING
@@ -131,17 +133,19 @@ def _run(cfg: DictConfig) -> dict:
     engine = EngineConfig(**task.engine)
     inpainter, desc = build_inpainter(task.inpainter, cfg.get("ckpt"), task.gaussian_sigma, task.compile)
     # The net's patches and the offsets are in the net's pixels: frames are resized to its nucleus
-    # size (the analytic inpainter has none: frames stay as they are).
-    data = ScaledFrames(data, checkpoint_diameter(desc["ckpt"]) if desc["inpainter"] == "net" else None, task.scale)
+    # size (the analytic inpainter has none of its own: task.analytic_diameter, or frames as they are).
+    model_diameter = checkpoint_diameter(desc["ckpt"]) if desc["inpainter"] == "net" else task.analytic_diameter
+    data = ScaledFrames(data, model_diameter, task.scale)
     settings = {
-        "patch_size": task.patch_size, "stride": task.stride, "crop": task.crop,
+        "patch_size": task.patch_size, "stride": task.stride, "crop": task.crop, "window": task.window,
         "foreground": foreground_skip_spec(task.foreground), "seed": int(cfg.seed),
         "engine": engine.result_settings(), "scale": data.record(), **source_settings(data.source), **desc,
     }
     settings["hierarchies_per_patch"] = task.hierarchies_per_patch  # files written before it existed count as 1
 
     pdm = PatchDataModule(
-        data, task.patch_size, task.stride, task.batch_size, crop=task.crop, foreground=task.foreground,
+        data, task.patch_size, task.stride, task.batch_size, crop=task.crop, window=task.window,
+        foreground=task.foreground,
         seed=int(cfg.seed), num_workers=task.num_workers, repeats=task.hierarchies_per_patch,
     )
     pdm.setup()
@@ -178,7 +182,7 @@ def summarize(cfg: DictConfig, task: InpaintAffSettings, dataset: str, out_dir: 
     """Collect per-frame statistics, draw pictures, write inpaintaff_result.json."""
     frames, totals = [], {}
     for info in pdm.frames:
-        path = aff_path(out_dir, dataset, info.seq, info.frame)
+        path = aff_path(out_dir, dataset, info.seq, info.frame, info.stem)
         if not path.is_file():
             raise InputError(path, "affinities of this frame were not written (see the log)")
         meta = read_affinity_metadata(path)
@@ -213,12 +217,12 @@ def _pictures(pdm: PatchDataModule, info, path: Path, out_dir: Path, dataset: st
     h, w = info.shape
     image = pdm.images[info.index]
     sl = (slice(None), slice(y0, y0 + h), slice(x0, x0 + w))
-    stem = f"{info.seq}_t{info.frame:03d}"
+    stem = info.stem if info.stem is not None else f"{info.seq}_t{info.frame:03d}"
     pics = out_dir / "pictures"
     out = {"affinity_png": str(save_affinity_png(pics / f"{stem}_affinities.png", image, aff[sl], valid[sl],
                                                  title=f"{dataset} {info.key}"))}
     log_to_loggers(trainer.loggers, 0, images={f"inpaintaff/affinities/{stem}": out["affinity_png"]})
-    sp = samples_path(out_dir, dataset, info.seq, info.frame)
+    sp = samples_path(out_dir, dataset, info)
     if sp.is_file():
         with np.load(sp) as z:
             if len(z["image"]):

@@ -92,10 +92,11 @@ class FrameInfo:
     todo: list[int] = field(default_factory=list)  # ids to process (foreground, not yet done)
     active: list[int] = field(default_factory=list)  # ids with foreground (all ids without a mask)
     skipped: bool = False  # already written: nothing to do
+    stem: str | None = None  # an image of a plain folder: its file stem names it and its files
 
     @property
     def key(self) -> str:
-        return f"{self.seq}/t{self.frame:03d}"
+        return self.stem if self.stem is not None else f"{self.seq}/t{self.frame:03d}"
 
 
 class PatchDataset(Dataset):
@@ -135,6 +136,8 @@ class PatchDataModule(pl.LightningDataModule):
     Args:
         data: the CTC data module. patch_size, stride: the sliding window.
         crop: optional [y0, x0, h, w] taken from every frame before patching.
+        window: optional side (px): a frame larger than window x window is cut to its centred
+            window of that size (each frame its own; with ``crop`` unset), to bound a frame's cost.
         foreground: which patches to skip (see ``foreground_skip_spec``): None, a source name
             ("truefg"/"gt", "dir", "intensity") or a mapping {source, dir, pattern, threshold, min_pixels}.
         repeats: hierarchies per patch, each from its own seed, all averaged into the affinities.
@@ -153,8 +156,14 @@ class PatchDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         repeats: int = 1,
+        window: int | None = None,
     ):
         super().__init__()
+        if window is not None and int(window) < int(patch_size):
+            raise ValueError(f"task.window must be at least the patch size {patch_size}, got {window}")
+        if window is not None and crop is not None:
+            raise ValueError("task.window and task.crop exclude each other: set one of them")
+        self.window = None if window is None else int(window)
         if int(repeats) < 1:
             raise ValueError(f"task.hierarchies_per_patch must be >= 1, got {repeats}")
         self.repeats = int(repeats)
@@ -168,12 +177,20 @@ class PatchDataModule(pl.LightningDataModule):
         self.images: list[np.ndarray] = []
         self._planned = False
 
+    def frame_crop(self, shape: tuple[int, ...]) -> list[int] | None:
+        """The [y0, x0, h, w] taken from a frame of ``shape``: ``crop``, or the centred ``window``."""
+        if self.crop is not None or self.window is None:
+            return self.crop
+        h, w = min(shape[0], self.window), min(shape[1], self.window)
+        return [(shape[0] - h) // 2, (shape[1] - w) // 2, h, w]
+
     def _crop(self, ref: FrameRef, arr: np.ndarray) -> np.ndarray:
-        if self.crop is None:
+        crop = self.frame_crop(arr.shape)
+        if crop is None:
             return arr
-        y0, x0, h, w = self.crop
+        y0, x0, h, w = crop
         if y0 + h > arr.shape[0] or x0 + w > arr.shape[1]:
-            raise InputError(ref.raw_path, f"crop {self.crop} (y0, x0, h, w) exceeds the frame of shape {arr.shape}")
+            raise InputError(ref.raw_path, f"crop {crop} (y0, x0, h, w) exceeds the frame of shape {arr.shape}")
         return arr[y0 : y0 + h, x0 : x0 + w]
 
     def setup(self, stage: str | None = None) -> None:
@@ -192,8 +209,10 @@ class PatchDataModule(pl.LightningDataModule):
             ys = sliding_positions(image.shape[0], self.size, self.stride)
             xs = sliding_positions(image.shape[1], self.size, self.stride)
             positions = [(y, x) for y in ys for x in xs]
-            origin = (0, 0) if self.crop is None else (self.crop[0], self.crop[1])
-            info = FrameInfo(len(self.frames), ref.seq, ref.frame, image.shape, origin, positions, full.shape)
+            crop = self.frame_crop(full.shape)
+            origin = (0, 0) if crop is None else (crop[0], crop[1])
+            info = FrameInfo(len(self.frames), ref.seq, ref.frame, image.shape, origin, positions, full.shape,
+                             stem=ref.stem)
             ids = list(range(len(positions)))
             fg = self._foreground(ref, full)
             if fg is not None:

@@ -42,16 +42,17 @@ PARTIAL_KEYS = ("sums", "counts", "done", "stats", "settings", "s_image", "s_lea
 
 
 def _stem(info: FrameInfo) -> str:
-    return f"{info.seq}_t{info.frame:03d}"
+    return info.stem if info.stem is not None else f"{info.seq}_t{info.frame:03d}"
 
 
 def partial_dir(out_dir: str | Path, dataset: str) -> Path:
     return Path(out_dir) / ".partial" / dataset
 
 
-def samples_path(out_dir: str | Path, dataset: str, seq: str, frame: int) -> Path:
+def samples_path(out_dir: str | Path, dataset: str, info: FrameInfo) -> Path:
     """A few patches with their leaves, saved beside the affinities for pictures."""
-    return aff_path(out_dir, dataset, seq, frame).with_name(f"aff{frame:03d}_patches.npz")
+    path = aff_path(out_dir, dataset, info.seq, info.frame, info.stem)
+    return path.with_name(f"{path.stem}_patches.npz")
 
 
 def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
@@ -60,8 +61,8 @@ def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
 
 
 # Settings added after files were first written, with the value that files without them had.
-LATER_SETTINGS = {"hierarchies_per_patch": 1, "scale": None, "ckpt_sha1": None, "normalize": None, "channel": None,
-                  "input_sha1": None, "labels_sha1": None}
+LATER_SETTINGS = {"hierarchies_per_patch": 1, "window": None, "scale": None, "ckpt_sha1": None, "normalize": None,
+                  "channel": None, "input_sha1": None, "labels_sha1": None}
 # Settings that older files carry but that only batch the work (results do not depend on them).
 BATCHING_SETTINGS = tuple(f"engine.{k}" for k in BATCHING_KNOBS)
 
@@ -155,10 +156,10 @@ def scan_done(out_dir: str | Path, dataset: str, frames: Sequence[FrameInfo], se
     written, done = set(), {}
     for info in frames:
         now = frame_settings_of(settings, frame_settings, info)
-        path = aff_path(out_dir, dataset, info.seq, info.frame)
+        path = aff_path(out_dir, dataset, info.seq, info.frame, info.stem)
         if overwrite:
             path.unlink(missing_ok=True)
-            samples_path(out_dir, dataset, info.seq, info.frame).unlink(missing_ok=True)
+            samples_path(out_dir, dataset, info).unlink(missing_ok=True)
             for p in _partials(out_dir, dataset, info):
                 if not _partial_matches(p, now):
                     p.unlink(missing_ok=True)
@@ -374,14 +375,14 @@ class AffinityWriter(BasePredictionWriter):
             return None
         aff, valid = acc.result()
         images, leaves, pos = images[: self.n_samples], leaves[: self.n_samples], pos[: self.n_samples]
-        path = aff_path(self.out_dir, self.dataset, info.seq, info.frame)
+        path = aff_path(self.out_dir, self.dataset, info.seq, info.frame, info.stem)
         meta = {
             **self.metadata, **self.frame_metadata.get(info.key, {}), **settings, "frame": info.frame,
             "seq": info.seq,
             "origin": list(info.origin), "n_patches": len(info.active), "stats": stats,
         }
         write_affinities(path, aff, valid, self.offsets, meta)
-        with atomic_path(samples_path(self.out_dir, self.dataset, info.seq, info.frame)) as tmp, open(tmp, "wb") as fh:
+        with atomic_path(samples_path(self.out_dir, self.dataset, info)) as tmp, open(tmp, "wb") as fh:
             p = int(self.settings.get("patch_size", 1))
             np.savez(fh, image=np.array(images, dtype=np.float32).reshape(-1, p, p),
                      leaf_ids=np.array(leaves, dtype=np.int64).reshape(-1, p, p),

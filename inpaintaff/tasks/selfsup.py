@@ -1,0 +1,258 @@
+"""``task=selfsup``: the self-supervised recipe on a user's images, from unlabeled images to a shipped
+student, in one command (each stage resumes: rerun the same command).
+
+    python predict.py experiment=selfsup data=folder data.images=DIR
+
+Every stage works at one nucleus size (``task.diameter``): images are resized so that their
+nuclei have it (``data.diameter``, or a per-image estimate from the intensity foreground).
+
+1. ``inpaint/`` (``task.teacher=net`` only): the inpainting net trained on crops of the ``raw``
+   images (``train.py``, ``task.inpaint.overrides``);
+2. ``teacher/``: the engine's affinities (``task=inpaintaff``) of ``task.engine.images`` images of
+   the ``raw`` split, with the analytic inpainter or the net of stage 1, patches skipped by the
+   image's intensity (no labels), files named like the images;
+3. ``student/``: the DISTILL student trained on them (``task.student.overrides``);
+4. ``student.ckpt`` and ``student.alpha.json``: the student without optimizer state, and α and the
+   fragment size for it. With masks (``data.masks``) for images of ``task.select.split``, they are
+   chosen there, per foreground of ``task.select.foregrounds``, as the folder command's
+   ``task.select`` does; without, ``task.select.default`` is stored, and the log says so.
+
+Stages 1-3 never read a mask: they run with ``data.masks=null``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+
+from inpaintaff.io.files import write_json
+from inpaintaff.segment.alpha import ALPHA_FILE, checkpoint_alpha_file, load_alpha_file
+from inpaintaff.tasks.compose import compose, run_subtask, subtask_config
+from inpaintaff.tasks.training import check_no_ddp, data_container, fit_or_resume
+from inpaintaff.utils.config import typed
+from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.export import slim_checkpoint
+
+log = logging.getLogger(__name__)
+
+TEACHERS = ("analytic", "net")
+RESULT_NAME = "selfsup_result.json"
+
+
+@dataclass
+class StageSpec:
+    """A training stage: ``train.py`` overrides (model, trainer, sizes) and data keys set on top."""
+
+    overrides: list[str] = MISSING
+    data: dict[str, Any] = MISSING
+
+
+@dataclass
+class EngineSpec:
+    """Stage 2: how many images, and the ``task=inpaintaff`` settings."""
+
+    images: int | None = MISSING  # of the raw split, drawn with the seed; null: all
+    task: dict[str, Any] = MISSING
+
+
+@dataclass
+class SelectSpec:
+    """Stage 4: α and the fragment size, on images with masks, or the defaults."""
+
+    split: str = MISSING
+    foregrounds: list[str] = MISSING
+    alphas: list[float] = MISSING
+    min_sizes: list[int] = MISSING
+    min_merged: int = MISSING
+    default: dict[str, Any] = MISSING  # {alpha, min_size}: stored when no image has a mask
+
+
+@dataclass
+class SelfsupSettings:
+    """``task=selfsup`` (defaults in ``conf/task/selfsup.yaml``)."""
+
+    name: str = MISSING
+    out_dir: str = MISSING
+    diameter: float = MISSING
+    teacher: str = MISSING  # analytic | net
+    inpaint: StageSpec = field(default_factory=StageSpec)
+    engine: EngineSpec = field(default_factory=EngineSpec)
+    student: StageSpec = field(default_factory=StageSpec)
+    select: SelectSpec = field(default_factory=SelectSpec)
+    ship: str = MISSING
+
+
+def check_settings(t: SelfsupSettings) -> None:
+    """Values that would only fail deep inside a stage, refused up front."""
+    if t.teacher not in TEACHERS:
+        raise ValueError(f"task.teacher must be one of {TEACHERS}, got {t.teacher!r}")
+    if not t.diameter > 0:
+        raise ValueError(f"task.diameter must be a positive number of pixels, got {t.diameter}")
+    if t.engine.images is not None and t.engine.images < 1:
+        raise ValueError(f"task.engine.images must be >= 1 (or null: every raw image), got {t.engine.images}")
+
+
+def teacher_images(dm: Any, refs: list, k: int | None, diameter: float, seed: int) -> list[str]:
+    """``k`` images of ``refs`` for the engine, in a seeded random order, leaving out those whose
+    nucleus size cannot be estimated (they would be taught at the wrong scale); all usable ones for
+    None. The estimate is the engine's own (``task.scale``'s defaults), from the intensity foreground."""
+    import numpy as np
+
+    from inpaintaff.data.scaled import TRAINING_SCALE
+    from inpaintaff.segment.scale import estimate_scale
+
+    order = np.random.default_rng(seed).permutation(len(refs))
+    chosen, left_out = [], []
+    for i in order:
+        ref = refs[int(i)]
+        decision = estimate_scale(dm.load_image(ref), diameter, dm.diameter, TRAINING_SCALE, ref.name)
+        (left_out if decision.source == "unreliable" else chosen).append(ref.stem)
+        if k is not None and len(chosen) == k:
+            break
+    if left_out:
+        log.info("%d image(s) left out of the engine's: their nucleus size could not be estimated (%s%s)",
+                 len(left_out), ", ".join(left_out[:5]), ", ..." if len(left_out) > 5 else "")
+    if not chosen:
+        raise InputError(getattr(dm, "root", None), "no raw image has a nucleus size the recipe can estimate: "
+                                                    "set data.diameter")
+    return sorted(chosen)
+
+
+def unlabeled_data(cfg: DictConfig) -> DictConfig:
+    """The recipe's data settings for stages 1-3: the masks left out, so that no stage reads them."""
+    data = cfg.data.copy()
+    with open_dict(data):
+        if "masks" in data:
+            data.masks = None
+    return data
+
+
+def train_stage(cfg: DictConfig, t: SelfsupSettings, spec: StageSpec, data: dict[str, Any], out: Path) -> dict:
+    """One training stage: ``train.py``'s config composed from ``spec.overrides``, on the recipe's
+    unlabeled data with ``spec.data`` and ``data`` on top, at the recipe's nucleus size."""
+    tcfg = compose("train", list(spec.overrides))
+    check_no_ddp(tcfg, f"task=selfsup ({out.name})")
+    with open_dict(tcfg):
+        tcfg.paths = OmegaConf.merge(cfg.paths, {"output_dir": str(out)})
+        tcfg.seed = cfg.seed
+        tcfg.data = OmegaConf.merge(unlabeled_data(cfg), {**spec.data, **data, "resize_to": t.diameter})
+    return fit_or_resume(tcfg, out, {"overrides": list(spec.overrides), "data": data_container(tcfg)})
+
+
+def raw_images(cfg: DictConfig) -> tuple[Any, list]:
+    """The unlabeled data module and the refs of its raw split (the images the recipe learns from)."""
+    import hydra
+
+    dm = hydra.utils.instantiate(unlabeled_data(cfg))
+    dm.prepare_data()
+    refs = dm.frames("raw")
+    if not refs:
+        raise InputError(getattr(dm, "root", None), "the raw split holds no image to learn from")
+    if any(r.stem is None for r in refs):
+        raise ValueError("task=selfsup runs on a plain folder of images: data=folder data.images=DIR")
+    return dm, refs
+
+
+def teacher_stage(cfg: DictConfig, t: SelfsupSettings, names: list[str], ckpt: str | None, out: Path) -> Path:
+    """Stage 2: the engine's affinities of ``names`` (keyed by name) in ``out/affinities``."""
+    task = {**t.engine.task, "out_dir": str(out / "affinities"),
+            "inpainter": "net" if t.teacher == "net" else "gaussian", "analytic_diameter": t.diameter}
+    sub = subtask_config(cfg, "inpaintaff", task, out, top={"ckpt": ckpt})
+    with open_dict(sub):
+        sub.data = OmegaConf.merge(unlabeled_data(sub), {"splits": {"predict": names}})
+    run_subtask(sub)
+    return out / "affinities"
+
+
+def ship_student(checkpoint: str, dst: Path) -> Path:
+    """The student without optimizer state at ``dst``."""
+    return slim_checkpoint(checkpoint, dst)
+
+
+def masked_names(cfg: DictConfig, split: str) -> list[str]:
+    """The images of ``split`` that have a mask (none without ``data.masks``)."""
+    import hydra
+
+    if not cfg.data.get("masks"):
+        return []
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    return [r.stem for r in dm.frames(split) if r.gt_path is not None]
+
+
+def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path) -> dict:
+    """Stage 4: α and the fragment size for the shipped student, stored beside it
+    (``<student>.alpha.json``, one entry per foreground)."""
+    target = checkpoint_alpha_file(student)
+    names = masked_names(cfg, t.select.split)
+    entries: dict[str, Any] = {}
+    if not names:
+        log.warning("no image of split %r has a mask (data.masks): the student ships with the default alpha %g "
+                    "and fragment size %d (task.select.default), not values chosen on your images",
+                    t.select.split, t.select.default["alpha"], t.select.default["min_size"])
+        for fg in t.select.foregrounds:
+            entries[fg] = {"alpha": float(t.select.default["alpha"]), "min_size": int(t.select.default["min_size"]),
+                           "label": f"DISTILL + {fg.upper()}", "chosen_on": "default (no masks)",
+                           "n_merged_objects": None, "curve": []}
+        write_json(target, entries)
+        return {"alpha_file": str(target), "chosen_on": "default", "entries": entries}
+    for fg in t.select.foregrounds:
+        run_dir = out / f"select_{fg}"
+        task = {"affinities_ckpt": str(student), "foreground": {"source": fg}, "split": t.select.split,
+                "out_dir": str(run_dir), "overwrite": True, "alpha": float(t.select.default["alpha"]),
+                "min_size": int(t.select.default["min_size"]),  # replaced by the choice
+                "select": {"enabled": True, "split": t.select.split, "alphas": list(t.select.alphas),
+                           "min_sizes": list(t.select.min_sizes), "min_merged": t.select.min_merged}}
+        sub = subtask_config(cfg, "segment_folder", task, run_dir,
+                             top={f"data.splits.{t.select.split}": names})
+        result = run_subtask(sub)
+        entries.update(load_alpha_file(run_dir / ALPHA_FILE))
+        log.info("student + %s: alpha %g, min size %d chosen on %d image(s) with masks (SEG %.3f)", fg.upper(),
+                 result["selection"]["alpha"], result["selection"]["min_size"], len(names), result["selection"]["seg"])
+    write_json(target, entries)
+    return {"alpha_file": str(target), "chosen_on": t.select.split, "n_images": len(names), "entries": entries}
+
+
+def run(cfg: DictConfig) -> dict:
+    t = typed(cfg.task, SelfsupSettings)
+    check_settings(t)
+    out = Path(t.out_dir).resolve()
+    seconds: dict[str, float] = {}
+    dm, refs = raw_images(cfg)
+    names = [r.stem for r in refs]
+    teacher_names = teacher_images(dm, refs, t.engine.images, t.diameter, int(cfg.seed))
+    log.info("self-supervised recipe on %d raw image(s) (the engine on %d), nuclei resized to %g px, %s teacher",
+             len(names), len(teacher_names), t.diameter, t.teacher)
+    ckpt = None
+    if t.teacher == "net":
+        t0 = time.perf_counter()
+        inpaint = train_stage(cfg, t, t.inpaint, {"train_mode": "raw", "splits": {"raw": names, "val": []}},
+                              out / "inpaint")
+        ckpt = inpaint["checkpoint"]
+        seconds["inpaint"] = time.perf_counter() - t0
+    else:
+        log.info("stage 1 (inpainting net) skipped: task.teacher=analytic")
+    t0 = time.perf_counter()
+    teacher_dir = teacher_stage(cfg, t, teacher_names, ckpt, out / "teacher")
+    seconds["teacher"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    student = train_stage(cfg, t, t.student, {"train_mode": "affinities", "teacher_dir": str(teacher_dir),
+                                              "splits": {"raw": teacher_names, "val": []}}, out / "student")
+    seconds["student"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    shipped = ship_student(student["checkpoint"], Path(t.ship))
+    alpha = select_stage(cfg, t, shipped, out)
+    seconds["select"] = time.perf_counter() - t0
+    result = {"student": str(shipped), "alpha": alpha, "teacher": t.teacher, "diameter": t.diameter,
+              "inpaint_ckpt": ckpt, "teacher_images": teacher_names, "n_raw_images": len(names),
+              "seconds": seconds, "student_train": student}
+    write_json(out / RESULT_NAME, result)
+    log.info("the student: %s (alpha file %s); seconds per stage this run: %s", shipped, alpha["alpha_file"],
+             {k: round(v) for k, v in seconds.items()})
+    return result
+
