@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 FGNET_DIR = "fgnet"
 
 
-def _slug(label: str) -> str:
+def row_slug(label: str) -> str:
+    """A row label as a folder name (`CC on TRUEFG` -> `cc_on_truefg`)."""
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
 
 
@@ -219,7 +220,7 @@ def row_task(t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Pat
 def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path, dm: Any,
             n_merged: int | None = None) -> dict:
     """α on the selection split, then each evaluation split segmented with it; the row's summary."""
-    out = work / "rows" / _slug(row.label)
+    out = work / "rows" / row_slug(row.label)
     sub = subtask_config(cfg, "segment_select", row_task(t, row, sources, work), out)
     result: dict[str, Any] = {"label": row.label, "method": row.method, "splits": {}}
     select = t.select_split
@@ -340,7 +341,7 @@ def run(cfg: DictConfig, t: Table1Settings | None = None, dm: Any = None) -> dic
         fig = comparison_figure(work / "comparison.png", results, dm, t.figure)
         if fig:
             images["table1/comparison"] = fig
-    scalars = {f"table1/{_slug(r['label'])}/seg_{s}": v["seg"] for r in results for s, v in r["splits"].items()
+    scalars = {f"table1/{row_slug(r['label'])}/seg_{s}": v["seg"] for r in results for s, v in r["splits"].items()
                if v["seg"] is not None}
     log_to_tensorboard(work / "tensorboard", images=images, scalars=scalars)
     report = {"dataset": dm.dataset, "select_split": select, "eval_splits": evals, "n_merged_select": n_merged,

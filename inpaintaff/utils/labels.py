@@ -35,3 +35,16 @@ def relabel_with_ids(labels: np.ndarray, foreground: np.ndarray | None = None) -
 def relabel_consecutive(labels: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
     """Labels 1..N in the order of the input label values; background (0, or outside ``foreground``) is 0."""
     return relabel_with_ids(labels, foreground)[0]
+
+
+def touching_ids(labels: np.ndarray) -> np.ndarray:
+    """The labels whose 1-pixel dilation (3 × 3, 8-neighbours) meets another label, sorted."""
+    lab = np.asarray(labels)
+    found = [np.zeros(0, dtype=lab.dtype)]
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        h, w = lab.shape[0] - dy, lab.shape[1] - abs(dx)
+        a = lab[:h, max(0, -dx):max(0, -dx) + w]
+        b = lab[dy:dy + h, max(0, dx):max(0, dx) + w]
+        pair = (a != b) & (a > 0) & (b > 0)
+        found += [a[pair], b[pair]]
+    return np.unique(np.concatenate(found))

@@ -12,7 +12,7 @@ import numpy as np
 Image = str | Path | np.ndarray
 
 
-def _hwc(img: Image) -> np.ndarray:
+def image_rgb(img: Image) -> np.ndarray:
     """A PNG file's RGB, or an (H, W, 3) array as it is."""
     if isinstance(img, (str, Path)):
         import matplotlib.image as mpimg
@@ -24,7 +24,7 @@ def _hwc(img: Image) -> np.ndarray:
 def _add(writer: Any, images: Mapping[str, Image] | None, step: int,
          batches: Mapping[str, Any] | None = None) -> None:
     for tag, img in (images or {}).items():
-        writer.add_image(tag, _hwc(img), step, dataformats="HWC")
+        writer.add_image(tag, image_rgb(img), step, dataformats="HWC")
     for tag, batch in (batches or {}).items():  # (N, C, H, W) tensors or arrays in [0, 1]
         writer.add_images(tag, batch, step)
 
