@@ -111,7 +111,7 @@ def teacher_images(dm: Any, refs: list, k: int | None, diameter: float, seed: in
     for i in order:
         ref = refs[int(i)]
         decision = estimate_scale(dm.load_image(ref), diameter, dm.diameter, TRAINING_SCALE, ref.name)
-        (left_out if decision.source == "unreliable" else chosen).append(ref.stem)
+        (left_out if decision.source in ("unreliable", "unknown") else chosen).append(ref.stem)
         if k is not None and len(chosen) == k:
             break
     if left_out:

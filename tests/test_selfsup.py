@@ -1,0 +1,151 @@
+"""``task=selfsup``: the self-supervised recipe on a plain folder, end to end on tiny synthetic images
+(no stage before the choice of α reads a mask; teacher files named like the images; every stage
+resumes), and its parts: training at one nucleus size, the engine's window, the teacher images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+import inpaintaff.io.folder as folder_io
+from inpaintaff.data.folder import FolderDataModule
+from inpaintaff.data.synthetic import synthetic_frame
+from inpaintaff.io.affinities import aff_path, read_affinity_metadata
+from inpaintaff.tasks import run_task, selfsup
+from inpaintaff.tasks.inpaintaff.patches import PatchDataModule
+
+TINY = [
+    "task.engine.images=2", "task.engine.task.window=96", "task.engine.task.stride=32",
+    "task.engine.task.pictures=false",
+    'task.student.overrides=["model=distill_cpu","trainer=cpu","trainer.max_epochs=-1","trainer.max_steps=4",'
+    '"trainer.limit_val_batches=0","callbacks.model_checkpoint.every_n_train_steps=2"]',
+    "task.student.data.crop_size=64", "task.student.data.samples_per_epoch=8", "task.student.data.batch_size=2",
+    "task.select.alphas=[1.0,3.0]", "task.select.min_sizes=[0]", "task.select.foregrounds=[truefg]",
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five 96 × 96 images of crowded nuclei of about 12 px across (half the recipe's 25 px), masks."""
+    root = tmp_path_factory.mktemp("own_images")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for i in range(5):
+        raw, labels = synthetic_frame((96, 96), seed=30 + i, radius=6.0, density=0.4)
+        tifffile.imwrite(root / "images" / f"cell_{i}.tif", raw)
+        tifffile.imwrite(root / "masks" / f"cell_{i}.tif", labels.astype(np.uint16))
+    return root
+
+
+def _cfg(compose, root: Path, *extra: str, masks: bool = True):
+    over = ["experiment=selfsup", "data=folder", f"data.images={root / 'images'}",
+            "data.splits.raw=[cell_0,cell_1,cell_2]", "data.splits.val=[cell_3,cell_4]", *TINY, *extra]
+    if masks:
+        over.append(f"data.masks={root / 'masks'}")
+    return compose("predict", over)
+
+
+def test_recipe_runs_without_reading_masks_before_alpha_and_resumes(compose, folder: Path, monkeypatch) -> None:
+    cfg = _cfg(compose, folder)
+    out = Path(cfg.task.out_dir)
+    reads: list[str] = []
+    real_read_mask = folder_io.read_mask
+    stage = {"alpha": False}
+
+    def guarded_read_mask(path, shape):
+        reads.append(Path(path).name)
+        if not stage["alpha"]:
+            raise AssertionError(f"a mask was read before the choice of alpha: {path}")
+        return real_read_mask(path, shape)
+
+    real_select = selfsup.select_stage
+
+    def select_stage(*args, **kwargs):
+        stage["alpha"] = True
+        return real_select(*args, **kwargs)
+
+    monkeypatch.setattr(folder_io, "read_mask", guarded_read_mask)
+    monkeypatch.setattr("inpaintaff.data.folder.read_mask", guarded_read_mask)
+    monkeypatch.setattr(selfsup, "select_stage", select_stage)
+    result = run_task(cfg)
+
+    # Stage 2: two teacher images, files named like them, at the recipe's nucleus size.
+    assert len(result["teacher_images"]) == 2 and set(result["teacher_images"]) <= {"cell_0", "cell_1", "cell_2"}
+    for name in result["teacher_images"]:
+        meta = read_affinity_metadata(aff_path(out / "teacher" / "affinities", "images", "", 0, name))
+        assert meta["scale"]["model_diameter"] == 25.0 and meta["scale_factor"] > 1.5  # 12 px nuclei doubled
+        assert meta["inpainter"] == "gaussian"
+    # Stage 3-4: the student records the nucleus size it learned; alpha chosen on the masked val images.
+    ckpt = torch.load(result["student"], map_location="cpu", weights_only=True)
+    assert ckpt["inpaintaff"]["nucleus_diameter"] == 25.0 and "optimizer_states" not in ckpt
+    alpha = json.loads((out / "student.alpha.json").read_text())
+    assert alpha["truefg"]["chosen_on"] == "val" and alpha["truefg"]["alpha"] in (1.0, 3.0)
+    assert sorted(set(reads)) == ["cell_3.tif", "cell_4.tif"]  # only the selection images' masks
+
+    # A rerun trains nothing and runs the engine on nothing.
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr("inpaintaff.train.train", no_training)
+    monkeypatch.setattr(PatchDataModule, "predict_dataloader", no_training)
+    again = run_task(cfg)
+    assert again["student_train"]["checkpoint"] == result["student_train"]["checkpoint"]
+    assert again["teacher_images"] == result["teacher_images"]
+
+
+def test_without_masks_the_defaults_are_stored_and_the_log_says_so(compose, folder: Path, caplog) -> None:
+    cfg = _cfg(compose, folder, "task.select.foregrounds=[truefg,fgnet]", masks=False)
+    result = run_task(cfg)
+    stored = json.loads(Path(result["alpha"]["alpha_file"]).read_text())
+    assert set(stored) == {"truefg", "fgnet"}
+    assert all(e["chosen_on"] == "default (no masks)" and e["alpha"] == cfg.task.select.default.alpha
+               for e in stored.values())
+    assert "ships with the default alpha" in caplog.text
+
+
+def test_net_teacher_trains_the_inpainting_net_first(compose, folder: Path) -> None:
+    cfg = _cfg(compose, folder, "task.teacher=net", "task.engine.images=1",
+               'task.inpaint.overrides=["model=inpaint_cpu","trainer=cpu","trainer.max_epochs=-1",'
+               '"trainer.max_steps=2","trainer.limit_val_batches=0"]',
+               "task.inpaint.data.crop_size=64", "task.inpaint.data.samples_per_epoch=4",
+               "task.inpaint.data.batch_size=2")
+    result = run_task(cfg)
+    assert Path(result["inpaint_ckpt"]).is_file() and "inpaint" in result["seconds"]
+    name = result["teacher_images"][0]
+    meta = read_affinity_metadata(aff_path(Path(cfg.task.out_dir) / "teacher" / "affinities", "images", "", 0, name))
+    assert meta["inpainter"] == "net" and meta["scale"]["model_diameter"] == 25.0
+
+
+def test_training_frames_are_resized_to_one_nucleus_size(folder: Path) -> None:
+    dm = FolderDataModule(folder / "images", resize_to=25.0, diameter=12.5, splits={"raw": ["cell_0"]}, crop_size=64)
+    ref = dm.frames("raw")[0]
+    assert dm.training_frames().load_image(ref).shape == (192, 192)  # nuclei of 12.5 px brought to 25
+    assert FolderDataModule(folder / "images").training_frames().load_image(ref).shape == (96, 96)
+    with pytest.raises(ValueError, match="resize_to"):
+        FolderDataModule(folder / "images", resize_to=0)
+
+
+def test_engine_window_is_the_centred_part_of_large_frames() -> None:
+    pdm = PatchDataModule(data=None, patch_size=64, stride=16, window=128)  # type: ignore[arg-type]
+    assert pdm.frame_crop((400, 100)) == [136, 0, 128, 100]
+    assert pdm.frame_crop((100, 100)) == [0, 0, 100, 100]
+    with pytest.raises(ValueError, match="window"):
+        PatchDataModule(data=None, patch_size=64, window=32)  # type: ignore[arg-type]
+
+
+def test_teacher_images_leave_out_images_of_unknown_size(folder: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, name in enumerate(("a", "b")):
+        tifffile.imwrite(images / f"{name}.tif", synthetic_frame((128, 128), seed=i, radius=10.0, density=0.25)[0])
+    # Packed nuclei whose size the intensity foreground cannot tell (the estimate explains too little).
+    tifffile.imwrite(images / "packed.tif", tifffile.imread(folder / "images" / "cell_0.tif"))
+    dm = FolderDataModule(images)
+    chosen = selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, seed=0)
+    assert chosen == ["a", "b"]
+    assert len(selfsup.teacher_images(dm, dm.frames("raw"), 1, 25.0, seed=0)) == 1
