@@ -96,7 +96,7 @@ def _parse_value(v: str):
     return {"true": True, "false": False}.get(v.lower(), v)
 
 
-def _init(methods: tuple[str, ...], overrides: dict, threads: int) -> None:
+def _init(methods: tuple[str, ...], overrides: dict, threads: int, model: str = "hela") -> None:
     import torch
 
     from inpaintaff import Segmenter
@@ -110,8 +110,8 @@ def _init(methods: tuple[str, ...], overrides: dict, threads: int) -> None:
     segs = {}
     for fg in ("truefg", "fgnet"):
         if fg in need:
-            segs[(fg, True)] = Segmenter.pretrained("hela", foreground_source=fg, scale=True, **overrides)
-            segs[(fg, False)] = Segmenter.pretrained("hela", foreground_source=fg, scale=False, **overrides)
+            segs[(fg, True)] = Segmenter.pretrained(model, foreground_source=fg, scale=True, **overrides)
+            segs[(fg, False)] = Segmenter.pretrained(model, foreground_source=fg, scale=False, **overrides)
     _W.update(methods=methods, segs=segs)
 
 
@@ -251,6 +251,11 @@ def plot(rows: list[dict], path: Path) -> None:
 def select(names: list[str], split: str) -> list[str]:
     if split == "all":
         return names
+    if split.startswith("table_"):  # the DSB table's split (conf/data/dsb2018.yaml)
+        from omegaconf import OmegaConf
+
+        conf = Path(__file__).resolve().parents[1] / "inpaintaff" / "conf" / "data" / "dsb2018.yaml"
+        return sorted(OmegaConf.load(conf).splits[split.split("_", 1)[1]])
     val = set(names[::5])
     return [n for n in names if (n in val) == (split == "val")]
 
@@ -262,8 +267,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N images (after --split)")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1,
                         help="processes (1: one process of 2 torch threads; 2: two of one thread)")
-    parser.add_argument("--split", choices=("all", "val", "test"), default="all",
-                        help="val: every 5th image sorted by name; test: the others")
+    parser.add_argument("--split", choices=("all", "val", "test", "table_val", "table_test"), default="all",
+                        help="val: every 5th image sorted by name; test: the others; table_*: the DSB table's "
+                             "splits (conf/data/dsb2018.yaml)")
+    parser.add_argument("--model", default="hela", help="Segmenter.pretrained name: hela (default) or dsb")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Segmenter.from_checkpoints option for every student run (repeatable)")
@@ -283,7 +290,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     rows: list[dict] = []
-    initargs = (methods, overrides, threads)
+    initargs = (methods, overrides, threads, args.model)
     if args.workers == 1:
         _init(*initargs)
         results = map(_one, jobs)
@@ -313,9 +320,10 @@ def main() -> None:
               + ", ".join(f"{m} {s:.2f}" for m, s in per_method.items()))
     settings = {k: v for k, v in overrides.items()}
     (args.out / "table.md").write_text(
-        f"DSB 2018 ({args.data}), split {args.split}, settings {settings or 'stored'}\n\n{text}\n\n{timing}\n")
+        f"DSB 2018 ({args.data}), model {args.model}, split {args.split}, settings {settings or 'stored'}\n\n"
+        f"{text}\n\n{timing}\n")
     (args.out / "run.json").write_text(json.dumps({
-        "data": str(args.data), "split": args.split, "limit": args.limit, "workers": args.workers,
+        "data": str(args.data), "model": args.model, "split": args.split, "limit": args.limit, "workers": args.workers,
         "methods": methods, "overrides": overrides, "images": len(jobs), "seconds": wall,
         "seconds_per_image": seg_wall / len(jobs), "seconds_per_image_per_method": per_method,
         "cpu_count": os.cpu_count()}, indent=2))

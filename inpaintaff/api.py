@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PRETRAINED = {
     "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt",
              "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
+    # Trained without labels on 100 DSB 2018 fluorescence images (experiment=selfsup), FGNET on 38 nuclei.
+    "dsb": {"affinities": CHECKPOINT_DIR / "dsb_distill_cpu.ckpt",
+            "foreground": CHECKPOINT_DIR / "dsb_fgnet_cpu.ckpt"},
 }
 
 
@@ -124,7 +127,8 @@ class Segmenter:
 
     @classmethod
     def pretrained(cls, name: str = "hela", **kwargs: Any) -> Segmenter:
-        """The shipped checkpoints (``"hela"``: the DISTILL student and FGNET of HeLa nuclei)."""
+        """The shipped checkpoints (``"hela"``: the DISTILL student and FGNET of HeLa nuclei; ``"dsb"``: those
+        of the 2018 Data Science Bowl's fluorescence nuclei, the student trained without labels)."""
         if name not in PRETRAINED:
             raise ValueError(f"unknown pretrained model {name!r}; known: {sorted(PRETRAINED)}")
         return cls.from_checkpoints(**PRETRAINED[name], **kwargs)

@@ -34,6 +34,21 @@ def run_segment_folder(overrides: Sequence[str]) -> dict:
     return run_task(cfg)
 
 
+def model_overrides(model: str) -> list[str]:
+    """The folder command's checkpoints for ``--model``: a shipped model's name, or a student checkpoint
+    (the foreground stays the default one)."""
+    from inpaintaff.api import PRETRAINED
+
+    if model in PRETRAINED:
+        return [f"task.affinities_ckpt={PRETRAINED[model]['affinities']}",
+                f"task.foreground.ckpt={PRETRAINED[model]['foreground']}"]
+    path = Path(model).expanduser()
+    if path.suffix != ".ckpt":
+        known = ", ".join(sorted(PRETRAINED))
+        raise SystemExit(f"inpaintaff: error: --model {model}: neither a shipped model ({known}) nor a .ckpt file")
+    return [f"task.affinities_ckpt={path.resolve()}"]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inpaintaff", description="Instance segmentation of nuclei (InpaintAff).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -46,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--masks", help="folder of label images with the same names: scores each image")
     s.add_argument("--diameter", type=float, help="nucleus diameter in px (default: estimated per image)")
     s.add_argument("--channel", type=int, help="channel of multi-channel images")
+    s.add_argument("--model", help="the shipped model (hela: default; dsb: trained without labels on the 2018 Data "
+                                   "Science Bowl's fluorescence nuclei) or a student checkpoint of your own "
+                                   "(e.g. runs/selfsup/student.ckpt, with its .alpha.json beside it)")
     s.add_argument("--devices", type=int, help="processes (CPU) or GPUs that split the images")
     s.add_argument("--overwrite", action="store_true", help="recompute kept results of other settings")
     s.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task.alpha=2 trainer.accelerator=gpu")
@@ -71,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ov.append(f"data.diameter={args.diameter}")
     if args.channel is not None:
         ov.append(f"data.channel={args.channel}")
+    if args.model:
+        ov += model_overrides(args.model)
     if args.devices:
         ov += [f"trainer.devices={args.devices}"] + (["trainer.strategy=ddp_spawn"] if args.devices > 1 else [])
     if args.overwrite:

@@ -117,7 +117,7 @@ def test_bad_splits_and_rows_are_errors_naming_them(compose, folder: Path, tmp_p
 
 def _dsb_splits(compose) -> dict[str, list[str]]:
     cfg = compose("predict", ["experiment=dsb_table"])
-    assert cfg.task.name == "folder_table" and cfg.task.skip_missing is True
+    assert cfg.task.name == "folder_table" and cfg.task.skip_missing is False
     labels = [r.label for r in cfg.task.rows]
     assert labels[0] == "CC on TRUEFG" and len(labels) == 5
     assert cfg.task.rows[2].affinities.endswith("dsb_distill_cpu.ckpt")

@@ -149,3 +149,14 @@ def test_teacher_images_leave_out_images_of_unknown_size(folder: Path, tmp_path:
     chosen = selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, seed=0)
     assert chosen == ["a", "b"]
     assert len(selfsup.teacher_images(dm, dm.frames("raw"), 1, 25.0, seed=0)) == 1
+
+
+def test_presets_compose(compose) -> None:
+    cpu = compose("predict", ["experiment=selfsup", "data=folder", "data.images=/nowhere"])
+    gpu = compose("predict", ["experiment=selfsup_gpu", "data=folder", "data.images=/nowhere"])
+    dsb = compose("predict", ["experiment=dsb_selfsup"])
+    assert cpu.task.teacher == "analytic" and cpu.trainer.accelerator == "cpu"
+    assert gpu.task.teacher == "net" and gpu.trainer.accelerator == "gpu"
+    assert any(o == "trainer=gpu" for o in gpu.task.inpaint.overrides + gpu.task.student.overrides)
+    assert dsb.data.dataset == "dsb2018" and dsb.task.select.fgnet_ckpt.endswith("dsb_fgnet_cpu.ckpt")
+    assert dsb.task.engine == cpu.task.engine and dsb.task.student == cpu.task.student  # the CPU preset's stages

@@ -7,7 +7,7 @@ Every stage works at one nucleus size (``task.diameter``): images are resized so
 nuclei have it (``data.diameter``, or a per-image estimate from the intensity foreground).
 
 1. ``inpaint/`` (``task.teacher=net`` only): the inpainting net trained on crops of the ``raw``
-   images (``train.py``, ``task.inpaint.overrides``);
+   images (``train.py``, ``task.inpaint.overrides``), or ``task.inpaint_ckpt`` as it is;
 2. ``teacher/``: the engine's affinities (``task=inpaintaff``) of ``task.engine.images`` images of
    the ``raw`` split, with the analytic inpainter or the net of stage 1, patches skipped by the
    image's intensity (no labels), files named like the images;
@@ -66,6 +66,7 @@ class SelectSpec:
 
     split: str = MISSING
     foregrounds: list[str] = MISSING
+    fgnet_ckpt: str = MISSING  # the FGNET the fgnet entry is chosen with (the one used with the student)
     alphas: list[float] = MISSING
     min_sizes: list[int] = MISSING
     min_merged: int = MISSING
@@ -80,6 +81,7 @@ class SelfsupSettings:
     out_dir: str = MISSING
     diameter: float = MISSING
     teacher: str = MISSING  # analytic | net
+    inpaint_ckpt: str | None = MISSING  # teacher=net: this inpainting net instead of training stage 1
     inpaint: StageSpec = field(default_factory=StageSpec)
     engine: EngineSpec = field(default_factory=EngineSpec)
     student: StageSpec = field(default_factory=StageSpec)
@@ -203,7 +205,8 @@ def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path) 
         return {"alpha_file": str(target), "chosen_on": "default", "entries": entries}
     for fg in t.select.foregrounds:
         run_dir = out / f"select_{fg}"
-        task = {"affinities_ckpt": str(student), "foreground": {"source": fg}, "split": t.select.split,
+        foreground = {"source": fg, **({"ckpt": t.select.fgnet_ckpt} if fg == "fgnet" else {})}
+        task = {"affinities_ckpt": str(student), "foreground": foreground, "split": t.select.split,
                 "out_dir": str(run_dir), "overwrite": True, "alpha": float(t.select.default["alpha"]),
                 "min_size": int(t.select.default["min_size"]),  # replaced by the choice
                 "select": {"enabled": True, "split": t.select.split, "alphas": list(t.select.alphas),
@@ -229,7 +232,10 @@ def run(cfg: DictConfig) -> dict:
     log.info("self-supervised recipe on %d raw image(s) (the engine on %d), nuclei resized to %g px, %s teacher",
              len(names), len(teacher_names), t.diameter, t.teacher)
     ckpt = None
-    if t.teacher == "net":
+    if t.teacher == "net" and t.inpaint_ckpt:
+        ckpt = t.inpaint_ckpt
+        log.info("stage 1 (inpainting net) skipped: the teacher is task.inpaint_ckpt=%s", ckpt)
+    elif t.teacher == "net":
         t0 = time.perf_counter()
         inpaint = train_stage(cfg, t, t.inpaint, {"train_mode": "raw", "splits": {"raw": names, "val": []}},
                               out / "inpaint")

@@ -212,13 +212,17 @@ def _pictures(pdm: PatchDataModule, info, path: Path, out_dir: Path, dataset: st
     from inpaintaff.viz.affinity import save_affinity_png, save_hierarchy_png
     from inpaintaff.viz.tensorboard import log_to_loggers
 
+    stem = info.stem if info.stem is not None else f"{info.seq}_t{info.frame:03d}"
+    pics = out_dir / "pictures"
+    drawn = [pics / f"{stem}_affinities.png", pics / f"{stem}_hierarchy.png"]
+    if drawn[0].is_file() and drawn[0].stat().st_mtime >= path.stat().st_mtime:
+        # Drawn from these very affinities by an earlier run (a resumed run redraws nothing).
+        return {f"{kind}_png": str(p) for kind, p in zip(("affinity", "hierarchy"), drawn) if p.is_file()}
     aff, valid, _ = read_affinities(path)
     y0, x0 = info.origin
     h, w = info.shape
     image = pdm.images[info.index]
     sl = (slice(None), slice(y0, y0 + h), slice(x0, x0 + w))
-    stem = info.stem if info.stem is not None else f"{info.seq}_t{info.frame:03d}"
-    pics = out_dir / "pictures"
     out = {"affinity_png": str(save_affinity_png(pics / f"{stem}_affinities.png", image, aff[sl], valid[sl],
                                                  title=f"{dataset} {info.key}"))}
     log_to_loggers(trainer.loggers, 0, images={f"inpaintaff/affinities/{stem}": out["affinity_png"]})
