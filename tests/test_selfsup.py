@@ -160,3 +160,35 @@ def test_presets_compose(compose) -> None:
     assert any(o == "trainer=gpu" for o in gpu.task.inpaint.overrides + gpu.task.student.overrides)
     assert dsb.data.dataset == "dsb2018" and dsb.task.select.fgnet_ckpt.endswith("dsb_fgnet_cpu.ckpt")
     assert dsb.task.engine == cpu.task.engine and dsb.task.student == cpu.task.student  # the CPU preset's stages
+
+
+def test_the_shipped_dsb_student_segments_and_the_command_takes_it(tmp_path: Path) -> None:
+    from inpaintaff import Segmenter
+    from inpaintaff.api import PRETRAINED
+    from inpaintaff.cli import model_overrides
+    from inpaintaff.segment.alpha import checkpoint_alpha_file
+
+    student = PRETRAINED["dsb"]["affinities"]
+    stored = json.loads(checkpoint_alpha_file(student).read_text())
+    assert {stored[k]["chosen_on"] for k in ("truefg", "fgnet")} == {"val"}  # on the DSB val masks
+    seg = Segmenter.pretrained("dsb")
+    assert seg.model_diameter == 25.0
+    raw, labels = synthetic_frame((128, 128), seed=3, radius=12.0, density=0.35)
+    pred = seg(raw.astype(np.float32), diameter=24.0)
+    assert pred.shape == raw.shape and 0.5 * labels.max() < len(np.unique(pred)) - 1 < 2 * labels.max()
+    assert f"task.affinities_ckpt={student}" in model_overrides("dsb")
+    assert model_overrides(str(tmp_path / "mine.ckpt")) == [f"task.affinities_ckpt={tmp_path / 'mine.ckpt'}"]
+    with pytest.raises(SystemExit, match="neither a shipped model"):
+        model_overrides("cellpose")
+
+
+def test_teacher_images_leave_out_windows_without_foreground(tmp_path: Path) -> None:
+    from inpaintaff.utils.errors import InputError
+
+    images = tmp_path / "images"
+    images.mkdir()
+    tifffile.imwrite(images / "a.tif", synthetic_frame((128, 128), seed=0, radius=10.0, density=0.25)[0])
+    dm = FolderDataModule(images)
+    assert selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, 0, window=96, threshold=0.1) == ["a"]
+    with pytest.raises(InputError, match="no raw image"):  # nothing above the threshold: no patch anywhere
+        selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, 0, window=96, threshold=10.0)

@@ -99,26 +99,42 @@ def check_settings(t: SelfsupSettings) -> None:
         raise ValueError(f"task.engine.images must be >= 1 (or null: every raw image), got {t.engine.images}")
 
 
-def teacher_images(dm: Any, refs: list, k: int | None, diameter: float, seed: int) -> list[str]:
+def teacher_images(dm: Any, refs: list, k: int | None, diameter: float, seed: int, window: int | None = None,
+                   threshold: float | None = None) -> list[str]:
     """``k`` images of ``refs`` for the engine, in a seeded random order, leaving out those whose
-    nucleus size cannot be estimated (they would be taught at the wrong scale); all usable ones for
-    None. The estimate is the engine's own (``task.scale``'s defaults), from the intensity foreground."""
+    nucleus size cannot be estimated (they would be taught at the wrong scale) and, with
+    ``threshold``, those without a pixel above it in the (centred ``window`` of the) resized image,
+    where the engine would find no patch; all usable ones for None. The estimate is the engine's own
+    (``task.scale``'s defaults), from the intensity foreground."""
     import numpy as np
 
     from inpaintaff.data.scaled import TRAINING_SCALE
-    from inpaintaff.segment.scale import estimate_scale
+    from inpaintaff.segment.scale import estimate_scale, rescale_image
+    from inpaintaff.tasks.inpaintaff.patches import centred_window
 
     order = np.random.default_rng(seed).permutation(len(refs))
-    chosen, left_out = [], []
+    chosen, unknown, empty = [], [], []
     for i in order:
         ref = refs[int(i)]
-        decision = estimate_scale(dm.load_image(ref), diameter, dm.diameter, TRAINING_SCALE, ref.name)
-        (left_out if decision.source in ("unreliable", "unknown") else chosen).append(ref.stem)
+        image = dm.load_image(ref)
+        decision = estimate_scale(image, diameter, dm.diameter, TRAINING_SCALE, ref.name)
+        if decision.source in ("unreliable", "unknown"):
+            unknown.append(ref.stem)
+            continue
+        if threshold is not None:
+            image = rescale_image(image, decision.factor)
+            y0, x0, h, w = centred_window(image.shape, window) if window else (0, 0, *image.shape)
+            if not (image[y0 : y0 + h, x0 : x0 + w] > threshold).any():
+                empty.append(ref.stem)
+                continue
+        chosen.append(ref.stem)
         if k is not None and len(chosen) == k:
             break
-    if left_out:
-        log.info("%d image(s) left out of the engine's: their nucleus size could not be estimated (%s%s)",
-                 len(left_out), ", ".join(left_out[:5]), ", ..." if len(left_out) > 5 else "")
+    for names, why in ((unknown, "their nucleus size could not be estimated"),
+                       (empty, "no pixel above the engine's intensity threshold in their window")):
+        if names:
+            log.info("%d image(s) left out of the engine's: %s (%s%s)", len(names), why, ", ".join(names[:5]),
+                     ", ..." if len(names) > 5 else "")
     if not chosen:
         raise InputError(getattr(dm, "root", None), "no raw image has a nucleus size the recipe can estimate: "
                                                     "set data.diameter")
@@ -228,7 +244,10 @@ def run(cfg: DictConfig) -> dict:
     seconds: dict[str, float] = {}
     dm, refs = raw_images(cfg)
     names = [r.stem for r in refs]
-    teacher_names = teacher_images(dm, refs, t.engine.images, t.diameter, int(cfg.seed))
+    skip = t.engine.task.get("foreground") or {}
+    threshold = skip.get("threshold") if skip.get("source") == "intensity" else None
+    teacher_names = teacher_images(dm, refs, t.engine.images, t.diameter, int(cfg.seed),
+                                   t.engine.task.get("window"), threshold)
     log.info("self-supervised recipe on %d raw image(s) (the engine on %d), nuclei resized to %g px, %s teacher",
              len(names), len(teacher_names), t.diameter, t.teacher)
     ckpt = None

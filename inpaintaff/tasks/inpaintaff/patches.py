@@ -74,6 +74,12 @@ def sliding_positions(n: int, size: int, stride: int) -> list[int]:
     return pos
 
 
+def centred_window(shape: tuple[int, ...], window: int) -> list[int]:
+    """[y0, x0, h, w] of the centred part of at most ``window`` x ``window`` of a frame of ``shape``."""
+    h, w = min(shape[0], window), min(shape[1], window)
+    return [(shape[0] - h) // 2, (shape[1] - w) // 2, h, w]
+
+
 def _seq_number(seq: str) -> int:
     return int(seq) if seq.isdigit() else zlib.crc32(seq.encode())
 
@@ -181,8 +187,7 @@ class PatchDataModule(pl.LightningDataModule):
         """The [y0, x0, h, w] taken from a frame of ``shape``: ``crop``, or the centred ``window``."""
         if self.crop is not None or self.window is None:
             return self.crop
-        h, w = min(shape[0], self.window), min(shape[1], self.window)
-        return [(shape[0] - h) // 2, (shape[1] - w) // 2, h, w]
+        return centred_window(shape, self.window)
 
     def _crop(self, ref: FrameRef, arr: np.ndarray) -> np.ndarray:
         crop = self.frame_crop(arr.shape)
