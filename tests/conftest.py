@@ -21,6 +21,24 @@ SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
 SYNTH_DATASET = "SYNTH-HeLa"
 
 
+def write_nucleus_folder(root: Path, names: list[str], seed: int, radius: float, density: float,
+                         shape: tuple[int, int] = (96, 96)) -> Path:
+    """``root/images/<name>.tif`` of synthetic nuclei (one seed each, from ``seed``) and their masks in
+    ``root/masks``: a user's plain folder."""
+    import numpy as np
+    import tifffile
+
+    from inpaintaff.data.synthetic import synthetic_frame
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i, name in enumerate(names):
+        raw, labels = synthetic_frame(shape, seed=seed + i, radius=radius, density=density)
+        tifffile.imwrite(root / "images" / f"{name}.tif", raw)
+        tifffile.imwrite(root / "masks" / f"{name}.tif", labels.astype(np.uint16))
+    return root
+
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():

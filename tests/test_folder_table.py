@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from inpaintaff.data.synthetic import synthetic_frame
 from inpaintaff.segment.one_pass import OnePassSegmenter
 from inpaintaff.tasks import run_task
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.labels import touching_ids
 from inpaintaff.utils.resolvers import CHECKPOINT_DIR
+from tests.conftest import write_nucleus_folder
 
 STUDENT = CHECKPOINT_DIR / "hela_distill_cpu.ckpt"
 ALPHAS = [0.5, 1.5, 5.0]
@@ -30,14 +30,10 @@ MWS_ROW = f'{{label: "DISTILL + TRUEFG", method: mws, affinities: "{STUDENT}", f
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four 96 × 96 images of crowded HeLa-sized nuclei (many touching) with their masks."""
-    root = tmp_path_factory.mktemp("crowded")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for i in range(4):
-        raw, labels = synthetic_frame((96, 96), seed=10 + i, radius=12.0, density=0.5)
-        assert touching_ids(labels).size >= 5
-        tifffile.imwrite(root / "images" / f"im{i}.tif", raw)
-        tifffile.imwrite(root / "masks" / f"im{i}.tif", labels.astype(np.uint16))
+    root = write_nucleus_folder(tmp_path_factory.mktemp("crowded"), [f"im{i}" for i in range(4)], seed=10,
+                                radius=12.0, density=0.5)
+    for mask in (root / "masks").glob("*.tif"):
+        assert touching_ids(tifffile.imread(mask)).size >= 5
     return root
 
 
@@ -138,3 +134,14 @@ def test_dsb_splits_cover_the_shared_folder(compose) -> None:
     splits = _dsb_splits(compose)
     stems = {p.stem for p in DSB.glob("*.tif")}
     assert set(splits["train"]) | set(splits["val"]) | set(splits["test"]) == stems
+
+
+def test_near_best_seg_the_more_accurate_setting_is_chosen() -> None:
+    from inpaintaff.segment.folder_alpha import best_row
+
+    rows = [{"alpha": 1.0, "min_size": 100, "seg": 0.878, "acc_50": 0.745},
+            {"alpha": 1.5, "min_size": 100, "seg": 0.880, "acc_50": 0.644},
+            {"alpha": 2.0, "min_size": 100, "seg": 0.850, "acc_50": 0.900}]
+    assert best_row(rows, [1.0, 1.5, 2.0])["alpha"] == 1.5  # SEG alone
+    assert best_row(rows, [1.0, 1.5, 2.0], seg_tolerance=0.005)["alpha"] == 1.0
+    assert best_row(rows, [1.0, 1.5, 2.0], seg_tolerance=0.05)["alpha"] == 2.0

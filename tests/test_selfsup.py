@@ -18,6 +18,7 @@ from inpaintaff.data.synthetic import synthetic_frame
 from inpaintaff.io.affinities import aff_path, read_affinity_metadata
 from inpaintaff.tasks import run_task, selfsup
 from inpaintaff.tasks.inpaintaff.patches import PatchDataModule
+from tests.conftest import write_nucleus_folder
 
 TINY = [
     "task.engine.images=2", "task.engine.task.window=96", "task.engine.task.stride=32",
@@ -32,14 +33,8 @@ TINY = [
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five 96 × 96 images of crowded nuclei of about 12 px across (half the recipe's 25 px), masks."""
-    root = tmp_path_factory.mktemp("own_images")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for i in range(5):
-        raw, labels = synthetic_frame((96, 96), seed=30 + i, radius=6.0, density=0.4)
-        tifffile.imwrite(root / "images" / f"cell_{i}.tif", raw)
-        tifffile.imwrite(root / "masks" / f"cell_{i}.tif", labels.astype(np.uint16))
-    return root
+    return write_nucleus_folder(tmp_path_factory.mktemp("own_images"), [f"cell_{i}" for i in range(5)], seed=30,
+                                radius=6.0, density=0.4)
 
 
 def _cfg(compose, root: Path, *extra: str, masks: bool = True):

@@ -97,6 +97,7 @@ class FolderTableSettings:
     eval_splits: list[str] = MISSING
     alphas: list[float] = MISSING
     min_sizes: list[int] = MISSING
+    seg_tolerance: float = MISSING  # of the settings within this of the best SEG, the most accurate at IoU 0.5
     checkpoints: dict[str, str | None] = MISSING  # named paths rows refer to by interpolation
     rows: list[Row] = MISSING
     skip_missing: bool = MISSING
@@ -249,7 +250,7 @@ class RowOutputs:
 
 
 def select_mws(one_pass: OnePassSegmenter, dm: Any, refs: Sequence[FrameRef], alphas: list[float],
-               min_sizes: list[int]) -> dict:
+               min_sizes: list[int], seg_tolerance: float) -> dict:
     """α and fragment size chosen on ``refs``: the grid, the choice, its curve and its scores."""
     diameter = getattr(dm, "diameter", None)
     prepared, gts = [], []
@@ -258,7 +259,7 @@ def select_mws(one_pass: OnePassSegmenter, dm: Any, refs: Sequence[FrameRef], al
         gts.append(gt)
         prepared.append(one_pass.prepare(image, diameter, gt))
     grid = sweep_alpha(one_pass, prepared, gts, alphas, min_sizes)
-    best = best_row(grid, alphas)
+    best = best_row(grid, alphas, seg_tolerance)
     preds = [one_pass.finish(p, best["alpha"], best["min_size"]) for p in prepared]
     return {"alpha": best["alpha"], "min_size": best["min_size"], "grid": grid,
             "selection": [r for r in grid if r["min_size"] == best["min_size"]], "scores": score(gts, preds)}
@@ -290,7 +291,7 @@ def run_mws_row(cfg: DictConfig, t: FolderTableSettings, row: Row, dm: Any, refs
     """α chosen on the selection split, then every evaluation split segmented with it."""
     one_pass = build_one_pass(t, row, cfg)
     alphas, min_sizes = row_grid(t, row)
-    chosen = select_mws(one_pass, dm, refs[t.select_split], alphas, min_sizes)
+    chosen = select_mws(one_pass, dm, refs[t.select_split], alphas, min_sizes, t.seg_tolerance)
     alpha, min_size = chosen["alpha"], chosen["min_size"]
     splits = {t.select_split: chosen["scores"]}
     seconds: list[float] = []
@@ -324,7 +325,7 @@ def row_record(cfg: DictConfig, t: FolderTableSettings, row: Row, dm: Any,
                refs: Mapping[str, list[FrameRef]]) -> dict:
     """What shapes a row's result: its settings, the splits, every image and mask file, its checkpoints."""
     alphas, min_sizes = row_grid(t, row)
-    shaping = {"row": {**asdict(row), "alphas": alphas, "min_sizes": min_sizes},
+    shaping = {"row": {**asdict(row), "alphas": alphas, "min_sizes": min_sizes}, "seg_tolerance": t.seg_tolerance,
                "segmenter": asdict(t.segmenter), "seed": int(cfg.seed), "select_split": t.select_split,
                "eval_splits": list(t.eval_splits), "stems": {s: [r.name for r in rs] for s, rs in refs.items()},
                "data": {**source_settings(dm), "diameter": getattr(dm, "diameter", None)}}

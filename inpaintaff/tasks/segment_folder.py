@@ -69,6 +69,7 @@ class SelectSpec:
     split: str = MISSING
     alphas: list[float] = MISSING
     min_sizes: list[int] = MISSING
+    seg_tolerance: float = MISSING
     min_merged: int = MISSING
 
 
@@ -300,7 +301,7 @@ def select_alpha(segmenter: Segmenter, source: FrameSource, spec: SelectSpec, ou
         gts.append(source.load_labels(ref))
         prepared.append(one_pass.prepare(image, source.diameter, gts[-1]))
     rows = sweep_alpha(one_pass, prepared, gts, spec.alphas, spec.min_sizes)
-    best = best_row(rows, spec.alphas)
+    best = best_row(rows, spec.alphas, spec.seg_tolerance)
     n_merged = count_merged_objects(source, spec.split)
     if n_merged < spec.min_merged:
         log.warning("the %d selection image(s) hold only %d nuclei that touch another (task.select.min_merged=%d): "

@@ -69,6 +69,7 @@ class SelectSpec:
     fgnet_ckpt: str = MISSING  # the FGNET the fgnet entry is chosen with (the one used with the student)
     alphas: list[float] = MISSING
     min_sizes: list[int] = MISSING
+    seg_tolerance: float = MISSING
     min_merged: int = MISSING
     default: dict[str, Any] = MISSING  # {alpha, min_size}: stored when no image has a mask
 
@@ -226,7 +227,8 @@ def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path) 
                 "out_dir": str(run_dir), "overwrite": True, "alpha": float(t.select.default["alpha"]),
                 "min_size": int(t.select.default["min_size"]),  # replaced by the choice
                 "select": {"enabled": True, "split": t.select.split, "alphas": list(t.select.alphas),
-                           "min_sizes": list(t.select.min_sizes), "min_merged": t.select.min_merged}}
+                           "min_sizes": list(t.select.min_sizes), "seg_tolerance": t.select.seg_tolerance,
+                           "min_merged": t.select.min_merged}}
         sub = subtask_config(cfg, "segment_folder", task, run_dir,
                              top={f"data.splits.{t.select.split}": names})
         result = run_subtask(sub)
