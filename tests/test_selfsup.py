@@ -185,5 +185,5 @@ def test_teacher_images_leave_out_windows_without_foreground(tmp_path: Path) -> 
     tifffile.imwrite(images / "a.tif", synthetic_frame((128, 128), seed=0, radius=10.0, density=0.25)[0])
     dm = FolderDataModule(images)
     assert selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, 0, window=96, threshold=0.1) == ["a"]
-    with pytest.raises(InputError, match="no raw image"):  # nothing above the threshold: no patch anywhere
+    with pytest.raises(InputError, match="1 without a pixel above"):  # nothing above the threshold: no patch anywhere
         selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, 0, window=96, threshold=10.0)

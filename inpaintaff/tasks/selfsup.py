@@ -28,11 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hydra
+import numpy as np
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
+from inpaintaff.data.scaled import TRAINING_SCALE
 from inpaintaff.io.files import write_json
 from inpaintaff.segment.alpha import ALPHA_FILE, checkpoint_alpha_file, load_alpha_file
+from inpaintaff.segment.scale import estimate_scale, rescale_image
 from inpaintaff.tasks.compose import compose, run_subtask, subtask_config
+from inpaintaff.tasks.inpaintaff.patches import centred_window
 from inpaintaff.tasks.training import check_no_ddp, data_container, fit_or_resume
 from inpaintaff.utils.config import typed
 from inpaintaff.utils.errors import InputError
@@ -107,12 +112,6 @@ def teacher_images(dm: Any, refs: list, k: int | None, diameter: float, seed: in
     ``threshold``, those without a pixel above it in the (centred ``window`` of the) resized image,
     where the engine would find no patch; all usable ones for None. The estimate is the engine's own
     (``task.scale``'s defaults), from the intensity foreground."""
-    import numpy as np
-
-    from inpaintaff.data.scaled import TRAINING_SCALE
-    from inpaintaff.segment.scale import estimate_scale, rescale_image
-    from inpaintaff.tasks.inpaintaff.patches import centred_window
-
     order = np.random.default_rng(seed).permutation(len(refs))
     chosen, unknown, empty = [], [], []
     for i in order:
@@ -137,8 +136,9 @@ def teacher_images(dm: Any, refs: list, k: int | None, diameter: float, seed: in
             log.info("%d image(s) left out of the engine's: %s (%s%s)", len(names), why, ", ".join(names[:5]),
                      ", ..." if len(names) > 5 else "")
     if not chosen:
-        raise InputError(getattr(dm, "root", None), "no raw image has a nucleus size the recipe can estimate: "
-                                                    "set data.diameter")
+        raise InputError(getattr(dm, "root", None), f"no raw image to run the engine on: {len(unknown)} of unknown "
+                         f"nucleus size (set data.diameter), {len(empty)} without a pixel above the intensity "
+                         "threshold in their window (lower task.engine.task.foreground.threshold)")
     return sorted(chosen)
 
 
@@ -165,8 +165,6 @@ def train_stage(cfg: DictConfig, t: SelfsupSettings, spec: StageSpec, data: dict
 
 def raw_images(cfg: DictConfig) -> tuple[Any, list]:
     """The unlabeled data module and the refs of its raw split (the images the recipe learns from)."""
-    import hydra
-
     dm = hydra.utils.instantiate(unlabeled_data(cfg))
     dm.prepare_data()
     refs = dm.frames("raw")
@@ -195,8 +193,6 @@ def ship_student(checkpoint: str, dst: Path) -> Path:
 
 def masked_names(cfg: DictConfig, split: str) -> list[str]:
     """The images of ``split`` that have a mask (none without ``data.masks``)."""
-    import hydra
-
     if not cfg.data.get("masks"):
         return []
     dm = hydra.utils.instantiate(cfg.data)
