@@ -86,11 +86,14 @@ def test_recipe_runs_without_reading_masks_before_alpha_and_resumes(compose, fol
     def no_training(*a, **k):
         raise AssertionError("trained again")
 
+    shipped = Path(result["student"]).read_bytes()
     monkeypatch.setattr("inpaintaff.train.train", no_training)
     monkeypatch.setattr(PatchDataModule, "predict_dataloader", no_training)
+    monkeypatch.setattr("inpaintaff.tasks.segment_folder.run", no_training)  # alpha read back too
     again = run_task(cfg)
     assert again["student_train"]["checkpoint"] == result["student_train"]["checkpoint"]
     assert again["teacher_images"] == result["teacher_images"]
+    assert again["alpha"] == result["alpha"] and Path(again["student"]).read_bytes() == shipped
 
 
 def test_without_masks_the_defaults_are_stored_and_the_log_says_so(compose, folder: Path, caplog) -> None:
@@ -187,3 +190,27 @@ def test_teacher_images_leave_out_windows_without_foreground(tmp_path: Path) -> 
     assert selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, 0, window=96, threshold=0.1) == ["a"]
     with pytest.raises(InputError, match="1 without a pixel above"):  # nothing above the threshold: no patch anywhere
         selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, 0, window=96, threshold=10.0)
+
+
+def test_alpha_is_chosen_again_when_a_selection_mask_changes(compose, folder: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(folder, root)
+    cfg = _cfg(compose, root)
+    run_task(cfg)
+    mask = root / "masks" / "cell_3.tif"
+    labels = tifffile.imread(mask)
+    labels[labels == labels.max()] = 0  # one nucleus unlabeled
+    tifffile.imwrite(mask, labels)
+
+    class ChosenAgain(Exception):
+        pass
+
+    def chosen_again(*a, **k):
+        raise ChosenAgain
+
+    monkeypatch.setattr("inpaintaff.tasks.segment_folder.run", chosen_again)
+    with pytest.raises(ChosenAgain):
+        run_task(cfg)

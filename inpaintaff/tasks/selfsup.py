@@ -22,9 +22,10 @@ Stages 1-3 never read a mask: they run with ``data.masks=null``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from inpaintaff.data.scaled import TRAINING_SCALE
 from inpaintaff.io.files import write_json
+from inpaintaff.io.records import checkpoint_sha1, differences, make_record, source_settings
 from inpaintaff.segment.alpha import ALPHA_FILE, checkpoint_alpha_file, load_alpha_file
 from inpaintaff.segment.scale import estimate_scale, rescale_image
 from inpaintaff.tasks.compose import compose, run_subtask, subtask_config
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 
 TEACHERS = ("analytic", "net")
 RESULT_NAME = "selfsup_result.json"
+SHIP_RECORD = "ship_record.json"
+SELECT_RECORD = "select_record.json"
 
 
 @dataclass
@@ -186,26 +190,48 @@ def teacher_stage(cfg: DictConfig, t: SelfsupSettings, names: list[str], ckpt: s
     return out / "affinities"
 
 
-def ship_student(checkpoint: str, dst: Path) -> Path:
-    """The student without optimizer state at ``dst``."""
-    return slim_checkpoint(checkpoint, dst)
+def ship_student(checkpoint: str, dst: Path, out: Path) -> Path:
+    """The student without optimizer state at ``dst``; kept as it is when it was shipped from this very
+    checkpoint before (saving again would change its bytes, and with them every record naming it)."""
+    record, source = out / SHIP_RECORD, checkpoint_sha1(checkpoint)
+    if dst.is_file() and record.is_file() and json.loads(record.read_text()).get("source_sha1") == source:
+        return dst
+    slim_checkpoint(checkpoint, dst)
+    write_json(record, {"source": str(checkpoint), "source_sha1": source, "shipped": str(dst)})
+    return dst
 
 
-def masked_names(cfg: DictConfig, split: str) -> list[str]:
-    """The images of ``split`` that have a mask (none without ``data.masks``)."""
+def masked_refs(cfg: DictConfig, split: str) -> tuple[Any, list]:
+    """The data module and the images of ``split`` that have a mask (none without ``data.masks``)."""
     if not cfg.data.get("masks"):
-        return []
+        return None, []
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
-    return [r.stem for r in dm.frames(split) if r.gt_path is not None]
+    return dm, [r for r in dm.frames(split) if r.gt_path is not None]
+
+
+def select_record(t: SelfsupSettings, dm: Any, refs: list, student: Path) -> dict:
+    """What shapes stage 4: its settings, the selection images and masks, the student and FGNET."""
+    inputs = {f"{r.stem}/{kind}": path for r in refs for kind, path in (("image", r.raw_path), ("mask", r.gt_path))}
+    fgnet = t.select.fgnet_ckpt if "fgnet" in t.select.foregrounds else None
+    return make_record({"select": asdict(t.select), "data": {**source_settings(dm), "diameter": dm.diameter}},
+                       inputs, {"student": student, "fgnet": fgnet})
 
 
 def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path) -> dict:
     """Stage 4: α and the fragment size for the shipped student, stored beside it
-    (``<student>.alpha.json``, one entry per foreground)."""
+    (``<student>.alpha.json``, one entry per foreground); read back when its record is unchanged."""
     target = checkpoint_alpha_file(student)
-    names = masked_names(cfg, t.select.split)
+    dm, refs = masked_refs(cfg, t.select.split)
+    names = [r.stem for r in refs]
     entries: dict[str, Any] = {}
+    if names:
+        record = select_record(t, dm, refs, student)
+        kept = json.loads((out / SELECT_RECORD).read_text()) if (out / SELECT_RECORD).is_file() else None
+        if kept is not None and target.is_file() and not differences(kept.get("record"), record):
+            log.info("stage 4 read back: alpha chosen earlier on the same %d image(s) for this student (%s)",
+                     len(names), target)
+            return kept["result"]
     if not names:
         log.warning("no image of split %r has a mask (data.masks): the student ships with the default alpha %g "
                     "and fragment size %d (task.select.default), not values chosen on your images",
@@ -232,7 +258,9 @@ def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path) 
         log.info("student + %s: alpha %g, min size %d chosen on %d image(s) with masks (SEG %.3f)", fg.upper(),
                  result["selection"]["alpha"], result["selection"]["min_size"], len(names), result["selection"]["seg"])
     write_json(target, entries)
-    return {"alpha_file": str(target), "chosen_on": t.select.split, "n_images": len(names), "entries": entries}
+    result = {"alpha_file": str(target), "chosen_on": t.select.split, "n_images": len(names), "entries": entries}
+    write_json(out / SELECT_RECORD, {"record": record, "result": result})
+    return result
 
 
 def run(cfg: DictConfig) -> dict:
@@ -268,7 +296,7 @@ def run(cfg: DictConfig) -> dict:
                                               "splits": {"raw": teacher_names, "val": []}}, out / "student")
     seconds["student"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    shipped = ship_student(student["checkpoint"], Path(t.ship))
+    shipped = ship_student(student["checkpoint"], Path(t.ship), out)
     alpha = select_stage(cfg, t, shipped, out)
     seconds["select"] = time.perf_counter() - t0
     result = {"student": str(shipped), "alpha": alpha, "teacher": t.teacher, "diameter": t.diameter,
