@@ -14,6 +14,16 @@ from inpaintaff.segment.one_pass import OnePassSegmenter, Prepared
 
 log = logging.getLogger(__name__)
 
+ACCURACY_IOU = 0.5  # the IoU threshold of the detection accuracy that breaks near-ties of SEG
+
+
+def pooled_scores(gts: Sequence, preds: Sequence) -> dict:
+    """SEG (None without GT objects), detection accuracy at IoU 0.5 and the GT objects, pooled over images."""
+    overlaps = [overlap(gt, pred) for gt, pred in zip(gts, preds)]
+    seg = pool_seg(seg_from_overlap(ov) for ov in overlaps)
+    det = pool_detection(detection_from_overlap(ov, [ACCURACY_IOU]) for ov in overlaps)
+    return {"seg": seg.seg if seg.n_gt else None, "acc_50": float(det.accuracy[0]), "n_gt": seg.n_gt}
+
 
 def sweep_alpha(one_pass: OnePassSegmenter, prepared: Sequence[Prepared], gts: Sequence, alphas: Sequence[float],
                 min_sizes: Sequence[int]) -> list[dict]:
@@ -21,11 +31,8 @@ def sweep_alpha(one_pass: OnePassSegmenter, prepared: Sequence[Prepared], gts: S
     rows = []
     for min_size in min_sizes:
         for alpha in alphas:
-            overlaps = [overlap(gt, one_pass.finish(prep, alpha, min_size)) for prep, gt in zip(prepared, gts)]
-            seg = pool_seg(seg_from_overlap(ov) for ov in overlaps)
-            det = pool_detection(detection_from_overlap(ov, [0.5]) for ov in overlaps)
-            rows.append({"alpha": float(alpha), "min_size": int(min_size), "seg": seg.seg if seg.n_gt else None,
-                         "acc_50": float(det.accuracy[0]), "n_gt": seg.n_gt})
+            preds = [one_pass.finish(prep, alpha, min_size) for prep in prepared]
+            rows.append({"alpha": float(alpha), "min_size": int(min_size), **pooled_scores(gts, preds)})
             log.info("alpha=%g, min_size=%d: SEG %s, accuracy at IoU 0.5 %.4f", alpha, min_size,
                      "n/a" if rows[-1]["seg"] is None else f"{rows[-1]['seg']:.4f}", rows[-1]["acc_50"])
     return rows

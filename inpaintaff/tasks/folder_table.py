@@ -37,10 +37,9 @@ from inpaintaff.io.files import write_json
 from inpaintaff.io.records import differences, make_record, source_settings
 from inpaintaff.io.results import write_csv
 from inpaintaff.metrics.ctc import SegResult, pool_seg, seg_from_overlap
-from inpaintaff.metrics.detection import detection_from_overlap, pool_detection
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.baselines import connected_components
-from inpaintaff.segment.folder_alpha import best_row, sweep_alpha
+from inpaintaff.segment.folder_alpha import ACCURACY_IOU, best_row, pooled_scores, sweep_alpha
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.one_pass import OnePassSegmenter
 from inpaintaff.segment.settings import check_min_sizes
@@ -51,7 +50,7 @@ from inpaintaff.utils.labels import touching_ids
 
 log = logging.getLogger(__name__)
 
-IOU = 0.5  # detection accuracy's IoU threshold
+IOU = ACCURACY_IOU  # detection accuracy's IoU threshold
 RESULT = "result.json"
 METHODS = ("cc", "mws")
 
@@ -189,11 +188,12 @@ def load_pair(dm: Any, ref: FrameRef) -> tuple[np.ndarray, np.ndarray]:
 
 def score(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict:
     """SEG and detection accuracy at IoU 0.5, pooled over the images; the images and GT objects."""
-    ovs = [overlap(g, p) for g, p in zip(gts, preds)]
-    seg = pool_seg(seg_from_overlap(o) for o in ovs)
-    det = pool_detection(detection_from_overlap(o, [IOU]) for o in ovs)
-    return {"seg": seg.seg if seg.n_gt else None, "accuracy_50": float(det.accuracy[0]), "n_images": len(gts),
-            "n_gt": seg.n_gt}
+    return split_scores(pooled_scores(gts, preds), len(gts))
+
+
+def split_scores(pooled: Mapping[str, Any], n_images: int) -> dict:
+    """A split's entry in the table from pooled scores (``folder_alpha.pooled_scores`` or a grid row)."""
+    return {"seg": pooled["seg"], "accuracy_50": pooled["acc_50"], "n_images": n_images, "n_gt": pooled["n_gt"]}
 
 
 def curve(per_alpha: Mapping[float, Sequence[SegResult]]) -> list[dict]:
@@ -260,9 +260,10 @@ def select_mws(one_pass: OnePassSegmenter, dm: Any, refs: Sequence[FrameRef], al
         prepared.append(one_pass.prepare(image, diameter, gt))
     grid = sweep_alpha(one_pass, prepared, gts, alphas, min_sizes)
     best = best_row(grid, alphas, seg_tolerance)
-    preds = [one_pass.finish(p, best["alpha"], best["min_size"]) for p in prepared]
+    # The grid scored the chosen setting already.
     return {"alpha": best["alpha"], "min_size": best["min_size"], "grid": grid,
-            "selection": [r for r in grid if r["min_size"] == best["min_size"]], "scores": score(gts, preds)}
+            "selection": [r for r in grid if r["min_size"] == best["min_size"]],
+            "scores": split_scores(best, len(prepared))}
 
 
 def eval_mws(one_pass: OnePassSegmenter, dm: Any, refs: Sequence[FrameRef], alphas: list[float], alpha: float,

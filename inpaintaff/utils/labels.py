@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from inpaintaff.offsets import shifted_slices
+
 
 def relabel_with_ids(labels: np.ndarray, foreground: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labels 1..N in the order of the input label values, and the input value of each (N,).
@@ -41,10 +43,9 @@ def touching_ids(labels: np.ndarray) -> np.ndarray:
     """The labels whose 1-pixel dilation (3 × 3, 8-neighbours) meets another label, sorted."""
     lab = np.asarray(labels)
     found = [np.zeros(0, dtype=lab.dtype)]
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        h, w = lab.shape[0] - dy, lab.shape[1] - abs(dx)
-        a = lab[:h, max(0, -dx):max(0, -dx) + w]
-        b = lab[dy:dy + h, max(0, dx):max(0, dx) + w]
+    for offset in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        src, dst = shifted_slices(lab.shape, offset)
+        a, b = lab[src], lab[dst]
         pair = (a != b) & (a > 0) & (b > 0)
         found += [a[pair], b[pair]]
     return np.unique(np.concatenate(found))

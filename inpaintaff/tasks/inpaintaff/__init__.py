@@ -212,7 +212,7 @@ def _pictures(pdm: PatchDataModule, info, path: Path, out_dir: Path, dataset: st
     from inpaintaff.viz.affinity import save_affinity_png, save_hierarchy_png
     from inpaintaff.viz.tensorboard import log_to_loggers
 
-    stem = info.stem if info.stem is not None else f"{info.seq}_t{info.frame:03d}"
+    stem = info.file_stem
     pics = out_dir / "pictures"
     drawn = [pics / f"{stem}_affinities.png", pics / f"{stem}_hierarchy.png"]
     if drawn[0].is_file() and drawn[0].stat().st_mtime >= path.stat().st_mtime:

@@ -104,6 +104,11 @@ class FrameInfo:
     def key(self) -> str:
         return self.stem if self.stem is not None else f"{self.seq}/t{self.frame:03d}"
 
+    @property
+    def file_stem(self) -> str:
+        """The frame's name in file names (partial sums, pictures)."""
+        return self.stem if self.stem is not None else f"{self.seq}_t{self.frame:03d}"
+
 
 class PatchDataset(Dataset):
     """Items: image (1, p, p) float32, frame (index), patch_id, y, x, seed.

@@ -41,10 +41,6 @@ STAT_KEYS = ("patches", "forward_passes", "conditionals", "seconds", "splits", "
 PARTIAL_KEYS = ("sums", "counts", "done", "stats", "settings", "s_image", "s_leaf", "s_pos")
 
 
-def _stem(info: FrameInfo) -> str:
-    return info.stem if info.stem is not None else f"{info.seq}_t{info.frame:03d}"
-
-
 def partial_dir(out_dir: str | Path, dataset: str) -> Path:
     return Path(out_dir) / ".partial" / dataset
 
@@ -57,7 +53,7 @@ def samples_path(out_dir: str | Path, dataset: str, info: FrameInfo) -> Path:
 
 def _partials(out_dir: Path, dataset: str, info: FrameInfo) -> list[Path]:
     d = partial_dir(out_dir, dataset)
-    return sorted(d.glob(f"{_stem(info)}__*.npz")) if d.is_dir() else []
+    return sorted(d.glob(f"{info.file_stem}__*.npz")) if d.is_dir() else []
 
 
 # Settings added after files were first written, with the value that files without them had.
@@ -225,7 +221,7 @@ class AffinityWriter(BasePredictionWriter):
     def _frame(self, fi: int) -> _FrameState:
         if fi not in self.state:
             st = _FrameState(self.frames[fi], len(self.offsets))
-            own = partial_dir(self.out_dir, self.dataset) / f"{_stem(self.frames[fi])}__{self.token}.npz"
+            own = partial_dir(self.out_dir, self.dataset) / f"{self.frames[fi].file_stem}__{self.token}.npz"
             if own.is_file():  # evicted earlier in this run: continue from what it saved
                 self._restore(st, _load_partial(own, self._settings(self.frames[fi])))
             self.state[fi] = st
@@ -286,7 +282,7 @@ class AffinityWriter(BasePredictionWriter):
             return
         if st.dirty:
             info = self.frames[fi]
-            path = partial_dir(self.out_dir, self.dataset) / f"{_stem(info)}__{self.token}.npz"
+            path = partial_dir(self.out_dir, self.dataset) / f"{info.file_stem}__{self.token}.npz"
             smp = st.samples
             p = int(self.settings.get("patch_size", 1))
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -367,7 +363,7 @@ class AffinityWriter(BasePredictionWriter):
         if n_done != len(done):  # e.g. two runs (before folders were locked) summed the same patches
             raise InputError(files[0].parent, f"{info.key}: {n_done - len(done)} patch(es) counted twice in "
                              f"these partial results (two runs wrote into one folder?): delete the files "
-                             f"{_stem(info)}__*.npz here (or the whole folder) and run again; their patches "
+                             f"{info.file_stem}__*.npz here (or the whole folder) and run again; their patches "
                              "are then recomputed")
         missing = set(info.active) - done
         if missing:
