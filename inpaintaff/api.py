@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from inpaintaff.data.normalize import percentile_normalize
-from inpaintaff.segment.alpha import checkpoint_alpha_file, read_alpha
+from inpaintaff.segment.alpha import checkpoint_alpha_file, checkpoint_fgnet_file, read_alpha
 from inpaintaff.segment.one_pass import FOREGROUNDS, OnePassResult, OnePassSegmenter, OnePassSettings
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.resolvers import CHECKPOINT_DIR
 
 log = logging.getLogger(__name__)
 
+DEFAULT_THRESHOLD = 0.5  # FGNET's, where its α file stores none
 PRETRAINED = {
     "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt",
              "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
@@ -45,12 +46,13 @@ def _load_affinity_net(ckpt: str | Path, device: str):
     return load_module(cls, ckpt, device)
 
 
-def stored_alpha(ckpt: str | Path, foreground: str) -> tuple[float, int]:
-    """α and fragment size measured for this checkpoint and foreground (``<ckpt>.alpha.json``);
-    a predicted foreground other than FGNET's uses FGNET's entry."""
+def stored_alpha(ckpt: str | Path, foreground: str) -> tuple[float, int, float | None]:
+    """α, fragment size and FGNET threshold (None: not stored) measured for this checkpoint and
+    foreground (``<ckpt>.alpha.json``); a predicted foreground other than FGNET's uses FGNET's entry."""
     key = "truefg" if foreground == "truefg" else "fgnet"
     value, entry = read_alpha(checkpoint_alpha_file(ckpt), key)
-    return value, int(entry["min_size"])
+    threshold = entry.get("threshold")
+    return value, int(entry["min_size"]), None if threshold is None else float(threshold)
 
 
 class Segmenter:
@@ -81,7 +83,7 @@ class Segmenter:
         foreground_source: str = "fgnet",
         alpha: float | str = "auto",
         min_size: int | str = "auto",
-        threshold: float = 0.5,
+        threshold: float | str = "auto",
         tile: int = 256,
         halo: int = 32,
         fill_holes: bool = True,
@@ -94,8 +96,9 @@ class Segmenter:
         device: str | None = None,
     ) -> Segmenter:
         """A segmenter from an affinity checkpoint (DISTILL student or AFFNET) and, for
-        ``foreground_source="fgnet"``, an FGNET checkpoint. ``alpha``/``min_size`` ``"auto"``: the
-        values stored beside the affinity checkpoint for this foreground."""
+        ``foreground_source="fgnet"``, an FGNET checkpoint. ``alpha``/``min_size``/``threshold``
+        ``"auto"``: the values stored beside the affinity checkpoint for this foreground (FGNET's
+        threshold 0.5 where none is stored)."""
         from inpaintaff.modules.fgnet import FGNetModule
         from inpaintaff.tasks.checkpoints import checkpoint_diameter, load_module
 
@@ -105,13 +108,19 @@ class Segmenter:
         aff_net = _load_affinity_net(affinities, device)
         fg_net = None
         if foreground_source == "fgnet":
+            if not foreground and checkpoint_fgnet_file(affinities).is_file():
+                foreground = checkpoint_fgnet_file(affinities)  # the student's own, shipped beside it
             if not foreground:
                 raise InputError(None, "foreground_source=fgnet needs an FGNET checkpoint (foreground=...)")
             fg_net = load_module(FGNetModule, foreground, device)
-        if "auto" in (str(alpha), str(min_size)):
-            a, m = stored_alpha(affinities, foreground_source)
-            alpha = a if str(alpha) == "auto" else alpha
-            min_size = m if str(min_size) == "auto" else min_size
+        stored: tuple[float, int, float | None] | None = None
+        if "auto" in (str(alpha), str(min_size)) or (
+                str(threshold) == "auto" and checkpoint_alpha_file(affinities).is_file()):
+            stored = stored_alpha(affinities, foreground_source)
+        alpha = stored[0] if str(alpha) == "auto" else alpha
+        min_size = stored[1] if str(min_size) == "auto" else min_size
+        if str(threshold) == "auto":
+            threshold = stored[2] if stored is not None and stored[2] is not None else DEFAULT_THRESHOLD
         settings = OnePassSettings(
             alpha=float(alpha), min_size=int(min_size), foreground=foreground_source, threshold=float(threshold),
             tile=int(tile), halo=int(halo), fill_holes=bool(fill_holes), scale=bool(scale),

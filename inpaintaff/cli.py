@@ -36,8 +36,10 @@ def run_segment_folder(overrides: Sequence[str]) -> dict:
 
 def model_overrides(model: str) -> list[str]:
     """The folder command's checkpoints for ``--model``: a shipped model's name, or a student checkpoint
-    (the foreground stays the default one)."""
+    with its own FGNET when the recipe shipped one beside it (``<name>.fgnet.ckpt``; else the
+    foreground stays the default one)."""
     from inpaintaff.api import PRETRAINED
+    from inpaintaff.segment.alpha import checkpoint_fgnet_file
 
     if model in PRETRAINED:
         return [f"task.affinities_ckpt={PRETRAINED[model]['affinities']}",
@@ -46,7 +48,11 @@ def model_overrides(model: str) -> list[str]:
     if path.suffix != ".ckpt":
         known = ", ".join(sorted(PRETRAINED))
         raise SystemExit(f"inpaintaff: error: --model {model}: neither a shipped model ({known}) nor a .ckpt file")
-    return [f"task.affinities_ckpt={path.resolve()}"]
+    overrides = [f"task.affinities_ckpt={path.resolve()}"]
+    fgnet = checkpoint_fgnet_file(path)
+    if fgnet.is_file():
+        overrides.append(f"task.foreground.ckpt={fgnet.resolve()}")
+    return overrides
 
 
 def _parser() -> argparse.ArgumentParser:

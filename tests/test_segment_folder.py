@@ -195,14 +195,17 @@ def test_alpha_chosen_on_the_images_with_masks(images, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run_segment_folder([f"data.images={imgs}", f"data.masks={masks}", f"paths.output_dir={out}",
                                  "task.select.enabled=true", "task.select.alphas=[1.0,3.0]",
-                                 "task.select.min_sizes=[0,100]", "trainer.enable_progress_bar=false"])
+                                 "task.select.min_sizes=[0,100]", "task.select.thresholds=[0.3,0.5]",
+                                 "trainer.enable_progress_bar=false"])
     sel = result["selection"]
-    rows = {(r["alpha"], r["min_size"]): r["seg"] for r in sel["curve"]}
-    assert len(rows) == 4 and sel["seg"] == max(rows.values()) >= rows[(3.0, 100)]  # the stored α is in the grid
+    rows = {(r["threshold"], r["alpha"], r["min_size"]): r["seg"] for r in sel["curve"]}
+    assert len(rows) == 8 and sel["seg"] == max(rows.values()) >= rows[(0.5, 3.0, 100)]  # the stored α is in the grid
+    assert rows[(0.3, 3.0, 100)] != rows[(0.5, 3.0, 100)]  # the threshold changes the masks
     stored = json.loads((out / "alpha_selection.json").read_text())["fgnet"]
-    assert (stored["alpha"], stored["min_size"]) == (sel["alpha"], sel["min_size"])
+    assert (stored["alpha"], stored["min_size"], stored["threshold"]) == (sel["alpha"], sel["min_size"],
+                                                                         sel["threshold"])
     assert (out / "seg_vs_alpha.png").is_file()
-    seg = Segmenter.pretrained("hela", alpha=sel["alpha"], min_size=sel["min_size"])
+    seg = Segmenter.pretrained("hela", alpha=sel["alpha"], min_size=sel["min_size"], threshold=sel["threshold"])
     for name, labels in _masks(out).items():
         np.testing.assert_array_equal(seg(read_channel(next(imgs.glob(f"{name}.*")))), labels)
     with pytest.raises(InputError, match="task.select needs images with masks"):

@@ -13,6 +13,7 @@ import tifffile
 import torch
 
 import inpaintaff.io.folder as folder_io
+import inpaintaff.modules.pretrained as pretrained
 from inpaintaff.data.folder import FolderDataModule
 from inpaintaff.data.synthetic import synthetic_frame
 from inpaintaff.io.affinities import aff_path, read_affinity_metadata
@@ -27,6 +28,15 @@ TINY = [
     '"trainer.limit_val_batches=0","callbacks.model_checkpoint.every_n_train_steps=2"]',
     "task.student.data.crop_size=64", "task.student.data.samples_per_epoch=8", "task.student.data.batch_size=2",
     "task.select.alphas=[1.0,3.0]", "task.select.min_sizes=[0]", "task.select.foregrounds=[truefg]",
+    "task.foreground.enabled=false",
+]
+TINY_FGNET = [
+    "task.foreground.enabled=true", "data.splits.train=[cell_0,cell_1]",
+    'task.foreground.overrides=["model=fgnet_cpu","trainer=cpu","trainer.max_epochs=-1","trainer.max_steps=4",'
+    '"trainer.limit_val_batches=0","callbacks.model_checkpoint.every_n_train_steps=2","model.boundary_weight=4"]',
+    "task.foreground.data.crop_size=64", "task.foreground.data.samples_per_epoch=8",
+    "task.foreground.data.batch_size=2",
+    "task.select.foregrounds=[fgnet]", "task.select.thresholds=[0.3,0.5]",
 ]
 
 
@@ -214,3 +224,42 @@ def test_alpha_is_chosen_again_when_a_selection_mask_changes(compose, folder: Pa
     monkeypatch.setattr("inpaintaff.tasks.segment_folder.run", chosen_again)
     with pytest.raises(ChosenAgain):
         run_task(cfg)
+
+
+def test_fgnet_is_trained_from_the_student_on_the_few_masks_and_ships_beside_it(compose, folder: Path,
+                                                                               monkeypatch) -> None:
+    """Stage 4: FGNET starts from the shipped student, learns from the masks of the train images only,
+    ships as student.fgnet.ckpt, the fgnet α entry (with its threshold) is chosen with it, and the
+    folder command takes both with --model student.ckpt."""
+    from inpaintaff.cli import model_overrides
+    from inpaintaff.io.records import checkpoint_sha1
+    from inpaintaff.tasks.checkpoints import checkpoint_meta
+
+    cfg = _cfg(compose, folder, *TINY_FGNET)
+    out = Path(cfg.task.out_dir)
+    reads: list[str] = []
+    real_read_mask = folder_io.read_mask
+
+    def counted_read_mask(path, shape):
+        reads.append(Path(path).stem)
+        return real_read_mask(path, shape)
+
+    monkeypatch.setattr("inpaintaff.data.folder.read_mask", counted_read_mask)
+    started_from: list[str] = []
+    real_load = pretrained.load_matching_weights
+
+    def recorded_load(module, path):
+        started_from.append(str(path))
+        return real_load(module, path)
+
+    monkeypatch.setattr(pretrained, "load_matching_weights", recorded_load)
+    result = run_task(cfg)
+    student, fgnet = Path(result["student"]), Path(result["fgnet"])
+    assert fgnet == out / "student.fgnet.ckpt" and fgnet.is_file()
+    assert started_from == [str(student)]
+    record = checkpoint_meta(out / "fgnet" / "checkpoints" / "last.ckpt")["record"]
+    assert record["checkpoints"]["init_from"] == checkpoint_sha1(student)
+    assert set(reads) == {"cell_0", "cell_1", "cell_3", "cell_4"}  # train masks (FGNET), val masks (alpha)
+    entry = json.loads((out / "student.alpha.json").read_text())["fgnet"]
+    assert entry["threshold"] in (0.3, 0.5) and entry["chosen_on"] == "val"
+    assert f"task.foreground.ckpt={fgnet.resolve()}" in model_overrides(str(student))

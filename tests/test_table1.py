@@ -127,3 +127,25 @@ def test_count_merged_objects_counts_gt_objects_sharing_a_component() -> None:
     ref = SimpleNamespace(gt_path="x")
     dm = SimpleNamespace(frames=lambda split: [ref, SimpleNamespace(gt_path=None)], load_labels=lambda r: labels)
     assert count_merged_objects(dm, "val") == 4
+
+
+def test_fgnet_rows_choose_their_threshold_on_val(compose) -> None:
+    """FGNET's threshold is chosen with α and the fragment size on val (the best of the whole grid),
+    used on test and stored with α beside the affinities; CC on FGNET chooses it too."""
+    rows = [{"label": "CC on FGNET", "method": "cc", "foreground": "fgnet"},
+            {"label": "ANALYTIC-AFF + FGNET", "affinities": "analytic", "foreground": "fgnet"}]
+    cfg = _table_cfg(compose, min_merged=0, rows=rows, fg_thresholds=[0.2, 0.8])
+    with open_dict(cfg):
+        cfg.task.inpaintaff.foreground = {"source": ["truefg", "dir"]}
+    report = run_task(cfg)
+    cc, mws = report["rows"]
+    assert {r["threshold"] for r in mws["grid"]} == {0.2, 0.8} and len(mws["grid"]) == 16
+    best = max(mws["grid"], key=lambda r: r["seg"])
+    assert (mws["threshold"], mws["alpha"], mws["min_size"]) == (best["threshold"], best["alpha"], best["min_size"])
+    by_threshold = {t: max(r["seg"] for r in mws["grid"] if r["threshold"] == t) for t in (0.2, 0.8)}
+    assert by_threshold[0.2] != by_threshold[0.8]  # the threshold changes the foreground
+    assert cc["threshold"] in (0.2, 0.8)
+    stored = json.loads((Path(report["affinities"]["analytic"]["dir"]) / ALPHA_FILE).read_text())["fgnet"]
+    assert stored["threshold"] == mws["threshold"] and stored["alpha"] == mws["alpha"]
+    segmented = json.loads((Path(mws["splits"]["test"]["output_dir"]) / "segment_result.json").read_text())
+    assert segmented["seg"] == mws["splits"]["test"]["seg"]

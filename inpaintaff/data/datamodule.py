@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from inpaintaff.io import ctc
+from inpaintaff.data.augment import Augment
 from inpaintaff.data.budget import budget_crop, choose_label_frames, count_instances
 from inpaintaff.data.normalize import percentile_normalize
 from inpaintaff.utils.errors import InputError
@@ -57,7 +58,11 @@ class CropDataset(Dataset):
         labels: Sequence[np.ndarray] | None = None,
         fixed_seed: int | None = None,
         targets: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+        augment: Augment | None = None,
     ):
+        if augment is not None and augment.active and targets is not None:
+            raise ValueError("data.augment: the engine's affinity targets cannot be flipped (their offsets would turn)")
+        self.augment = augment if augment is not None and augment.active else None
         self.images, self.labels = list(images), None if labels is None else list(labels)
         self.targets = None if targets is None else list(targets)  # (affinities, valid), each (C, H, W)
         self.crop, self.length, self.fixed_seed = int(crop_size), int(length), fixed_seed
@@ -80,9 +85,12 @@ class CropDataset(Dataset):
         y = int(rng.integers(0, h - self.crop + 1))
         x = int(rng.integers(0, w - self.crop + 1))
         sl = (slice(y, y + self.crop), slice(x, x + self.crop))
-        out = {"image": torch.from_numpy(np.ascontiguousarray(image[sl]))[None]}
-        if self.labels is not None:
-            out["labels"] = torch.from_numpy(np.ascontiguousarray(self.labels[i][sl]))
+        crop, labels = image[sl], None if self.labels is None else self.labels[i][sl]
+        if self.augment is not None:
+            crop, labels = self.augment(crop, labels, rng)
+        out = {"image": torch.from_numpy(np.ascontiguousarray(crop))[None]}
+        if labels is not None:
+            out["labels"] = torch.from_numpy(np.ascontiguousarray(labels))
         if self.targets is not None:
             aff, valid = self.targets[i]
             out["target"] = torch.from_numpy(np.ascontiguousarray(aff[(slice(None), *sl)]))
@@ -105,6 +113,9 @@ class CTCDataModule(pl.LightningDataModule):
     (``data.diameter``, or estimated per frame from its intensity foreground, without labels), so
     that a net learns one nucleus size from frames of many; teacher affinities are read at the
     scale they were computed at, which must be the same.
+
+    ``augment`` (``data.augment``: flips, contrast, brightness, field) changes the labeled training
+    crops only (:class:`inpaintaff.data.augment.Augment`).
     """
 
     def __init__(
@@ -126,6 +137,7 @@ class CTCDataModule(pl.LightningDataModule):
         teacher_dir: str | Path | None = None,
         diameter: float | None = None,
         resize_to: float | None = None,
+        augment: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if train_mode not in TRAIN_MODES:
@@ -153,6 +165,7 @@ class CTCDataModule(pl.LightningDataModule):
         if resize_to is not None and not float(resize_to) > 0:
             raise ValueError(f"data.resize_to must be a positive nucleus diameter in pixels (or null), got {resize_to}")
         self.resize_to = None if resize_to is None else float(resize_to)
+        self.augment = Augment(**dict(augment or {}))
         self._cache: dict[Path, np.ndarray] = {}
         self._train: Dataset | None = None
         self._val: Dataset | None = None
@@ -347,7 +360,8 @@ class CTCDataModule(pl.LightningDataModule):
                 self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, targets=targets)
             else:
                 images, labels = self._budget()
-                self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, labels)
+                self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, labels,
+                                          augment=self.augment)
             val_refs = self.frames("val")
             if val_refs:
                 frames = self.training_frames()

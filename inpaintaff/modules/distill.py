@@ -31,7 +31,7 @@ class DistillModule(AffNetModule):
         if loss not in LOSSES:
             raise ValueError(f"model.loss must be one of {LOSSES}, got {loss!r}")
         super().__init__(*args, **kwargs)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["init_from"])
 
     def distill_loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         kind = self.hparams.loss

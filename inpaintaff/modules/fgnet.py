@@ -7,14 +7,58 @@ import torch.nn.functional as F
 
 from inpaintaff.modules.supervised import IGNORE, SupervisedPix2PixModule
 
+# Opposite-neighbour pairs (dy, dx) whose two ends in different segments close a one-pixel gap
+# (as TRUEFG does: inpaintaff.segment.foreground.true_foreground).
+_PAIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
+BOUNDARY_REACH = 2  # px on either side of a foreground edge that boundary_weight weighs
+
+
+def _shift(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``out[..., y, x] = t[..., y + dy, x + dx]``, 0 outside."""
+    h, w = t.shape[-2:]
+    padded = F.pad(t, (abs(dx), abs(dx), abs(dy), abs(dy)))
+    return padded[..., abs(dy) + dy:abs(dy) + dy + h, abs(dx) + dx:abs(dx) + dx + w]
+
+
+def foreground_target(labels: torch.Tensor) -> torch.Tensor:
+    """TRUEFG of label batches (B, H, W): the segments, with one-pixel gaps between two segments
+    closed, as float (B, 1, H, W); ignored (negative) pixels count as background here."""
+    lab = labels.clamp_min(0)
+    fg = lab > 0
+    for dy, dx in _PAIRS:
+        a, b = _shift(lab, dy, dx), _shift(lab, -dy, -dx)
+        fg = fg | ((a > 0) & (b > 0) & (a != b))
+    return fg.float()[:, None]
+
+
+def near_edges(target: torch.Tensor, reach: int = BOUNDARY_REACH) -> torch.Tensor:
+    """Pixels within ``reach`` px of a change between foreground and background (B, 1, H, W)."""
+    k = 2 * reach + 1
+    grown = F.max_pool2d(target, k, stride=1, padding=reach)
+    shrunk = -F.max_pool2d(-target, k, stride=1, padding=reach)
+    return (grown != shrunk).float()
+
 
 class FGNetModule(SupervisedPix2PixModule):
-    """Foreground probability from a normalised image (one output channel)."""
+    """Foreground probability from a normalised image (one output channel).
+
+    ``boundary_weight``: pixels near the edge of the foreground (and in the gaps between nuclei)
+    count ``1 + boundary_weight`` times in the loss, where a too tight or too loose foreground errs.
+    """
 
     out_channels = 1
 
+    def __init__(self, *args, boundary_weight: float = 0.0, **kwargs):
+        if boundary_weight < 0:
+            raise ValueError(f"model.boundary_weight must be >= 0, got {boundary_weight}")
+        super().__init__(*args, **kwargs)
+        self.save_hyperparameters(ignore=["init_from"])
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         valid = (labels != IGNORE).float()[:, None]
-        target = (labels > 0).float()[:, None]
+        target = foreground_target(labels)
+        weight = valid
+        if self.hparams.get("boundary_weight", 0.0):
+            weight = valid * (1.0 + self.hparams.boundary_weight * near_edges(target))
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        return (bce * valid).sum() / valid.sum().clamp_min(1)
+        return (bce * weight).sum() / weight.sum().clamp_min(1)

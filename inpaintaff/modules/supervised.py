@@ -14,7 +14,9 @@ IGNORE = -1  # label value of padded pixels that must not count in a loss
 class SupervisedPix2PixModule(pl.LightningModule):
     """A pix2pix U-Net trained on labeled crops (batches with ``image`` and ``labels``).
 
-    Subclasses set ``out_channels`` and implement ``loss(logits, labels)``.
+    Subclasses set ``out_channels`` and implement ``loss(logits, labels)``. ``init_from``: a
+    checkpoint of the same architecture (the DISTILL student) whose matching weights start training
+    (a resumed run's own checkpoint is restored over them).
     """
 
     out_channels: int = 1
@@ -30,10 +32,15 @@ class SupervisedPix2PixModule(pl.LightningModule):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         image_log_every_n_steps: int = 200,
+        init_from: str | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["init_from"])  # a path of this machine; its content is in the record
         self.net = Pix2PixUNet(in_channels, self.out_channels, depth, base_features, max_features, dropout)
+        if init_from:
+            from inpaintaff.modules.pretrained import load_matching_weights
+
+            load_matching_weights(self, init_from)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)

@@ -34,6 +34,13 @@ def checkpoint_alpha_file(ckpt: str | Path) -> Path:
     return ckpt.with_name(ckpt.stem + ".alpha.json")
 
 
+def checkpoint_fgnet_file(ckpt: str | Path) -> Path:
+    """Where a student's own FGNET lives (the recipe ships it there): ``<ckpt without .ckpt>.fgnet.ckpt``
+    beside it."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(ckpt.stem + ".fgnet.ckpt")
+
+
 def load_alpha_file(path: str | Path) -> dict:
     """The entries of an α file (``alpha_selection.json`` or ``<ckpt>.alpha.json``): foreground ->
     entry; a file that is not such JSON is an error naming it."""
@@ -86,12 +93,14 @@ def foreground_key(source: str) -> str:
 
 def record_alpha_selection(aff_dir: str | Path, label: str, foreground: str, alpha: float,
                            curve: Sequence[Mapping[str, Any]], split: str, n_merged: int | None = None,
-                           min_size: int = 0) -> Path:
-    """Add (or replace) the entry for this foreground in ``<aff_dir>/alpha_selection.json``."""
+                           min_size: int = 0, threshold: float | None = None) -> Path:
+    """Add (or replace) the entry for this foreground in ``<aff_dir>/alpha_selection.json``
+    (``threshold``: FGNET's, when it was chosen with α)."""
     path = Path(aff_dir) / ALPHA_FILE
     data = load_alpha_file(path) if path.is_file() else {}
     data[foreground_key(foreground)] = {
-        "alpha": float(alpha), "min_size": int(min_size), "label": label, "chosen_on": split,
+        "alpha": float(alpha), "min_size": int(min_size),
+        **({} if threshold is None else {"threshold": float(threshold)}), "label": label, "chosen_on": split,
         "n_merged_objects": n_merged,
         "curve": [{"alpha": float(c["alpha"]), "seg": c["seg"]} for c in curve],
         "written_at": datetime.now(timezone.utc).isoformat(),

@@ -26,15 +26,21 @@ def pooled_scores(gts: Sequence, preds: Sequence) -> dict:
 
 
 def sweep_alpha(one_pass: OnePassSegmenter, prepared: Sequence[Prepared], gts: Sequence, alphas: Sequence[float],
-                min_sizes: Sequence[int]) -> list[dict]:
-    """Pooled SEG and detection accuracy at IoU 0.5 over the prepared images for every (min_size, α)."""
+                min_sizes: Sequence[int], thresholds: Sequence[float] | None = None) -> list[dict]:
+    """Pooled SEG and detection accuracy at IoU 0.5 over the prepared images for every (foreground
+    threshold, min_size, α); ``thresholds`` (FGNET's probability; None: the settings' one) count for
+    FGNET only."""
+    if one_pass.settings.foreground != "fgnet" or not thresholds:
+        thresholds = [one_pass.threshold]
     rows = []
-    for min_size in min_sizes:
-        for alpha in alphas:
-            preds = [one_pass.finish(prep, alpha, min_size) for prep in prepared]
-            rows.append({"alpha": float(alpha), "min_size": int(min_size), **pooled_scores(gts, preds)})
-            log.info("alpha=%g, min_size=%d: SEG %s, accuracy at IoU 0.5 %.4f", alpha, min_size,
-                     "n/a" if rows[-1]["seg"] is None else f"{rows[-1]['seg']:.4f}", rows[-1]["acc_50"])
+    for threshold in thresholds:
+        for min_size in min_sizes:
+            for alpha in alphas:
+                preds = [one_pass.finish(prep, alpha, min_size, threshold) for prep in prepared]
+                rows.append({"alpha": float(alpha), "min_size": int(min_size), "threshold": float(threshold),
+                             **pooled_scores(gts, preds)})
+                log.info("threshold=%g, alpha=%g, min_size=%d: SEG %s, accuracy at IoU 0.5 %.4f", threshold, alpha,
+                         min_size, "n/a" if rows[-1]["seg"] is None else f"{rows[-1]['seg']:.4f}", rows[-1]["acc_50"])
     return rows
 
 
@@ -48,7 +54,7 @@ def best_row(rows: Sequence[dict], alphas: Sequence[float], seg_tolerance: float
     scored = [r for r in rows if r["seg"] is not None]
     if not scored:
         raise ValueError("the selection images hold no labeled object: nothing to choose α on")
-    top = max(scored, key=lambda r: r["seg"])
+    top = max(scored, key=lambda r: r["seg"])  # the first of equal ones
     near = [r for r in scored if r["seg"] >= top["seg"] - seg_tolerance and r.get("acc_50") is not None]
     best = max(near, key=lambda r: r["acc_50"]) if near else top
     if best is not top:

@@ -82,12 +82,14 @@ class OnePassResult:
 
 @dataclass
 class Prepared:
-    """One image up to the mutex watershed: at the model's scale but for the input's foreground."""
+    """One image up to the mutex watershed: at the model's scale but for the input's foreground.
+    The foreground is kept as a map in [0, 1] (FGNET's probability, else 0/1), so that a choice of
+    its threshold reuses it."""
 
     input_shape: tuple[int, int]
     scale: ScaleDecision
-    foreground: np.ndarray  # bool, model scale
-    input_foreground: np.ndarray | None  # bool, input scale (None when not resized)
+    foreground_map: np.ndarray  # float32, model scale
+    input_map: np.ndarray | None  # float32, input scale (None when not resized)
     affinities: np.ndarray  # (12, h, w), model scale
     seconds: dict[str, float]
 
@@ -127,12 +129,12 @@ class OnePassSegmenter:
         scaled = rescale_image(image, factor)
         return self._foreground_map(scaled, None if gt is None else labels_to_shape(gt, scaled.shape))
 
-    def _input_foreground(self, image: np.ndarray, gt: np.ndarray | None, model_map: np.ndarray) -> np.ndarray:
-        """The foreground at the input's scale: exact for TRUEFG and the intensity foreground, FGNET's
-        probability resized (linearly) from the model's scale."""
+    def _input_map(self, image: np.ndarray, gt: np.ndarray | None, model_map: np.ndarray) -> np.ndarray:
+        """The foreground map at the input's scale: exact for TRUEFG and the intensity foreground,
+        FGNET's probability resized (linearly) from the model's scale."""
         if self.settings.foreground == "fgnet":
-            return resize(model_map, image.shape, order=1) > self.threshold
-        return self._foreground_map(image, gt) > 0.5
+            return resize(model_map, image.shape, order=1)
+        return self._foreground_map(image, gt)
 
     def decide(self, image: np.ndarray, diameter: float | None, gt: np.ndarray | None = None
                ) -> tuple[ScaleDecision, np.ndarray | None]:
@@ -181,29 +183,33 @@ class OnePassSegmenter:
         t0 = time.perf_counter()
         if fg_map is None:
             fg_map = self._model_scale_map(image, decision.factor, gt)
-        input_fg = None if decision.factor == 1.0 else self._input_foreground(image, gt, fg_map)
+        input_map = None if decision.factor == 1.0 else self._input_map(image, gt, fg_map)
         seconds["foreground"] = time.perf_counter() - t0
         scaled = rescale_image(image, decision.factor)
         t0 = time.perf_counter()
         aff = predict_at_least(self.affinity, scaled, s.tile, s.halo, self.device)
         seconds["affinities"] = time.perf_counter() - t0
-        return Prepared(image.shape, decision, fg_map > self.threshold, input_fg, aff, seconds)
+        return Prepared(image.shape, decision, fg_map.astype(np.float32, copy=False),
+                        None if input_map is None else input_map.astype(np.float32, copy=False), aff, seconds)
 
-    def finish(self, prep: Prepared, alpha: float | None = None, min_size: int | None = None) -> np.ndarray:
-        """Labels at the input's shape from prepared inputs, with the settings' α and fragment size
-        (or the ones given)."""
+    def finish(self, prep: Prepared, alpha: float | None = None, min_size: int | None = None,
+               threshold: float | None = None) -> np.ndarray:
+        """Labels at the input's shape from prepared inputs, with the settings' α, fragment size and
+        foreground threshold (or the ones given; the threshold counts for FGNET only)."""
         s = self.settings
         alpha = s.alpha if alpha is None else float(alpha)
         min_size = s.min_size if min_size is None else int(min_size)
+        threshold = self.threshold if threshold is None or s.foreground != "fgnet" else float(threshold)
         factor = prep.scale.factor
+        foreground = prep.foreground_map > threshold
         labels = mutex_watershed(prep.affinities, alpha, OFFSETS, n_attractive=N_ATTRACTIVE,
-                                 valid=inside_pairs(prep.foreground.shape), foreground=prep.foreground,
+                                 valid=inside_pairs(foreground.shape), foreground=foreground,
                                  seed=s.seed, backend=s.backend)
         labels = labels_to_shape(merge_small_segments(labels, min_size), prep.input_shape)
-        if prep.input_foreground is not None:
+        if prep.input_map is not None:
             # Nearest resizing puts outlines up to a model pixel off: lay the labels onto the
             # foreground at the input's scale instead (specks smaller than the fragment size dropped).
-            labels = labels_onto_foreground(labels, prep.input_foreground, reach=1.0 + 1.0 / factor,
+            labels = labels_onto_foreground(labels, prep.input_map > threshold, reach=1.0 + 1.0 / factor,
                                             min_new=int(min_size / factor**2))
         labels = relabel_consecutive(labels)
         if s.fill_holes:  # at the input's shape: shrinking back can close a gap into a hole
@@ -221,5 +227,6 @@ class OnePassSegmenter:
         t0 = time.perf_counter()
         labels = self.finish(prep)
         seconds = {**prep.seconds, "mws": time.perf_counter() - t0}
-        aff = prep.affinities * inside_pairs(prep.foreground.shape) if keep_affinities else None
-        return OnePassResult(labels, prep.scale, tuple(prep.foreground.shape), prep.foreground, aff, seconds)
+        foreground = prep.foreground_map > self.threshold
+        aff = prep.affinities * inside_pairs(foreground.shape) if keep_affinities else None
+        return OnePassResult(labels, prep.scale, tuple(foreground.shape), foreground, aff, seconds)

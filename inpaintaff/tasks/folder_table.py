@@ -97,6 +97,7 @@ class FolderTableSettings:
     alphas: list[float] = MISSING
     min_sizes: list[int] = MISSING
     seg_tolerance: float = MISSING  # of the settings within this of the best SEG, the most accurate at IoU 0.5
+    thresholds: list[float] = MISSING  # FGNET rows: foreground thresholds chosen with α (empty: segmenter's)
     checkpoints: dict[str, str | None] = MISSING  # named paths rows refer to by interpolation
     rows: list[Row] = MISSING
     skip_missing: bool = MISSING
@@ -135,6 +136,13 @@ def settings(cfg: DictConfig) -> FolderTableSettings:
 def row_grid(t: FolderTableSettings, row: Row) -> tuple[list[float], list[int]]:
     """The α and fragment sizes a row sweeps (its own, or the task's)."""
     return list(row.alphas or t.alphas), list(row.min_sizes or t.min_sizes)
+
+
+def row_thresholds(t: FolderTableSettings, row: Row) -> list[float] | None:
+    """The FGNET thresholds a row chooses from (None: a TRUEFG or CC row, no threshold)."""
+    if row.foreground == "truefg":
+        return None
+    return list(t.thresholds or [t.segmenter.threshold])
 
 
 def row_checkpoints(row: Row) -> dict[str, str | None]:
@@ -250,24 +258,26 @@ class RowOutputs:
 
 
 def select_mws(one_pass: OnePassSegmenter, dm: Any, refs: Sequence[FrameRef], alphas: list[float],
-               min_sizes: list[int], seg_tolerance: float) -> dict:
-    """α and fragment size chosen on ``refs``: the grid, the choice, its curve and its scores."""
+               min_sizes: list[int], seg_tolerance: float, thresholds: list[float] | None = None) -> dict:
+    """α, fragment size (and FGNET's threshold) chosen on ``refs``: the grid, the choice, its curve and
+    its scores."""
     diameter = getattr(dm, "diameter", None)
     prepared, gts = [], []
     for ref in refs:
         image, gt = load_pair(dm, ref)
         gts.append(gt)
         prepared.append(one_pass.prepare(image, diameter, gt))
-    grid = sweep_alpha(one_pass, prepared, gts, alphas, min_sizes)
+    grid = sweep_alpha(one_pass, prepared, gts, alphas, min_sizes, thresholds)
     best = best_row(grid, alphas, seg_tolerance)
     # The grid scored the chosen setting already.
-    return {"alpha": best["alpha"], "min_size": best["min_size"], "grid": grid,
-            "selection": [r for r in grid if r["min_size"] == best["min_size"]],
+    return {"alpha": best["alpha"], "min_size": best["min_size"], "threshold": best["threshold"], "grid": grid,
+            "selection": [r for r in grid if r["min_size"] == best["min_size"]
+                          and r["threshold"] == best["threshold"]],
             "scores": split_scores(best, len(prepared))}
 
 
 def eval_mws(one_pass: OnePassSegmenter, dm: Any, refs: Sequence[FrameRef], alphas: list[float], alpha: float,
-             min_size: int, out: RowOutputs, split: str) -> dict:
+             min_size: int, out: RowOutputs, split: str, threshold: float | None = None) -> dict:
     """One evaluation split at the chosen α (masks written), and its SEG against α at ``min_size``."""
     diameter = getattr(dm, "diameter", None)
     per_alpha: dict[float, list[SegResult]] = {float(a): [] for a in alphas}
@@ -276,10 +286,10 @@ def eval_mws(one_pass: OnePassSegmenter, dm: Any, refs: Sequence[FrameRef], alph
         image, gt = load_pair(dm, ref)
         t0 = time.perf_counter()
         prep = one_pass.prepare(image, diameter, gt)
-        labels = one_pass.finish(prep, alpha, min_size)
+        labels = one_pass.finish(prep, alpha, min_size, threshold)
         seconds.append(time.perf_counter() - t0)
         for a in per_alpha:
-            lab = labels if a == alpha else one_pass.finish(prep, a, min_size)
+            lab = labels if a == alpha else one_pass.finish(prep, a, min_size, threshold)
             per_alpha[a].append(seg_from_overlap(overlap(gt, lab)))
         write_labels(out.mask(split, ref.name), labels)
         gts.append(gt)
@@ -292,15 +302,18 @@ def run_mws_row(cfg: DictConfig, t: FolderTableSettings, row: Row, dm: Any, refs
     """α chosen on the selection split, then every evaluation split segmented with it."""
     one_pass = build_one_pass(t, row, cfg)
     alphas, min_sizes = row_grid(t, row)
-    chosen = select_mws(one_pass, dm, refs[t.select_split], alphas, min_sizes, t.seg_tolerance)
-    alpha, min_size = chosen["alpha"], chosen["min_size"]
+    chosen = select_mws(one_pass, dm, refs[t.select_split], alphas, min_sizes, t.seg_tolerance,
+                        row_thresholds(t, row))
+    alpha, min_size, threshold = chosen["alpha"], chosen["min_size"], chosen["threshold"]
     splits = {t.select_split: chosen["scores"]}
     seconds: list[float] = []
     for split in t.eval_splits:
-        entry = eval_mws(one_pass, dm, refs[split], alphas, alpha, min_size, out, split)
+        entry = eval_mws(one_pass, dm, refs[split], alphas, alpha, min_size, out, split, threshold)
         seconds += entry.pop("seconds")
         splits[split] = entry
-    return {"alpha": alpha, "min_size": min_size, "grid": chosen["grid"], "selection": chosen["selection"],
+    return {"alpha": alpha, "min_size": min_size,
+            "threshold": threshold if row_thresholds(t, row) else None, "grid": chosen["grid"],
+            "selection": chosen["selection"],
             "splits": splits, "seconds_per_image": float(np.mean(seconds))}
 
 
@@ -327,6 +340,7 @@ def row_record(cfg: DictConfig, t: FolderTableSettings, row: Row, dm: Any,
     """What shapes a row's result: its settings, the splits, every image and mask file, its checkpoints."""
     alphas, min_sizes = row_grid(t, row)
     shaping = {"row": {**asdict(row), "alphas": alphas, "min_sizes": min_sizes}, "seg_tolerance": t.seg_tolerance,
+               **({"thresholds": row_thresholds(t, row)} if row_thresholds(t, row) else {}),
                "segmenter": asdict(t.segmenter), "seed": int(cfg.seed), "select_split": t.select_split,
                "eval_splits": list(t.eval_splits), "stems": {s: [r.name for r in rs] for s, rs in refs.items()},
                "data": {**source_settings(dm), "diameter": getattr(dm, "diameter", None)}}
@@ -368,13 +382,16 @@ def _fmt(x: float | None) -> str:
 
 def table_markdown(results: Sequence[Mapping], splits: Sequence[str]) -> str:
     """One line per row: α and min size, SEG and accuracy@0.5 per split, seconds per image."""
-    head = ["Method", f"α, min size (chosen on {splits[0]})"]
+    head = ["Method", f"α, min size[, FGNET threshold] (chosen on {splits[0]})"]
     for s in splits:
         head += [f"SEG {s}", f"acc@0.5 {s}"]
     head.append("s / image")
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in results:
-        cells = [r["label"], "—" if r["method"] == "cc" else f"{r['alpha']:g}, {r['min_size']}"]
+        chosen = "—" if r["method"] == "cc" else f"{r['alpha']:g}, {r['min_size']}"
+        if r.get("threshold") is not None:
+            chosen += f", {r['threshold']:g}"
+        cells = [r["label"], chosen]
         for s in splits:
             cells += [_fmt(r["splits"][s]["seg"]), _fmt(r["splits"][s]["accuracy_50"])]
         cells.append(f"{r['seconds_per_image']:.2f}")
@@ -386,7 +403,7 @@ def csv_rows(results: Sequence[Mapping], splits: Sequence[str]) -> list[dict]:
     """The table as CSV rows."""
     rows = []
     for r in results:
-        row = {"method": r["label"], "alpha": r["alpha"], "min_size": r["min_size"]}
+        row = {"method": r["label"], "alpha": r["alpha"], "min_size": r["min_size"], "threshold": r.get("threshold")}
         for s in splits:
             e = r["splits"][s]
             row.update({f"seg_{s}": e["seg"], f"accuracy_50_{s}": e["accuracy_50"], f"n_images_{s}": e["n_images"],

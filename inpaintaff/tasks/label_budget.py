@@ -125,7 +125,7 @@ def shared_affinities(cfg: DictConfig, t: LabelBudgetSettings, frames: list[dict
 def settings(t: LabelBudgetSettings, seed: int) -> dict:
     """The task settings a job's result depends on."""
     keys = ("budget", "label_frames", "train", "rows", "shared_seed", "alphas", "min_sizes", "min_merged",
-            "select_split", "eval_splits", "affinity_dirs", "inpainters", "inpaintaff", "metrics", "fg_threshold")
+            "select_split", "eval_splits", "affinity_dirs", "inpainters", "inpaintaff", "metrics", "fg_thresholds")
     values = asdict(t)
     return {"seed": seed, **{k: values[k] for k in keys}, "distill": t.affinity_nets.get("distill")}
 

@@ -60,7 +60,7 @@ OBJECT_COLUMNS = ["image", "label", "area", "centroid_y", "centroid_x", "mean_in
 class ForegroundSpec:
     source: str = MISSING  # fgnet | intensity | truefg (the masks' foreground; evaluation only)
     ckpt: str | None = MISSING
-    threshold: float = MISSING
+    threshold: Any = MISSING  # a number, or auto
 
 
 @dataclass
@@ -71,6 +71,7 @@ class SelectSpec:
     min_sizes: list[int] = MISSING
     seg_tolerance: float = MISSING
     min_merged: int = MISSING
+    thresholds: list[float] = MISSING  # FGNET's, chosen with α ([]: task.foreground.threshold)
 
 
 @dataclass
@@ -300,23 +301,28 @@ def select_alpha(segmenter: Segmenter, source: FrameSource, spec: SelectSpec, ou
         image = percentile_normalize(source.load_raw(ref), *segmenter.normalize, source=ref.raw_path)
         gts.append(source.load_labels(ref))
         prepared.append(one_pass.prepare(image, source.diameter, gts[-1]))
-    rows = sweep_alpha(one_pass, prepared, gts, spec.alphas, spec.min_sizes)
+    rows = sweep_alpha(one_pass, prepared, gts, spec.alphas, spec.min_sizes, spec.thresholds)
     best = best_row(rows, spec.alphas, spec.seg_tolerance)
+    fgnet = segmenter.settings.foreground == "fgnet"
     n_merged = count_merged_objects(source, spec.split)
     if n_merged < spec.min_merged:
         log.warning("the %d selection image(s) hold only %d nuclei that touch another (task.select.min_merged=%d): "
                     "alpha is chosen on few merges", len(refs), n_merged, spec.min_merged)
     label = f"one pass + {segmenter.settings.foreground.upper()}"
-    record_alpha_selection(out_dir, label, foreground_key(segmenter.settings.foreground), best["alpha"], rows,
-                           spec.split, n_merged, best["min_size"])
-    plot_seg_vs_alpha(out_dir / "seg_vs_alpha.png", [{**r, "label": label, "dataset": source.dataset,
-                                                      "split": f"{spec.split}, min size {r['min_size']}",
-                                                      "det_acc_0.5": None} for r in rows])
-    one_pass.settings = replace(one_pass.settings, alpha=best["alpha"], min_size=best["min_size"])
-    log.info("alpha %g and min size %d chosen on %d image(s) (SEG %.4f): %s", best["alpha"], best["min_size"],
-             len(refs), best["seg"], out_dir / "alpha_selection.json")
-    return {"alpha": best["alpha"], "min_size": best["min_size"], "seg": best["seg"], "n_images": len(refs),
-            "n_merged_objects": n_merged, "curve": rows}
+    curve = [r for r in rows if r["threshold"] == best["threshold"]]
+    record_alpha_selection(out_dir, label, foreground_key(segmenter.settings.foreground), best["alpha"], curve,
+                           spec.split, n_merged, best["min_size"], best["threshold"] if fgnet else None)
+    plot_seg_vs_alpha(out_dir / "seg_vs_alpha.png", [
+        {**r, "label": label, "dataset": source.dataset, "det_acc_0.5": None,
+         "split": f"{spec.split}, min size {r['min_size']}" + (f", threshold {r['threshold']:g}" if fgnet else "")}
+        for r in rows])
+    one_pass.settings = replace(one_pass.settings, alpha=best["alpha"], min_size=best["min_size"],
+                                threshold=best["threshold"] if fgnet else one_pass.settings.threshold)
+    log.info("alpha %g, min size %d%s chosen on %d image(s) (SEG %.4f): %s", best["alpha"], best["min_size"],
+             f", FGNET threshold {best['threshold']:g}" if fgnet else "", len(refs), best["seg"],
+             out_dir / "alpha_selection.json")
+    return {"alpha": best["alpha"], "min_size": best["min_size"], "threshold": best["threshold"] if fgnet else None,
+            "seg": best["seg"], "n_images": len(refs), "n_merged_objects": n_merged, "curve": rows}
 
 
 def run(cfg: DictConfig) -> dict:

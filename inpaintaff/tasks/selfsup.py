@@ -12,10 +12,14 @@ nuclei have it (``data.diameter``, or a per-image estimate from the intensity fo
    the ``raw`` split, with the analytic inpainter or the net of stage 1, patches skipped by the
    image's intensity (no labels), files named like the images;
 3. ``student/``: the DISTILL student trained on them (``task.student.overrides``);
-4. ``student.ckpt`` and ``student.alpha.json``: the student without optimizer state, and α and the
-   fragment size for it. With masks (``data.masks``) for images of ``task.select.split``, they are
-   chosen there, per foreground of ``task.select.foregrounds``, as the folder command's
-   ``task.select`` does; without, ``task.select.default`` is stored, and the log says so.
+4. ``fgnet/`` (when images of ``task.foreground.split`` have masks): FGNET started from the
+   student's weights and fine-tuned on those few masks (``task.foreground``), shipped beside the
+   student as ``student.fgnet.ckpt``, which the folder command takes with ``--model student.ckpt``;
+5. ``student.ckpt`` and ``student.alpha.json``: the student without optimizer state, and α and the
+   fragment size for it (and FGNET's threshold). With masks (``data.masks``) for images of
+   ``task.select.split``, they are chosen there, per foreground of ``task.select.foregrounds``, as
+   the folder command's ``task.select`` does (FGNET: the recipe's own, else
+   ``task.select.fgnet_ckpt``); without, ``task.select.default`` is stored, and the log says so.
 
 Stages 1-3 never read a mask: they run with ``data.masks=null``.
 """
@@ -36,7 +40,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from inpaintaff.data.scaled import TRAINING_SCALE
 from inpaintaff.io.files import write_json
 from inpaintaff.io.records import checkpoint_sha1, differences, make_record, source_settings
-from inpaintaff.segment.alpha import ALPHA_FILE, checkpoint_alpha_file, load_alpha_file
+from inpaintaff.segment.alpha import ALPHA_FILE, checkpoint_alpha_file, checkpoint_fgnet_file, load_alpha_file
 from inpaintaff.segment.scale import estimate_scale, rescale_image
 from inpaintaff.tasks.compose import compose, run_subtask, subtask_config
 from inpaintaff.tasks.inpaintaff.patches import centred_window
@@ -80,7 +84,19 @@ class SelectSpec:
     min_sizes: list[int] = MISSING
     seg_tolerance: float = MISSING
     min_merged: int = MISSING
+    thresholds: list[float] = MISSING  # FGNET's, chosen with α ([]: 0.5)
     default: dict[str, Any] = MISSING  # {alpha, min_size}: stored when no image has a mask
+
+
+@dataclass
+class ForegroundStageSpec:
+    """Stage 4: FGNET from the student, on the masked images of ``split`` (``train.py`` overrides and
+    data keys, e.g. the label budget)."""
+
+    enabled: bool = MISSING
+    split: str = MISSING
+    overrides: list[str] = MISSING
+    data: dict[str, Any] = MISSING
 
 
 @dataclass
@@ -95,6 +111,7 @@ class SelfsupSettings:
     inpaint: StageSpec = field(default_factory=StageSpec)
     engine: EngineSpec = field(default_factory=EngineSpec)
     student: StageSpec = field(default_factory=StageSpec)
+    foreground: ForegroundStageSpec = field(default_factory=ForegroundStageSpec)
     select: SelectSpec = field(default_factory=SelectSpec)
     ship: str = MISSING
 
@@ -190,15 +207,40 @@ def teacher_stage(cfg: DictConfig, t: SelfsupSettings, names: list[str], ckpt: s
     return out / "affinities"
 
 
-def ship_student(checkpoint: str, dst: Path, out: Path) -> Path:
-    """The student without optimizer state at ``dst``; kept as it is when it was shipped from this very
-    checkpoint before (saving again would change its bytes, and with them every record naming it)."""
+def ship_checkpoint(checkpoint: str, dst: Path, out: Path) -> Path:
+    """A trained checkpoint without optimizer state at ``dst``; kept as it is when it was shipped from this
+    very checkpoint before (saving again would change its bytes, and with them every record naming it)."""
     record, source = out / SHIP_RECORD, checkpoint_sha1(checkpoint)
     if dst.is_file() and record.is_file() and json.loads(record.read_text()).get("source_sha1") == source:
         return dst
     slim_checkpoint(checkpoint, dst)
     write_json(record, {"source": str(checkpoint), "source_sha1": source, "shipped": str(dst)})
     return dst
+
+
+def foreground_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Path) -> Path | None:
+    """Stage 4: FGNET started from the student's weights and trained on the images of
+    ``task.foreground.split`` that have masks, shipped beside the shipped student; None when no such
+    image has a mask (or the stage is off)."""
+    spec = t.foreground
+    if not spec.enabled:
+        return None
+    _, refs = masked_refs(cfg, spec.split)
+    if not refs:
+        log.info("stage 4 (FGNET) skipped: no image of split %r has a mask (data.masks)", spec.split)
+        return None
+    names = [r.stem for r in refs]
+    tcfg = compose("train", [*spec.overrides, f"model.init_from={student}"])
+    check_no_ddp(tcfg, "task=selfsup (fgnet)")
+    with open_dict(tcfg):
+        tcfg.paths = OmegaConf.merge(cfg.paths, {"output_dir": str(out)})
+        tcfg.seed = cfg.seed
+        tcfg.data = OmegaConf.merge(cfg.data, {**spec.data, "train_mode": "labeled", "resize_to": t.diameter,
+                                               "splits": {"train": names, "val": []}})
+    key = {"overrides": list(spec.overrides), "data": data_container(tcfg), "init_sha1": checkpoint_sha1(student)}
+    trained = fit_or_resume(tcfg, out, key)
+    log.info("FGNET from the student on %d labeled nuclei of %d image(s)", trained["n_train_instances"], len(names))
+    return ship_checkpoint(trained["checkpoint"], checkpoint_fgnet_file(t.ship), out)
 
 
 def masked_refs(cfg: DictConfig, split: str) -> tuple[Any, list]:
@@ -210,26 +252,28 @@ def masked_refs(cfg: DictConfig, split: str) -> tuple[Any, list]:
     return dm, [r for r in dm.frames(split) if r.gt_path is not None]
 
 
-def select_record(t: SelfsupSettings, dm: Any, refs: list, student: Path) -> dict:
-    """What shapes stage 4: its settings, the selection images and masks, the student and FGNET."""
+def select_record(t: SelfsupSettings, dm: Any, refs: list, student: Path, fgnet_ckpt: str) -> dict:
+    """What shapes stage 5: its settings, the selection images and masks, the student and FGNET."""
     inputs = {f"{r.stem}/{kind}": path for r in refs for kind, path in (("image", r.raw_path), ("mask", r.gt_path))}
-    fgnet = t.select.fgnet_ckpt if "fgnet" in t.select.foregrounds else None
+    fgnet = fgnet_ckpt if "fgnet" in t.select.foregrounds else None
     return make_record({"select": asdict(t.select), "data": {**source_settings(dm), "diameter": dm.diameter}},
                        inputs, {"student": student, "fgnet": fgnet})
 
 
-def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path) -> dict:
-    """Stage 4: α and the fragment size for the shipped student, stored beside it
-    (``<student>.alpha.json``, one entry per foreground); read back when its record is unchanged."""
+def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path, fgnet: Path | None = None) -> dict:
+    """Stage 5: α and the fragment size (and FGNET's threshold) for the shipped student, stored beside
+    it (``<student>.alpha.json``, one entry per foreground), chosen with ``fgnet`` (else
+    ``task.select.fgnet_ckpt``); read back when its record is unchanged."""
     target = checkpoint_alpha_file(student)
+    fgnet_ckpt = str(fgnet) if fgnet is not None else t.select.fgnet_ckpt
     dm, refs = masked_refs(cfg, t.select.split)
     names = [r.stem for r in refs]
     entries: dict[str, Any] = {}
     if names:
-        record = select_record(t, dm, refs, student)
+        record = select_record(t, dm, refs, student, fgnet_ckpt)
         kept = json.loads((out / SELECT_RECORD).read_text()) if (out / SELECT_RECORD).is_file() else None
         if kept is not None and target.is_file() and not differences(kept.get("record"), record):
-            log.info("stage 4 read back: alpha chosen earlier on the same %d image(s) for this student (%s)",
+            log.info("stage 5 read back: alpha chosen earlier on the same %d image(s) for this student (%s)",
                      len(names), target)
             return kept["result"]
     if not names:
@@ -244,13 +288,13 @@ def select_stage(cfg: DictConfig, t: SelfsupSettings, student: Path, out: Path) 
         return {"alpha_file": str(target), "chosen_on": "default", "entries": entries}
     for fg in t.select.foregrounds:
         run_dir = out / f"select_{fg}"
-        foreground = {"source": fg, **({"ckpt": t.select.fgnet_ckpt} if fg == "fgnet" else {})}
+        foreground = {"source": fg, **({"ckpt": fgnet_ckpt, "threshold": 0.5} if fg == "fgnet" else {})}
         task = {"affinities_ckpt": str(student), "foreground": foreground, "split": t.select.split,
                 "out_dir": str(run_dir), "overwrite": True, "alpha": float(t.select.default["alpha"]),
                 "min_size": int(t.select.default["min_size"]),  # replaced by the choice
                 "select": {"enabled": True, "split": t.select.split, "alphas": list(t.select.alphas),
                            "min_sizes": list(t.select.min_sizes), "seg_tolerance": t.select.seg_tolerance,
-                           "min_merged": t.select.min_merged}}
+                           "min_merged": t.select.min_merged, "thresholds": list(t.select.thresholds)}}
         sub = subtask_config(cfg, "segment_folder", task, run_dir,
                              top={f"data.splits.{t.select.split}": names})
         result = run_subtask(sub)
@@ -295,11 +339,15 @@ def run(cfg: DictConfig) -> dict:
     student = train_stage(cfg, t, t.student, {"train_mode": "affinities", "teacher_dir": str(teacher_dir),
                                               "splits": {"raw": teacher_names, "val": []}}, out / "student")
     seconds["student"] = time.perf_counter() - t0
+    shipped = ship_checkpoint(student["checkpoint"], Path(t.ship), out)
     t0 = time.perf_counter()
-    shipped = ship_student(student["checkpoint"], Path(t.ship), out)
-    alpha = select_stage(cfg, t, shipped, out)
+    fgnet = foreground_stage(cfg, t, str(shipped), out / "fgnet")
+    seconds["fgnet"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    alpha = select_stage(cfg, t, shipped, out, fgnet)
     seconds["select"] = time.perf_counter() - t0
-    result = {"student": str(shipped), "alpha": alpha, "teacher": t.teacher, "diameter": t.diameter,
+    result = {"student": str(shipped), "fgnet": None if fgnet is None else str(fgnet), "alpha": alpha,
+              "teacher": t.teacher, "diameter": t.diameter,
               "inpaint_ckpt": ckpt, "teacher_images": teacher_names, "n_raw_images": len(names),
               "seconds": seconds, "student_train": student}
     write_json(out / RESULT_NAME, result)

@@ -102,7 +102,7 @@ class Table1Settings:
     fgnet_ckpt: str | None = MISSING
     affinity_nets: dict[str, str | None] = MISSING
     affinity_dirs: dict[str, str] = MISSING
-    fg_threshold: float = MISSING
+    fg_thresholds: list[float] = MISSING  # FGNET rows choose their threshold among these on select_split
     inpainters: dict[str, Inpainter] = MISSING
     inpaintaff: dict[str, Any] = MISSING  # task=inpaintaff keys shared by every inpainter
     rows: list[Row] = MISSING
@@ -194,15 +194,17 @@ def _timing(result: Mapping[str, Any], wall: float) -> dict:
             "images_per_patch": result.get("conditionals_per_patch"), "stage_seconds": wall}
 
 
-def row_task(t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path) -> dict:
-    """The ``task=segment_select`` settings of one table row."""
+def row_task(t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path,
+             threshold: float | None = None) -> dict:
+    """The ``task=segment_select`` settings of one table row (``threshold``: FGNET's)."""
     if row.foreground not in ("truefg", "fgnet"):
         raise ValueError(f"task.rows: foreground must be truefg or fgnet, got {row.foreground!r} (row {row.label!r})")
     task: dict[str, Any] = {
         "label": row.label, "select_split": t.select_split, "alphas": list(t.alphas),
         "min_sizes": list(row.min_sizes or t.min_sizes), "overlays": t.overlays, "metrics": t.metrics,
         "foreground": {"source": "truefg"} if row.foreground == "truefg" else
-        {"source": "dir", "dir": str(work / FGNET_DIR), "threshold": t.fg_threshold},
+        {"source": "dir", "dir": str(work / FGNET_DIR),
+         "threshold": t.fg_thresholds[0] if threshold is None else threshold},
         "crop": t.inpaintaff.get("crop"),  # score every row on the window the affinities cover
     }
     if row.method == "cc":
@@ -221,23 +223,38 @@ def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, 
             n_merged: int | None = None) -> dict:
     """α on the selection split, then each evaluation split segmented with it; the row's summary."""
     out = work / "rows" / row_slug(row.label)
-    sub = subtask_config(cfg, "segment_select", row_task(t, row, sources, work), out)
     result: dict[str, Any] = {"label": row.label, "method": row.method, "splits": {}}
     select = t.select_split
+    thresholds = list(t.fg_thresholds) if row.foreground == "fgnet" else [None]
+    if not thresholds:
+        raise ValueError("task.fg_thresholds is empty: give FGNET rows at least one threshold")
+    chosen: dict[str, Any] | None = None
+    full_grid: list[dict] = []
+    for threshold in thresholds:  # FGNET's threshold is chosen with α and the fragment size
+        sub = subtask_config(cfg, "segment_select", row_task(t, row, sources, work, threshold), out)
+        if row.method == "mws":
+            alpha, min_size, selection = select_alpha(sub, dm)
+            seg = max(r["seg"] for r in selection)
+        else:  # CC has no α; its score on the selection split is shown all the same
+            alpha, min_size, selection = 0.0, 0, []
+            _, inputs = load_inputs(sub, select, dm)
+            labels, scores, seconds = evaluate(inputs, resolved_task(sub, inputs), alpha)
+            seg = summarize(inputs, labels, scores, seconds)[1]["seg"]
+        full_grid += [{"threshold": threshold, **{k: r[k] for k in ("alpha", "min_size", "seg")}} for r in selection]
+        if chosen is None or seg > chosen["seg"]:
+            chosen = {"seg": seg, "alpha": alpha, "min_size": min_size, "threshold": threshold, "sub": sub,
+                      "selection": [{"alpha": r["alpha"], "seg": r["seg"]} for r in selection
+                                    if r["min_size"] == min_size]}
+    assert chosen is not None
+    alpha, min_size, threshold, sub = chosen["alpha"], chosen["min_size"], chosen["threshold"], chosen["sub"]
+    result["seg_" + select] = chosen["seg"]
+    if threshold is not None:
+        result["threshold"] = threshold
     if row.method == "mws":
-        alpha, min_size, selection = select_alpha(sub, dm)
-        result.update(alpha=alpha, min_size=min_size, grid=[{k: r[k] for k in ("alpha", "min_size", "seg")}
-                                                             for r in selection])
-        result["selection"] = [{"alpha": r["alpha"], "seg": r["seg"]} for r in selection if r["min_size"] == min_size]
-        result["seg_" + select] = max(r["seg"] for r in selection)
-    else:  # CC has no α; its score on the selection split is shown all the same
-        alpha, min_size = 0.0, 0
-        _, inputs = load_inputs(sub, select, dm)
-        labels, scores, seconds = evaluate(inputs, resolved_task(sub, inputs), alpha)
-        result["seg_" + select] = summarize(inputs, labels, scores, seconds)[1]["seg"]
+        result.update(alpha=alpha, min_size=min_size, grid=full_grid, selection=chosen["selection"])
     for split in t.eval_splits:
-        split_cfg = subtask_config(cfg, "segment_select", {**row_task(t, row, sources, work), "split": split,
-                                                           "mws": {"min_size": min_size}}, out / split)
+        split_cfg = subtask_config(cfg, "segment_select", {**row_task(t, row, sources, work, threshold),
+                                                           "split": split, "mws": {"min_size": min_size}}, out / split)
         _, inputs = load_inputs(split_cfg, split, dm)
         task = resolved_task(split_cfg, inputs)
         labels, scores, seconds = evaluate(inputs, task, alpha)
@@ -254,7 +271,7 @@ def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, 
     if row.method == "mws" and source and row.store_alpha and not source.get("reused"):
         # (a folder another run wrote keeps that run's α: this run only reads it)
         record_alpha_selection(source["dir"], row.label, sub.task.foreground.source, alpha, result["selection"],
-                               select, n_merged, min_size)
+                               select, n_merged, min_size, threshold)
     return result
 
 
@@ -283,10 +300,12 @@ def comparison_figure(path: Path, results: Sequence[Mapping], dm: Any, spec: Map
 def table_markdown(results: Sequence[Mapping], t: Table1Settings) -> str:
     """Rows × (α and min size, SEG on the selection split, SEG on each evaluation split)."""
     sel, evals = t.select_split, t.eval_splits
-    head = ["Method", f"α, min size (chosen on {sel})", f"SEG {sel}", *[f"SEG {s}" for s in evals]]
+    head = ["Method", f"α, min size[, FGNET threshold] (chosen on {sel})", f"SEG {sel}", *[f"SEG {s}" for s in evals]]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in results:
-        cells = [r["label"], "—" if r["method"] == "cc" else f"{r['alpha']:g}, {r['min_size']}",
+        how = [] if r["method"] == "cc" else [f"{r['alpha']:g}", f"{r['min_size']}"]
+        how += [] if r.get("threshold") is None else [f"{r['threshold']:g}"]
+        cells = [r["label"], ", ".join(how) or "—",
                  _fmt(r.get("seg_" + sel)), *[_fmt(r["splits"].get(s, {}).get("seg")) for s in evals]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -332,6 +351,7 @@ def run(cfg: DictConfig, t: Table1Settings | None = None, dm: Any = None) -> dic
               f"another), applied to {', '.join(f'`{s}` ({_frames(dm, s)})' for s in evals)}.\n\n")
     (work / "table1.md").write_text(header + md)
     csv_rows = [{"method": r["label"], "alpha": r.get("alpha"), "min_size": r.get("min_size"),
+                 "fg_threshold": r.get("threshold"),
                  f"seg_{select}": r.get("seg_" + select),
                  **{f"seg_{s}": r["splits"].get(s, {}).get("seg") for s in evals}} for r in results]
     write_csv(work / "table1.csv", csv_rows)

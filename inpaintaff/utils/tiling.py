@@ -59,3 +59,20 @@ def predict_at_least(predict: Callable[[torch.Tensor], torch.Tensor], image: np.
     model's scale may be tiny); the result has the image's shape."""
     padded, inner = _pad_to(np.asarray(image, dtype=np.float32), MIN_SIDE)
     return predict_with_halo(predict, padded, tile, halo, device)[(slice(None), *inner)]
+
+
+def with_flips(predict: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``predict`` averaged over the 8 flips and quarter turns of its input, each undone on the
+    output (test-time augmentation; only for outputs without a direction, such as a foreground)."""
+
+    def averaged(x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for flip in (False, True):
+            xf = torch.flip(x, (-1,)) if flip else x
+            for k in range(4):
+                y = torch.rot90(predict(torch.rot90(xf, k, (-2, -1))), -k, (-2, -1))
+                y = torch.flip(y, (-1,)) if flip else y
+                total = y if total is None else total + y
+        return total / 8
+
+    return averaged

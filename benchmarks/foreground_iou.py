@@ -1,0 +1,182 @@
+"""Foreground IoU of FGNET on a whole labeled HeLa frame it did not train on.
+
+FGNET is trained on one fully labeled shared frame cropped to at most 50 nuclei (the label
+budget: ``experiment=hela_fgnet_cpu``), then scored on the other whole frame against TRUEFG:
+train on 013, measure on 052, and the reverse, for each seed and variant. Variants are override
+lists for ``train.py`` (``--variant name=override,override``); the built-in ones:
+
+- ``scratch``: the preset as it was (random init, no augmentation, plain BCE);
+- ``student``: started from the shipped DISTILL student (``model.init_from``);
+- ``student_aug``: and flips, contrast, brightness and a brightness field (``data.augment``);
+- ``student_aug_edge``: and boundary pixels weighted (``model.boundary_weight=4``);
+- ``scratch_aug_edge``: augmentation and boundary weight without the student.
+
+Per run: IoU at thresholds 0.3–0.6 and with 8 flips/turns averaged at 0.5 (``tta``), and the
+seconds of one whole-frame prediction with and without flips. With ``--seg``, also Table 1's
+FGNET rows with that FGNET (``experiment=hela_table1``: DISTILL + FGNET with the shipped student,
+and CC on FGNET; α, fragment size and FGNET's threshold chosen on the validation frames 025, 044,
+054, SEG on the test frames 014, 021, 039, 077). Writes ``results.json`` and ``table.md`` into
+--out and prints the table (mean ± std over seeds per variant and direction).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/foreground_iou.py [--variants scratch student ...] \
+        [--seeds 1 2 3] [--seg] [--out runs/bench_foreground_iou] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+STUDENT = ROOT / "inpaintaff" / "checkpoints" / "hela_distill_cpu.ckpt"
+AUG = ["data.augment.flips=true", "data.augment.contrast=0.3", "data.augment.brightness=0.1",
+       "data.augment.field=0.3"]
+VARIANTS = {
+    "scratch": [],
+    "student": [f"model.init_from={STUDENT}"],
+    "student_aug": [f"model.init_from={STUDENT}", *AUG],
+    "student_aug_edge": [f"model.init_from={STUDENT}", *AUG, "model.boundary_weight=4"],
+    "scratch_aug_edge": [*AUG, "model.boundary_weight=4"],
+}
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
+DIRECTIONS = ((13, 52), (52, 13))
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def train(variant: list[str], seed: int, frame: int, out: Path, data_root: Path) -> str:
+    """Train (or read back) FGNET on ``frame`` with the variant's overrides; its checkpoint."""
+    from omegaconf import open_dict
+
+    from inpaintaff.tasks.compose import compose
+    from inpaintaff.tasks.training import data_container, fit_or_resume
+
+    overrides = ["experiment=hela_fgnet_cpu", f"seed={seed}", f"data.root={data_root}",
+                 f"data.splits.train=[{{seq: '01', frames: [{frame}]}}]", "logger=csv", *variant]
+    tcfg = compose("train", overrides)
+    with open_dict(tcfg):
+        tcfg.paths.output_dir = str(out)
+    return fit_or_resume(tcfg, out, {"overrides": overrides, "data": data_container(tcfg)})["checkpoint"]
+
+
+def measure(ckpt: str, frame: int, data_root: Path) -> dict:
+    """IoU of the FGNET at ``ckpt`` on the whole frame ``frame`` against TRUEFG."""
+    from inpaintaff.data.normalize import percentile_normalize
+    from inpaintaff.io import ctc
+    from inpaintaff.modules.fgnet import FGNetModule
+    from inpaintaff.segment.foreground import true_foreground
+    from inpaintaff.tasks.checkpoints import load_module
+    from inpaintaff.utils.tiling import predict_at_least, with_flips
+
+    dataset = "Fluo-N2DL-HeLa"
+    image = percentile_normalize(ctc.read_image(ctc.raw_path(data_root, dataset, "01", frame)))
+    truth = true_foreground(ctc.read_labels(ctc.gt_seg_path(data_root, dataset, "01", frame)))
+    module = load_module(FGNetModule, ckpt)
+    t0 = time.perf_counter()
+    prob = predict_at_least(module.predict_proba, image, 256, 32)[0]
+    seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    prob_tta = predict_at_least(with_flips(module.predict_proba), image, 256, 32)[0]
+    seconds_tta = time.perf_counter() - t0
+    out = {f"iou_{t}": iou(prob > t, truth) for t in THRESHOLDS}
+    out.update(iou_tta=iou(prob_tta > 0.5, truth), seconds=seconds, seconds_tta=seconds_tta,
+               fg_pixels=int(truth.sum()), predicted=int((prob > 0.5).sum()),
+               missed=int((truth & ~(prob > 0.5)).sum()), false=int((~truth & (prob > 0.5)).sum()))
+    return out
+
+
+SEG_ROWS = ('[{label: "DISTILL + FGNET", affinities: distill, foreground: fgnet}, '
+            '{label: "CC on FGNET", method: cc, foreground: fgnet}]')
+
+
+def table1_rows(ckpt: str, out: Path, data_root: Path, distill_dir: Path | None) -> dict:
+    """Table 1's FGNET rows with this FGNET (a ``predict.py`` process; its folder resumes)."""
+    args = [sys.executable, str(ROOT / "predict.py"), "experiment=hela_table1", f"data.root={data_root}",
+            f"task.fgnet_ckpt={ckpt}", f"task.rows={SEG_ROWS}", "task.figure=null", "task.overlays=false",
+            "task.eval_splits=[test]", f"hydra.run.dir={out}"]
+    if distill_dir is not None:
+        args.append(f"+task.affinity_dirs.distill={distill_dir}")
+    subprocess.run(args, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    report = json.loads((out / "table1.json").read_text())
+    rows = {r["label"]: r for r in report["rows"]}
+    d, cc = rows["DISTILL + FGNET"], rows["CC on FGNET"]
+    return {"seg_val": d["seg_val"], "seg_test": d["splits"]["test"]["seg"], "alpha": d["alpha"],
+            "min_size": d["min_size"], "threshold": d.get("threshold"), "cc_seg_val": cc["seg_val"],
+            "cc_seg_test": cc["splits"]["test"]["seg"], "cc_threshold": cc.get("threshold")}
+
+
+def table(results: list[dict]) -> str:
+    keys = [f"iou_{t}" for t in THRESHOLDS] + ["iou_tta"]
+    if any("seg_test" in r for r in results):
+        keys += ["seg_val", "seg_test", "cc_seg_test"]
+    head = ["variant", "train → measure", "seeds", *[k.replace("iou_", "IoU ") for k in keys], "s / frame (tta)"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["variant"], r["direction"]), []).append(r)
+    for (variant, direction), rs in groups.items():
+        cells = [variant, direction, str(len(rs))]
+        for k in keys:
+            v = np.array([r.get(k, np.nan) for r in rs], dtype=float)
+            cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
+        cells.append(f"{np.mean([r['seconds'] for r in rs]):.1f} ({np.mean([r['seconds_tta'] for r in rs]):.1f})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--variant", action="append", default=[], help="name=override,override (adds a variant)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_foreground_iou")
+    parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--seg", action="store_true", help="also Table 1's FGNET rows (SEG on the test frames)")
+    args = parser.parse_args()
+    variants = {k: VARIANTS[k] for k in args.variants}
+    for spec in args.variant:
+        name, _, overrides = spec.partition("=")
+        variants[name] = [o for o in overrides.split(",") if o]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else []
+    by_key = {(r["variant"], r["direction"], r["seed"]): r for r in results}
+    distill = args.out / "table1_first" / "aff_distill"
+    for name, overrides in variants.items():
+        for seed in args.seeds:
+            for a, b in DIRECTIONS:
+                direction = f"{a:03d} → {b:03d}"
+                row = by_key.get((name, direction, seed))
+                run_dir = args.out / name / f"{a:03d}_to_{b:03d}" / f"seed_{seed}"
+                if row is None:
+                    t0 = time.perf_counter()
+                    ckpt = train(overrides, seed, a, run_dir, args.data)
+                    row = {"variant": name, "direction": direction, "seed": seed, "overrides": overrides,
+                           "checkpoint": ckpt, "train_seconds": time.perf_counter() - t0,
+                           **measure(ckpt, b, args.data)}
+                    results.append(row)
+                elif not args.seg or "seg_test" in row:
+                    continue
+                if args.seg:
+                    first = not distill.is_dir()
+                    where = args.out / "table1_first" if first else run_dir / "table1"
+                    row.update(table1_rows(row["checkpoint"], where, args.data, None if first else distill))
+                results_path.write_text(json.dumps(results, indent=1))
+                print(f"{name} {direction} seed {seed}: IoU@0.5 {row['iou_0.5']:.3f}, tta {row['iou_tta']:.3f}"
+                      + (f", SEG test {row['seg_test']:.3f}" if "seg_test" in row else ""), flush=True)
+    md = table([r for r in results if r["variant"] in variants])
+    (args.out / "table.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
