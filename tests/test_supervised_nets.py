@@ -79,3 +79,84 @@ def test_supervised_model_on_raw_crops_says_to_set_labeled(compose, model):
     assert cfg.data.train_mode == "raw"
     with pytest.raises(ValueError, match=r"trains on labeled crops: set data\.train_mode=labeled"):
         train(cfg)
+
+
+def test_fgnet_target_is_truefg_and_edges_weigh_more():
+    """FGNET learns TRUEFG (one-pixel gaps between two nuclei closed); boundary_weight raises the loss
+    of errors at the edge only."""
+    import numpy as np
+
+    from inpaintaff.modules.fgnet import foreground_target, near_edges
+    from inpaintaff.segment.foreground import true_foreground
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        labels = rng.integers(0, 4, (19, 23)) * (rng.random((19, 23)) > 0.4)
+        ours = foreground_target(torch.from_numpy(labels)[None])[0, 0].numpy() > 0
+        np.testing.assert_array_equal(ours, true_foreground(labels))
+    labels = torch.zeros(1, 32, 32, dtype=torch.long)
+    labels[:, 8:24, 8:24] = 1
+    edge = near_edges(foreground_target(labels))[0, 0]
+    assert edge[16, 16] == 0 and edge[0, 0] == 0 and edge[8, 16] == 1 and edge[6, 16] == 1
+    wrong_inside = torch.full((1, 1, 32, 32), -5.0)
+    wrong_inside[:, :, 8:24, 8:24] = 5.0
+    wrong_inside[:, :, 16, 16] = -5.0  # one error far from the edge
+    wrong_edge = wrong_inside.clone()
+    wrong_edge[:, :, 16, 16] = 5.0
+    wrong_edge[:, :, 8, 16] = -5.0  # the same error on the edge
+    plain, weighted = FGNetModule(depth=2, base_features=4), FGNetModule(depth=2, base_features=4, boundary_weight=4)
+    assert plain.loss(wrong_inside, labels) == pytest.approx(plain.loss(wrong_edge, labels))
+    assert weighted.loss(wrong_edge, labels) > weighted.loss(wrong_inside, labels)
+
+
+def test_a_net_starts_from_another_checkpoints_matching_weights(tmp_path):
+    """model.init_from: every weight of the same name and shape is copied (all but the output layer of
+    another width); another architecture or a missing file is an error naming the file."""
+    from inpaintaff.utils.errors import InputError
+
+    student = AffNetModule(depth=3, base_features=4, max_features=8)
+    path = tmp_path / "student.ckpt"
+    torch.save({"state_dict": student.state_dict()}, path)
+    fgnet = FGNetModule(depth=3, base_features=4, max_features=8, init_from=str(path))
+    own, theirs = fgnet.state_dict(), student.state_dict()
+    same = [k for k in own if own[k].shape == theirs[k].shape]
+    assert len(same) == len(own) - 2  # the head's weight and bias differ in width
+    assert all(torch.equal(own[k], theirs[k]) for k in same)
+    assert "init_from" not in fgnet.hparams  # a path of this machine; training records its content
+    with pytest.raises(InputError, match="same architecture"):
+        FGNetModule(depth=4, base_features=8, max_features=16, init_from=str(path))
+    with pytest.raises(InputError, match="not found"):
+        FGNetModule(depth=3, base_features=4, max_features=8, init_from=str(tmp_path / "none.ckpt"))
+
+
+def test_augmentation_moves_labels_with_the_image_and_keeps_brightness_in_range():
+    import numpy as np
+
+    from inpaintaff.data.augment import Augment
+
+    rng = np.random.default_rng(1)
+    image = rng.random((16, 16)).astype(np.float32)
+    labels = np.arange(256).reshape(16, 16)
+    flips = Augment(flips=True)
+    seen = set()
+    for _ in range(40):
+        im, lab = flips(image, labels, rng)
+        np.testing.assert_array_equal(im.ravel()[np.argsort(lab.ravel())], image.ravel())  # moved alike
+        seen.add(lab.tobytes())
+    assert len(seen) == 8  # every flip and quarter turn
+    bright = Augment(contrast=0.3, brightness=0.1, field=0.3)
+    ones = np.ones((32, 32), np.float32)
+    outs = [bright(ones, None, rng)[0] for _ in range(50)]
+    assert all(0.39 - 1e-6 <= o.min() and o.max() <= 1.79 + 1e-6 for o in outs)  # 0.7·0.7−0.1, 1.3·1.3+0.1
+    assert np.std([o.mean() for o in outs]) > 0.05 and max(o.std() for o in outs) > 0.01  # varies across crops
+    with pytest.raises(ValueError, match="data.augment.contrast"):
+        Augment(contrast=1.5)
+
+
+def test_flips_average_undoes_each_transform():
+    from inpaintaff.utils.tiling import with_flips
+
+    x = torch.rand(2, 1, 16, 24)
+    torch.testing.assert_close(with_flips(lambda t: t * 2)(x), x * 2)
+    # a left-right flip seen through the 8 transforms is a left-right flip or (turned) an up-down one
+    torch.testing.assert_close(with_flips(lambda t: t.flip(-1))(x), (x.flip(-1) + x.flip(-2)) / 2)

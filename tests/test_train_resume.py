@@ -93,3 +93,26 @@ def test_resuming_with_other_settings_or_changed_data_is_an_error(compose, tmp_p
     tifffile.imwrite(frame, tifffile.imread(frame)[::-1].copy())
     with pytest.raises(InputError, match=r"inputs\.raw/01/t000/image"):
         _run(compose, [f"trainer.max_steps={2 * STEPS}", f"ckpt_path={stop}", f"paths.data_dir={data}"])
+
+
+def test_a_net_finished_before_augmentation_existed_is_read_back(compose, tmp_path: Path, monkeypatch) -> None:
+    """A finished net whose key has no data.augment (written before it existed) equals today's key when
+    today's augmentation is off, and differs when it is on."""
+    import json
+
+    from inpaintaff.tasks.training import TRAIN_RESULT, data_container, fit_or_resume
+    from inpaintaff.utils.errors import InputError
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr("inpaintaff.train.train", no_training)
+    tcfg = compose("train", ["model=fgnet_cpu", "data.train_mode=labeled"])
+    data = data_container(tcfg)
+    old = {k: v for k, v in data.items() if k != "augment"}
+    out = tmp_path / "net"
+    out.mkdir()
+    (out / TRAIN_RESULT).write_text(json.dumps({"overrides": [], "data": old, "checkpoint": "x.ckpt"}))
+    assert fit_or_resume(tcfg, out, {"overrides": [], "data": data})["checkpoint"] == "x.ckpt"
+    with pytest.raises(InputError, match="other settings"):
+        fit_or_resume(tcfg, out, {"overrides": [], "data": {**data, "augment": {**data["augment"], "flips": True}}})

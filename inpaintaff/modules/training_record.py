@@ -4,6 +4,7 @@ run trains or validates on, and the checkpoint it starts from (``model.init_from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,15 @@ from inpaintaff.utils.errors import InputError
 # Data settings that say where files are or how they are loaded, not what is trained on (their
 # content is in the record's inputs).
 _NOT_SHAPING = ("root", "images", "masks", "teacher_dir", "num_workers", "_target_")
+
+
+# Data settings added after runs were first recorded, with the value that runs without them had.
+LATER_DATA_SETTINGS: dict[str, Any] = {"augment": {"flips": False, "contrast": 0.0, "brightness": 0.0, "field": 0.0}}
+
+
+def with_later_data_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded data settings with those added later filled in as they were before them."""
+    return {**LATER_DATA_SETTINGS, **data}
 
 
 def training_inputs(data: Any) -> dict[str, Path | None]:
@@ -54,6 +64,9 @@ def check_resumed_record(ckpt_path: str | Path, record: dict) -> None:
     saved = checkpoint_meta(ckpt_path).get("record")
     if saved is None:
         return
+    data = saved.get("settings", {}).get("data")
+    if isinstance(data, Mapping):
+        saved = {**saved, "settings": {**saved["settings"], "data": with_later_data_settings(data)}}
     diff = differences(saved, record)
     if diff:
         raise InputError(ckpt_path, "ckpt_path: this checkpoint was trained with other settings or data ("

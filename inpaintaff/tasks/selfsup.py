@@ -239,7 +239,8 @@ def foreground_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Pat
                                                "splits": {"train": names, "val": []}})
     key = {"overrides": list(spec.overrides), "data": data_container(tcfg), "init_sha1": checkpoint_sha1(student)}
     trained = fit_or_resume(tcfg, out, key)
-    log.info("FGNET from the student on %d labeled nuclei of %d image(s)", trained["n_train_instances"], len(names))
+    log.info("FGNET from the student on %d labeled nuclei (of the %d image(s) of split %r with a mask)",
+             trained["n_train_instances"], len(names), spec.split)
     return ship_checkpoint(trained["checkpoint"], checkpoint_fgnet_file(t.ship), out)
 
 
