@@ -33,10 +33,11 @@ class SupervisedPix2PixModule(pl.LightningModule):
         betas: tuple[float, float] = (0.5, 0.999),
         image_log_every_n_steps: int = 200,
         init_from: str | None = None,
+        refine: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["init_from"])  # a path of this machine; its content is in the record
-        self.net = Pix2PixUNet(in_channels, self.out_channels, depth, base_features, max_features, dropout)
+        self.net = Pix2PixUNet(in_channels, self.out_channels, depth, base_features, max_features, dropout, refine)
         if init_from:
             from inpaintaff.modules.pretrained import load_matching_weights
 

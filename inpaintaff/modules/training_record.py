@@ -18,13 +18,18 @@ from inpaintaff.utils.errors import InputError
 _NOT_SHAPING = ("root", "images", "masks", "teacher_dir", "num_workers", "_target_")
 
 
-# Data settings added after runs were first recorded, with the value that runs without them had.
-LATER_DATA_SETTINGS: dict[str, Any] = {"augment": {"flips": False, "contrast": 0.0, "brightness": 0.0, "field": 0.0}}
+# Settings added after runs were first recorded, with the value that runs without them had.
+LATER_SETTINGS: dict[str, dict[str, Any]] = {
+    "data": {"augment": {"flips": False, "contrast": 0.0, "brightness": 0.0, "field": 0.0}},
+    "model": {"refine": 0, "boundary_weight": 0.0},
+}
 
 
-def with_later_data_settings(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Recorded data settings with those added later filled in as they were before them."""
-    return {**LATER_DATA_SETTINGS, **data}
+def with_later_settings(group: str, saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded ``group`` settings (data, model) with those added later, and set today, filled in as
+    they were before them."""
+    later = {k: v for k, v in LATER_SETTINGS[group].items() if k in now}
+    return {**later, **saved}
 
 
 def training_inputs(data: Any) -> dict[str, Path | None]:
@@ -64,9 +69,12 @@ def check_resumed_record(ckpt_path: str | Path, record: dict) -> None:
     saved = checkpoint_meta(ckpt_path).get("record")
     if saved is None:
         return
-    data = saved.get("settings", {}).get("data")
-    if isinstance(data, Mapping):
-        saved = {**saved, "settings": {**saved["settings"], "data": with_later_data_settings(data)}}
+    settings = dict(saved.get("settings") or {})
+    for group in LATER_SETTINGS:
+        old, new = settings.get(group), (record.get("settings") or {}).get(group)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            settings[group] = with_later_settings(group, old, new)
+    saved = {**saved, "settings": settings}
     diff = differences(saved, record)
     if diff:
         raise InputError(ckpt_path, "ckpt_path: this checkpoint was trained with other settings or data ("

@@ -29,7 +29,12 @@ def _up(cin: int, cout: int, dropout: float) -> nn.Sequential:
 class Pix2PixUNet(nn.Module):
     """U-Net with ``depth`` stride-2 down-samplings; features double from ``base_features`` up to
     ``max_features``. Inputs of any size are reflect-padded to a multiple of 2**depth and the
-    output is cropped back. Returns raw logits with ``out_channels`` channels."""
+    output is cropped back. Returns raw logits with ``out_channels`` channels.
+
+    pix2pix sees the input at full resolution only in its first (stride-2) layer. ``refine`` > 0
+    adds a residual block of that many features on the logits and the input at full resolution
+    (not in the paper), where one-pixel boundaries are drawn; it starts as the identity.
+    """
 
     def __init__(
         self,
@@ -39,6 +44,7 @@ class Pix2PixUNet(nn.Module):
         base_features: int = 64,
         max_features: int = 512,
         dropout: float = 0.5,
+        refine: int = 0,
     ):
         super().__init__()
         if depth < 1:
@@ -55,6 +61,14 @@ class Pix2PixUNet(nn.Module):
             ups.append(_up(cin, widths[i - 1], dropout if i >= depth - 3 else 0.0))
         self.up = nn.ModuleList(ups)
         self.head = nn.ConvTranspose2d(2 * widths[0] if depth > 1 else widths[0], out_channels, 4, 2, 1)
+        self.refine = None
+        if refine:
+            last = nn.Conv2d(refine, out_channels, 1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.refine = nn.Sequential(nn.Conv2d(out_channels + in_channels, refine, 3, padding=1),
+                                        nn.ReLU(inplace=True), nn.Conv2d(refine, refine, 3, padding=1),
+                                        nn.ReLU(inplace=True), last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -63,6 +77,7 @@ class Pix2PixUNet(nn.Module):
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        image = x
         skips = []
         for layer in self.down:
             x = layer(x)
@@ -70,4 +85,7 @@ class Pix2PixUNet(nn.Module):
         skips.pop()
         for layer in self.up:
             x = torch.cat([layer(x), skips.pop()], dim=1)
-        return self.head(x)[..., :h, :w]
+        out = self.head(x)
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([out, image], dim=1))
+        return out[..., :h, :w]

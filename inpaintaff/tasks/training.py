@@ -34,15 +34,15 @@ def fit_or_resume(tcfg: DictConfig, out: Path, key: dict[str, Any]) -> dict:
     error naming the file; an interrupted one resumes from its ``last.ckpt``. Returns the key with
     the checkpoint, the step and the labeled instances it trained on.
     """
-    from inpaintaff.modules.training_record import with_later_data_settings
+    from inpaintaff.modules.training_record import with_later_settings
     from inpaintaff.train import train
 
     done = out / TRAIN_RESULT
     key = json.loads(json.dumps(key))  # as JSON stores it, so that a finished net compares equal
     if done.exists():
         previous = json.loads(done.read_text())
-        if isinstance(previous.get("data"), dict):
-            previous["data"] = with_later_data_settings(previous["data"])
+        if isinstance(previous.get("data"), dict) and isinstance(key.get("data"), dict):
+            previous["data"] = with_later_settings("data", previous["data"], key["data"])
         if any(previous.get(k) != v for k, v in key.items()):
             raise InputError(done, "this net was trained with other settings (overrides or data): use another "
                                    "output folder, or delete this net's folder to train it again")
