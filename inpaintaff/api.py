@@ -31,7 +31,8 @@ DEFAULT_THRESHOLD = 0.5  # FGNET's, where its α file stores none
 PRETRAINED = {
     "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt",
              "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
-    # Trained without labels on 100 DSB 2018 fluorescence images (experiment=selfsup), FGNET on 38 nuclei.
+    # Trained without labels on 100 DSB 2018 fluorescence images (experiment=dsb_selfsup); its FGNET started
+    # from it and learned from 38 labeled nuclei.
     "dsb": {"affinities": CHECKPOINT_DIR / "dsb_distill_cpu.ckpt",
             "foreground": CHECKPOINT_DIR / "dsb_fgnet_cpu.ckpt"},
 }
