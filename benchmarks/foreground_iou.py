@@ -135,8 +135,8 @@ def table(results: list[dict]) -> str:
     for (variant, direction), rs in groups.items():
         cells = [variant, direction, str(len(rs))]
         for k in keys:
-            v = np.array([r.get(k, np.nan) for r in rs], dtype=float)
-            cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
+            v = np.array([r[k] for r in rs if k in r], dtype=float)
+            cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if v.size else "—")
         cells.append(f"{np.mean([r['seconds'] for r in rs]):.1f} ({np.mean([r['seconds_tta'] for r in rs]):.1f})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_foreground_iou")
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--seg", action="store_true", help="also Table 1's FGNET rows (SEG on the test frames)")
+    parser.add_argument("--report", action="store_true", help="only print the table of the results kept in --out")
     args = parser.parse_args()
     variants = {k: VARIANTS[k] for k in args.variants}
     for spec in args.variant:
@@ -158,6 +159,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
+    if args.report:
+        print(table([r for r in results if r["variant"] in variants and r["seed"] in args.seeds]))
+        return
     by_key = {(r["variant"], r["direction"], r["seed"]): r for r in results}
     distill = args.out / "table1_first" / "aff_distill"
     for name, overrides in variants.items():

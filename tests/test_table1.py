@@ -149,3 +149,12 @@ def test_fgnet_rows_choose_their_threshold_on_val(compose) -> None:
     assert stored["threshold"] == mws["threshold"] and stored["alpha"] == mws["alpha"]
     segmented = json.loads((Path(mws["splits"]["test"]["output_dir"]) / "segment_result.json").read_text())
     assert segmented["seg"] == mws["splits"]["test"]["seg"]
+    # task=segment task.alpha=auto reads the threshold with α and the fragment size.
+    aff_dir, work = report["affinities"]["analytic"]["dir"], Path(cfg.paths.output_dir)
+    seg = compose("predict", ["task=segment", "task.split=test", "task.affinities.source=dir",
+                              f"task.affinities.dir={aff_dir}", "task.alpha=auto", CROP_ARG, "task.overlays=false",
+                              "task.foreground.source=dir", f"task.foreground.dir={work / 'fgnet'}",
+                              "task.foreground.threshold=0.5"])
+    with open_dict(seg):
+        seg.paths.output_dir = str(work / "check_auto")
+    assert run_task(seg)["seg"] == mws["splits"]["test"]["seg"]

@@ -144,18 +144,20 @@ def count_merged_objects(dm: Any, split: str, crop: Sequence[int] | None = None)
     return total
 
 
-def resolve_alpha(task: SegmentSettings) -> tuple[float, int | None]:
-    """``task.alpha`` as a number, and the min_size chosen with it (None: keep ``task.mws``);
-    ``auto`` reads both from the α stored beside the affinities (or in ``task.alpha_file``) for
-    this foreground, as ``task=segment_select``/``task=table1`` chose them."""
+def resolve_alpha(task: SegmentSettings) -> tuple[float, int | None, float | None]:
+    """``task.alpha`` as a number, and the min_size and FGNET threshold chosen with it (None: keep
+    ``task.mws`` and ``task.foreground.threshold``); ``auto`` reads them from the α stored beside
+    the affinities (or in ``task.alpha_file``) for this foreground, as ``task=segment_select``/
+    ``task=table1`` chose them."""
     if str(task.alpha) != "auto":
         check_alpha(task.alpha)
-        return float(task.alpha), None
+        return float(task.alpha), None, None
     where = task.alpha_file or task.affinities.dir
     if not where:
         raise ValueError("task.alpha=auto needs task.affinities.dir (or task.alpha_file) holding alpha_selection.json")
     value, entry = read_alpha(where, task.foreground.source)
     min_size = int(entry["min_size"])
-    log.info("alpha=auto: %g (min_size %d), chosen on %s for %s (%s)", value, min_size, entry["chosen_on"],
-             entry["label"], where)
-    return value, min_size
+    threshold = entry.get("threshold") if foreground_key(task.foreground.source) == "fgnet" else None
+    log.info("alpha=auto: %g (min_size %d%s), chosen on %s for %s (%s)", value, min_size,
+             "" if threshold is None else f", FGNET threshold {threshold:g}", entry["chosen_on"], entry["label"], where)
+    return value, min_size, None if threshold is None else float(threshold)

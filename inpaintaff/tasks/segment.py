@@ -17,10 +17,12 @@ from inpaintaff.segment.evaluation import evaluate, load_inputs, task_settings, 
 def run(cfg: DictConfig) -> dict:
     """Segment the frames of ``task.split`` with ``task.alpha`` and score them."""
     split = str(cfg.task.split)
-    alpha, min_size = resolve_alpha(task_settings(cfg))
-    if min_size is not None:
-        with open_dict(cfg):
+    alpha, min_size, threshold = resolve_alpha(task_settings(cfg))
+    with open_dict(cfg):
+        if min_size is not None:
             cfg.task.mws.min_size = min_size
+        if threshold is not None:
+            cfg.task.foreground.threshold = threshold
     dm, inputs = load_inputs(cfg, split)
     labels, scores, seconds = evaluate(inputs, task_settings(cfg), alpha)
     return write_outputs(cfg, dm, split, alpha, inputs, labels, scores, seconds)
