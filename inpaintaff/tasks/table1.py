@@ -219,39 +219,50 @@ def row_task(t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Pat
     return task
 
 
-def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path, dm: Any,
-            n_merged: int | None = None) -> dict:
-    """α on the selection split, then each evaluation split segmented with it; the row's summary."""
-    out = work / "rows" / row_slug(row.label)
-    result: dict[str, Any] = {"label": row.label, "method": row.method, "splits": {}}
-    select = t.select_split
+def select_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path, dm: Any,
+               out: Path) -> dict:
+    """α and the fragment size (mws rows) and FGNET's threshold (FGNET rows) chosen on the selection
+    split: the best pooled SEG over the whole grid; with its segment_select config and every grid point."""
     thresholds = list(t.fg_thresholds) if row.foreground == "fgnet" else [None]
     if not thresholds:
         raise ValueError("task.fg_thresholds is empty: give FGNET rows at least one threshold")
-    chosen: dict[str, Any] | None = None
-    full_grid: list[dict] = []
-    for threshold in thresholds:  # FGNET's threshold is chosen with α and the fragment size
+    chosen: dict[str, Any] = {}
+    grid: list[dict] = []
+    for threshold in thresholds:
         sub = subtask_config(cfg, "segment_select", row_task(t, row, sources, work, threshold), out)
         if row.method == "mws":
             alpha, min_size, selection = select_alpha(sub, dm)
             seg = max(r["seg"] for r in selection)
         else:  # CC has no α; its score on the selection split is shown all the same
             alpha, min_size, selection = 0.0, 0, []
-            _, inputs = load_inputs(sub, select, dm)
+            _, inputs = load_inputs(sub, t.select_split, dm)
             labels, scores, seconds = evaluate(inputs, resolved_task(sub, inputs), alpha)
             seg = summarize(inputs, labels, scores, seconds)[1]["seg"]
-        full_grid += [{"threshold": threshold, **{k: r[k] for k in ("alpha", "min_size", "seg")}} for r in selection]
-        if chosen is None or seg > chosen["seg"]:
+        grid += [{"threshold": threshold, **{k: r[k] for k in ("alpha", "min_size", "seg")}} for r in selection]
+        if not chosen or seg > chosen["seg"]:
             chosen = {"seg": seg, "alpha": alpha, "min_size": min_size, "threshold": threshold, "sub": sub,
                       "selection": [{"alpha": r["alpha"], "seg": r["seg"]} for r in selection
                                     if r["min_size"] == min_size]}
-    assert chosen is not None
+    if len(thresholds) > 1 and chosen["threshold"] in (min(thresholds), max(thresholds)):
+        log.warning("%s: FGNET threshold %g lies at the edge of task.fg_thresholds %s", row.label,
+                    chosen["threshold"], thresholds)
+    return {**chosen, "grid": grid}
+
+
+def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path, dm: Any,
+            n_merged: int | None = None) -> dict:
+    """α (and FGNET's threshold) on the selection split, then each evaluation split segmented with
+    them; the row's summary."""
+    out = work / "rows" / row_slug(row.label)
+    result: dict[str, Any] = {"label": row.label, "method": row.method, "splits": {}}
+    select = t.select_split
+    chosen = select_row(cfg, t, row, sources, work, dm, out)
     alpha, min_size, threshold, sub = chosen["alpha"], chosen["min_size"], chosen["threshold"], chosen["sub"]
     result["seg_" + select] = chosen["seg"]
     if threshold is not None:
         result["threshold"] = threshold
     if row.method == "mws":
-        result.update(alpha=alpha, min_size=min_size, grid=full_grid, selection=chosen["selection"])
+        result.update(alpha=alpha, min_size=min_size, grid=chosen["grid"], selection=chosen["selection"])
     for split in t.eval_splits:
         split_cfg = subtask_config(cfg, "segment_select", {**row_task(t, row, sources, work, threshold),
                                                            "split": split, "mws": {"min_size": min_size}}, out / split)
