@@ -6,26 +6,27 @@ import torch
 import torch.nn.functional as F
 
 from inpaintaff.modules.supervised import IGNORE, SupervisedPix2PixModule
+from inpaintaff.offsets import shifted_slices
+from inpaintaff.segment.foreground import GAP_PAIRS
 
-# Opposite-neighbour pairs (dy, dx) whose two ends in different segments close a one-pixel gap
-# (as TRUEFG does: inpaintaff.segment.foreground.true_foreground).
-_PAIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
 BOUNDARY_REACH = 2  # px on either side of a foreground edge that boundary_weight weighs
 
 
 def _shift(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``out[..., y, x] = t[..., y + dy, x + dx]``, 0 outside."""
-    h, w = t.shape[-2:]
-    padded = F.pad(t, (abs(dx), abs(dx), abs(dy), abs(dy)))
-    return padded[..., abs(dy) + dy:abs(dy) + dy + h, abs(dx) + dx:abs(dx) + dx + w]
+    """``out[..., y, x] = t[..., y + dy, x + dx]``, 0 outside (as TRUEFG's NumPy twin)."""
+    out = torch.zeros_like(t)
+    src, dst = shifted_slices(tuple(t.shape[-2:]), (dy, dx))
+    out[(..., *src)] = t[(..., *dst)]
+    return out
 
 
 def foreground_target(labels: torch.Tensor) -> torch.Tensor:
-    """TRUEFG of label batches (B, H, W): the segments, with one-pixel gaps between two segments
-    closed, as float (B, 1, H, W); ignored (negative) pixels count as background here."""
+    """TRUEFG (``segment.foreground.true_foreground``) of label batches (B, H, W): the segments,
+    with one-pixel gaps between two segments closed, as float (B, 1, H, W); ignored (negative)
+    pixels count as background here."""
     lab = labels.clamp_min(0)
     fg = lab > 0
-    for dy, dx in _PAIRS:
+    for dy, dx in GAP_PAIRS:
         a, b = _shift(lab, dy, dx), _shift(lab, -dy, -dx)
         fg = fg | ((a > 0) & (b > 0) & (a != b))
     return fg.float()[:, None]

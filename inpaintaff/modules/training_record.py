@@ -5,11 +5,13 @@ run trains or validates on, and the checkpoint it starts from (``model.init_from
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from inpaintaff.data.augment import Augment
 from inpaintaff.io.records import differences, make_record
 from inpaintaff.utils.errors import InputError
 
@@ -20,7 +22,7 @@ _NOT_SHAPING = ("root", "images", "masks", "teacher_dir", "num_workers", "_targe
 
 # Settings added after runs were first recorded, with the value that runs without them had.
 LATER_SETTINGS: dict[str, dict[str, Any]] = {
-    "data": {"augment": {"flips": False, "contrast": 0.0, "brightness": 0.0, "field": 0.0}},
+    "data": {"augment": asdict(Augment())},  # no augmentation
     "model": {"refine": 0, "boundary_weight": 0.0},
 }
 

@@ -28,19 +28,22 @@ def pooled_scores(gts: Sequence, preds: Sequence) -> dict:
 def sweep_alpha(one_pass: OnePassSegmenter, prepared: Sequence[Prepared], gts: Sequence, alphas: Sequence[float],
                 min_sizes: Sequence[int], thresholds: Sequence[float] | None = None) -> list[dict]:
     """Pooled SEG and detection accuracy at IoU 0.5 over the prepared images for every (foreground
-    threshold, min_size, α); ``thresholds`` (FGNET's probability; None: the settings' one) count for
-    FGNET only."""
-    if one_pass.settings.foreground != "fgnet" or not thresholds:
-        thresholds = [one_pass.threshold]
+    threshold, min_size, α). ``thresholds`` (on FGNET's probability; empty: the settings' one) count
+    for FGNET only; other foregrounds' rows have the threshold None."""
+    if one_pass.settings.foreground != "fgnet":
+        grid: Sequence[float | None] = [None]
+    else:
+        grid = [float(t) for t in thresholds] if thresholds else [one_pass.threshold]
     rows = []
-    for threshold in thresholds:
+    for threshold in grid:
         for min_size in min_sizes:
             for alpha in alphas:
                 preds = [one_pass.finish(prep, alpha, min_size, threshold) for prep in prepared]
-                rows.append({"alpha": float(alpha), "min_size": int(min_size), "threshold": float(threshold),
+                rows.append({"alpha": float(alpha), "min_size": int(min_size), "threshold": threshold,
                              **pooled_scores(gts, preds)})
-                log.info("threshold=%g, alpha=%g, min_size=%d: SEG %s, accuracy at IoU 0.5 %.4f", threshold, alpha,
-                         min_size, "n/a" if rows[-1]["seg"] is None else f"{rows[-1]['seg']:.4f}", rows[-1]["acc_50"])
+                log.info("%salpha=%g, min_size=%d: SEG %s, accuracy at IoU 0.5 %.4f",
+                         "" if threshold is None else f"threshold={threshold:g}, ", alpha, min_size,
+                         "n/a" if rows[-1]["seg"] is None else f"{rows[-1]['seg']:.4f}", rows[-1]["acc_50"])
     return rows
 
 

@@ -11,7 +11,7 @@ from inpaintaff.offsets import shifted_slices
 from inpaintaff.utils.errors import InputError
 
 # Opposite-neighbour pairs (dy, dx): horizontal, vertical and both diagonals.
-_PAIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
+GAP_PAIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 def _shift(a: np.ndarray, dy: int, dx: int, fill: int = 0) -> np.ndarray:
@@ -36,7 +36,7 @@ def true_foreground(labels: np.ndarray, source: str | Path | None = None) -> np.
         raise InputError(source, f"labels must be integers, got dtype {labels.dtype}")
     fg = labels > 0
     gap = np.zeros_like(fg)
-    for dy, dx in _PAIRS:
+    for dy, dx in GAP_PAIRS:
         a, b = _shift(labels, dy, dx), _shift(labels, -dy, -dx)
         gap |= (a > 0) & (b > 0) & (a != b)
     return fg | gap

@@ -311,8 +311,7 @@ def run_mws_row(cfg: DictConfig, t: FolderTableSettings, row: Row, dm: Any, refs
         entry = eval_mws(one_pass, dm, refs[split], alphas, alpha, min_size, out, split, threshold)
         seconds += entry.pop("seconds")
         splits[split] = entry
-    return {"alpha": alpha, "min_size": min_size,
-            "threshold": threshold if row_thresholds(t, row) else None, "grid": chosen["grid"],
+    return {"alpha": alpha, "min_size": min_size, "threshold": threshold, "grid": chosen["grid"],
             "selection": chosen["selection"],
             "splits": splits, "seconds_per_image": float(np.mean(seconds))}
 

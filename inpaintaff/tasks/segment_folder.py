@@ -303,25 +303,25 @@ def select_alpha(segmenter: Segmenter, source: FrameSource, spec: SelectSpec, ou
         prepared.append(one_pass.prepare(image, source.diameter, gts[-1]))
     rows = sweep_alpha(one_pass, prepared, gts, spec.alphas, spec.min_sizes, spec.thresholds)
     best = best_row(rows, spec.alphas, spec.seg_tolerance)
-    fgnet = segmenter.settings.foreground == "fgnet"
     n_merged = count_merged_objects(source, spec.split)
     if n_merged < spec.min_merged:
         log.warning("the %d selection image(s) hold only %d nuclei that touch another (task.select.min_merged=%d): "
                     "alpha is chosen on few merges", len(refs), n_merged, spec.min_merged)
     label = f"one pass + {segmenter.settings.foreground.upper()}"
-    curve = [r for r in rows if r["threshold"] == best["threshold"]]
+    threshold = best["threshold"]  # None unless the foreground is FGNET's
+    curve = [r for r in rows if r["threshold"] == threshold]
     record_alpha_selection(out_dir, label, foreground_key(segmenter.settings.foreground), best["alpha"], curve,
-                           spec.split, n_merged, best["min_size"], best["threshold"] if fgnet else None)
+                           spec.split, n_merged, best["min_size"], threshold)
     plot_seg_vs_alpha(out_dir / "seg_vs_alpha.png", [
         {**r, "label": label, "dataset": source.dataset, "det_acc_0.5": None,
-         "split": f"{spec.split}, min size {r['min_size']}" + (f", threshold {r['threshold']:g}" if fgnet else "")}
-        for r in rows])
+         "split": f"{spec.split}, min size {r['min_size']}"
+                  + ("" if r["threshold"] is None else f", threshold {r['threshold']:g}")} for r in rows])
     one_pass.settings = replace(one_pass.settings, alpha=best["alpha"], min_size=best["min_size"],
-                                threshold=best["threshold"] if fgnet else one_pass.settings.threshold)
+                                threshold=one_pass.settings.threshold if threshold is None else threshold)
     log.info("alpha %g, min size %d%s chosen on %d image(s) (SEG %.4f): %s", best["alpha"], best["min_size"],
-             f", FGNET threshold {best['threshold']:g}" if fgnet else "", len(refs), best["seg"],
+             "" if threshold is None else f", FGNET threshold {threshold:g}", len(refs), best["seg"],
              out_dir / "alpha_selection.json")
-    return {"alpha": best["alpha"], "min_size": best["min_size"], "threshold": best["threshold"] if fgnet else None,
+    return {"alpha": best["alpha"], "min_size": best["min_size"], "threshold": threshold,
             "seg": best["seg"], "n_images": len(refs), "n_merged_objects": n_merged, "curve": rows}
 
 
