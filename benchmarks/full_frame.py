@@ -1,6 +1,7 @@
 """One whole HeLa frame end to end: patches -> engine -> affinities -> mutex watershed -> SEG.
 
     .venv/bin/python benchmarks/full_frame.py [--frame 52] [--inpainters net gaussian] [-- hydra overrides]
+    .venv/bin/python benchmarks/full_frame.py --crowded [--inpainters net] [-- hydra overrides]
 
 For each inpainter, runs the user's command lines (``predict.py task=inpaintaff`` on the whole
 frame, then ``predict.py -m task=segment`` over α with TRUEFG, and connected components) as
@@ -11,6 +12,17 @@ today's, both with the same inpainter and settings, checks that their leaves agr
 the old engine's whole-frame time (with its old defaults: every patch, max_depth 8) for the
 speed-up. Extra arguments after ``--`` go to ``task=inpaintaff`` (e.g. ``trainer.accelerator=gpu
 trainer.devices=1 task.batch_size=128``). Figures go to stdout and ``<out>/full_frame.json``.
+
+``--crowded`` times a crowded frame instead, as a user's folder image (``data=folder``, every
+patch split): the shared frames of sequence 01 hold at most about 140 nuclei, the paper's test
+frames about 350, so the benchmark builds a 700×1100 mosaic of the 25 most crowded 140×220 tiles
+of the shared frames 052-091 (about 350 nuclei, 19 % foreground; ``crowded_frame``). It has no
+labels: timing only, and the whole-frame time at another stride is projected from the measured
+seconds per patch (its patches are a sample of that frame's).
+
+``--chunks none 16 ...`` first times the engine on a seeded sample of the frame's patches with
+each ``engine.chunk`` (images per inpainter call; ``fixed16``: 16 with every call padded to 16 and
+the net compiled for that one shape), the settings taking turns, and checks that the leaves agree.
 """
 
 from __future__ import annotations
@@ -49,10 +61,41 @@ def child_peak_mb() -> float:
 
 
 
+def crowded_frame(tile: tuple[int, int] = (140, 220), grid: tuple[int, int] = (5, 5)) -> np.ndarray:
+    """A crowded 700×1100 frame (uint16): the ``grid`` tiles of the shared frames 052-091 with the
+    most intensity foreground (normalised image > 0.15, opened), row by row, most crowded first."""
+    from scipy import ndimage
+
+    ranked = []
+    for path in sorted((SHARED / DATASET / "01").glob("t*.tif")):
+        if int(path.stem[1:]) < 52:
+            continue
+        raw = read_image(path)
+        fg = ndimage.binary_opening(percentile_normalize(raw, source=path) > 0.15)
+        for i in range(raw.shape[0] // tile[0]):
+            for j in range(raw.shape[1] // tile[1]):
+                sl = (slice(i * tile[0], (i + 1) * tile[0]), slice(j * tile[1], (j + 1) * tile[1]))
+                ranked.append((float(fg[sl].mean()), path.stem, i, j, raw[sl]))
+    ranked.sort(key=lambda r: (-r[0], r[1], r[2], r[3]))
+    rows = [np.concatenate([r[4] for r in ranked[k * grid[1] : (k + 1) * grid[1]]], axis=1) for k in range(grid[0])]
+    return np.concatenate(rows, axis=0).astype(np.uint16)  # the shared frames' own type
+
+
+def frame_data(args, out: Path) -> list[str]:
+    """The data overrides of the frame to time: a shared frame, or the crowded mosaic as a folder."""
+    if not args.crowded:
+        return ["data=shared_hela", f"data.root={SHARED}", f"data.splits.predict=[{{seq:'01',frames:[{args.frame}]}}]"]
+    import tifffile
+
+    folder = out / "crowded"
+    folder.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(folder / "crowded_hela.tif", crowded_frame())
+    return ["data=folder", f"data.images={folder}", "data.diameter=25"]
+
+
 def affinity_stage(args, kind: str, out: Path, extra: list[str]) -> dict:
     run_dir = out / f"aff_{kind}"
-    cli = ["predict.py", "task=inpaintaff", "data=shared_hela", f"data.root={SHARED}",
-           f"data.splits.predict=[{{seq:'01',frames:[{args.frame}]}}]", f"task.inpainter={kind}",
+    cli = ["predict.py", "task=inpaintaff", *frame_data(args, out), f"task.inpainter={kind}",
            f"task.stride={args.stride}", f"task.foreground.source={args.foreground}",
            f"task.torch_threads={args.threads}", "task.overwrite=true", f"hydra.run.dir={run_dir}"]
     if kind == "net":
@@ -60,7 +103,7 @@ def affinity_stage(args, kind: str, out: Path, extra: list[str]) -> dict:
     wall = run_cli([*cli, *extra], out / f"aff_{kind}.log")
     res = json.loads((run_dir / "inpaintaff_result.json").read_text())
     tot = res["totals"]
-    return {
+    return {"stride": res["task"]["stride"], "patch_size": res["task"]["patch_size"],
         "process_seconds": wall, "predict_seconds": res["wall_seconds"], "engine_seconds": tot.get("seconds"),
         "patches": tot.get("patches"), "patches_per_second": res["patches_per_second"],
         "forward_passes_per_patch": res["forward_passes_per_patch"],
@@ -159,6 +202,51 @@ def old_vs_new(args, kind: str, fg_sample, all_sample, n_all: int) -> dict:
             "engine_speedup": a["s_per_patch"] / b["s_per_patch"]}
 
 
+def chunk_comparison(args, image: np.ndarray) -> dict:
+    """Seconds per patch and per inpainted image for each ``--chunks`` setting on the same seeded
+    sample of ``image``'s patches, in turns (``--chunk-reps`` rounds; the fastest round counts)."""
+    rng = np.random.default_rng(0)
+    pos = [(int(rng.integers(0, image.shape[0] - 63)), int(rng.integers(0, image.shape[1] - 63)))
+           for _ in range(args.chunk_sample)]
+    patches = torch.from_numpy(np.stack([image[y : y + 64, x : x + 64] for y, x in pos]))[:, None].float()
+    seeds = [mix_seed(12345, y, x) for y, x in pos]
+    eager = NetInpainter.from_checkpoint(args.ckpt)
+    engines, compile_s = {}, {}
+    for name in args.chunks:
+        if name.startswith("fixed"):
+            t0 = time.perf_counter()
+            engine = SplitEngine(NetInpainter.from_checkpoint(args.ckpt, compile="fixed"), chunk=int(name[5:]),
+                                 pad_chunks=True)
+            with torch.inference_mode():
+                engine.run(patches[:2], seeds[:2])  # compiles
+            compile_s[name] = time.perf_counter() - t0
+        else:
+            engine = SplitEngine(eager, chunk=None if name == "none" else int(name))
+        engines[name] = engine
+    times = {name: [] for name in engines}
+    leaves, images = {}, 0
+    with torch.inference_mode():
+        for _ in range(args.chunk_reps):
+            for name, engine in engines.items():
+                t0 = time.perf_counter()
+                res = engine.run(patches, seeds)
+                times[name].append(time.perf_counter() - t0)
+                leaves[name], images = res.leaf_ids, res.conditionals
+    first = args.chunks[0]
+    rows = {name: {"s_per_patch": min(t) / len(pos), "ms_per_image": 1000 * min(t) / images,
+                   "speedup": min(times[first]) / min(t), "compile_seconds": compile_s.get(name),
+                   "leaf_pixel_agreement": float((leaves[name] == leaves[first]).float().mean())}
+            for name, t in times.items()}
+    print(f"engine.chunk on {len(pos)} patches of the frame ({images / len(pos):.0f} images per patch), "
+          f"{args.threads} threads, fastest of {args.chunk_reps} turns:")
+    for name, r in rows.items():
+        extra = f", compiled in {r['compile_seconds']:.0f} s" if r["compile_seconds"] else ""
+        print(f"  chunk {name:8s} {r['s_per_patch']:6.2f} s/patch {r['ms_per_image']:6.2f} ms/image, "
+              f"{r['speedup']:.2f}x against {first}, leaves agree on {r['leaf_pixel_agreement']:.2%}{extra}",
+              flush=True)
+    return rows
+
+
 def plot_curves(report: dict, path: Path) -> Path:
     """SEG against α of every inpainter, with CC on TRUEFG as a line, as PNG."""
     import matplotlib.pyplot as plt
@@ -180,15 +268,23 @@ def plot_curves(report: dict, path: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frame", type=int, default=52)
-    ap.add_argument("--inpainters", nargs="+", choices=["net", "gaussian"], default=["net", "gaussian"])
+    ap.add_argument("--inpainters", nargs="*", choices=["net", "gaussian"], default=["net", "gaussian"])
     ap.add_argument("--ckpt", default=str(CKPT))
-    ap.add_argument("--stride", type=int, default=16)
+    ap.add_argument("--crowded", action="store_true",
+                    help="time the crowded mosaic (crowded_frame) as a folder image instead of a shared frame")
+    ap.add_argument("--stride", type=int, default=None, help="task.stride (default: the task's)")
+    ap.add_argument("--project-strides", type=int, nargs="*", default=[16, 32],
+                    help="strides whose whole-frame engine time is projected from the measured s/patch")
     ap.add_argument("--foreground", default="truefg", help="task.foreground.source for skipping patches")
     ap.add_argument("--threads", type=int, default=2, help="task.torch_threads")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
     ap.add_argument("--old-sample", type=int, default=12,
                     help="patches for the old/new engine comparison (0: no comparison)")
     ap.add_argument("--out", default="runs/full_frame")
+    ap.add_argument("--chunks", nargs="*", default=[],
+                    help="engine.chunk settings to compare first (none, a number, fixedN: padded and compiled)")
+    ap.add_argument("--chunk-sample", type=int, default=16, help="patches for --chunks")
+    ap.add_argument("--chunk-reps", type=int, default=2)
     ap.add_argument("overrides", nargs="*", help="after --: Hydra overrides for task=inpaintaff")
     args = ap.parse_args()
     if not (SHARED / DATASET).is_dir():
@@ -196,20 +292,54 @@ def main() -> None:
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
-    print(f"frame t{args.frame:03d} of {DATASET}/01 (700x1100), 64^2 patches at stride {args.stride}, patches "
-          f"without {args.foreground} foreground skipped; {args.threads} torch threads; overrides: "
-          f"{' '.join(args.overrides) or 'none'}", flush=True)
-    report: dict = {"frame": args.frame, "stride": args.stride, "overrides": args.overrides, "inpainters": {}}
-    report["cc"] = cc_stage(args, out)
+    if args.stride is None:
+        from omegaconf import OmegaConf
+
+        args.stride = int(OmegaConf.load(ROOT / "conf" / "task" / "inpaintaff.yaml").stride)
+    if args.crowded:
+        args.foreground, args.old_sample = "null", 0
+    what = "the crowded mosaic (crowded_frame)" if args.crowded else f"frame t{args.frame:03d} of {DATASET}/01"
+    print(f"{what} (700x1100), stride {args.stride}, patches without {args.foreground} foreground "
+          f"skipped; {args.threads} torch threads; overrides: {' '.join(args.overrides) or 'none'}", flush=True)
+    report: dict = {"frame": "crowded" if args.crowded else args.frame, "stride": args.stride,
+                    "overrides": args.overrides, "inpainters": {}}
+    if args.chunks:
+        if args.crowded:
+            image = percentile_normalize(crowded_frame().astype(np.float32))
+        else:
+            path = raw_path(SHARED, DATASET, "01", args.frame)
+            image = percentile_normalize(read_image(path), source=path)
+        report["chunks"] = chunk_comparison(args, image)
+    if not args.inpainters:  # --inpainters with none: the chunk comparison only
+        (out / "full_frame.json").write_text(json.dumps(report, indent=2))
+        return
     for kind in args.inpainters:
         aff = affinity_stage(args, kind, out, args.overrides)
+        report["inpainters"][kind] = {"affinities": aff}
+        print(f"\n[{kind}] affinities at stride {aff['stride']}: {aff['process_seconds']:.0f} s "
+              f"({aff['process_seconds'] / 60:.1f} min) for the whole process ({aff['predict_seconds']:.0f} s "
+              f"predicting, {aff['engine_seconds']:.0f} s in the engine), {aff['patches']:.0f} patches, "
+              f"{aff['patches_per_second']:.2f} patches/s, {aff['forward_passes_per_patch']:.1f} forward passes, "
+              f"{aff['images_per_patch']:.0f} images and {aff['splits_per_patch']:.1f} splits per patch, peak RSS "
+              f"{aff['peak_rss_mb']:.0f} MB", flush=True)
+        per_patch = aff["engine_seconds"] / aff["patches"]
+        fixed = aff["process_seconds"] - aff["engine_seconds"]
+        for stride in args.project_strides:
+            n = len(sliding_positions(700, aff["patch_size"], stride)) * len(sliding_positions(1100, aff["patch_size"],
+                                                                                               stride))
+            if args.crowded:
+                t = fixed + per_patch * n
+                print(f"[{kind}]   every patch at stride {stride}: {n} patches, {t:.0f} s ({t / 60:.1f} min) projected "
+                      f"({per_patch:.2f} s per patch in the engine + {fixed:.0f} s outside it)", flush=True)
+    if args.crowded:
+        (out / "full_frame.json").write_text(json.dumps(report, indent=2))
+        print(f"\nfigures in {out / 'full_frame.json'}")
+        return
+    report["cc"] = cc_stage(args, out)
+    for kind in args.inpainters:
+        aff = report["inpainters"][kind]["affinities"]
         seg = segment_stage(args, kind, aff["affinities"], out)
-        report["inpainters"][kind] = {"affinities": aff, "segment": seg}
-        print(f"\n[{kind}] affinities: {aff['process_seconds']:.0f} s for the whole process "
-              f"({aff['predict_seconds']:.0f} s predicting, {aff['engine_seconds']:.0f} s in the engine), "
-              f"{aff['patches']:.0f} patches, {aff['patches_per_second']:.2f} patches/s, "
-              f"{aff['forward_passes_per_patch']:.1f} forward passes and {aff['images_per_patch']:.0f} images "
-              f"per patch, peak RSS {aff['peak_rss_mb']:.0f} MB", flush=True)
+        report["inpainters"][kind]["segment"] = seg
         curve = ", ".join(f"{r['alpha']:g}: {r['seg']:.3f}" for r in seg["by_alpha"])
         mws = np.mean([r["mws_seconds"] for r in seg["by_alpha"]])
         print(f"[{kind}] mutex watershed + SEG: {mws:.1f} s per α; SEG by α {{{curve}}}; best "

@@ -107,3 +107,31 @@ def test_affinity_picture_channels() -> None:
     np.testing.assert_allclose(rgb[1:, 0], [[1, 1, 0]] * 3)  # inside: yellow
     np.testing.assert_allclose(rgb[1:, 2], [[0, 1, 0]] * 3)  # x-boundary: green
     np.testing.assert_allclose(rgb[0, 0], [0.5, 0.5, 0.5])  # unseen: grey
+
+
+def test_tent_weights_favour_the_patch_centre_and_keep_agreeing_votes_exact() -> None:
+    from inpaintaff.igm.affinities import patch_weights
+
+    assert patch_weights(16, "uniform") is None
+    with pytest.raises(ValueError, match="patch weighting"):
+        patch_weights(16, "gaussian")
+    w = patch_weights(16, "tent")
+    _, valid = patch_affinities(torch.zeros(1, 16, 16, dtype=torch.long))
+    valid = valid.numpy()
+    assert w.dtype == np.int32 and (w[valid] >= 1).all() and (w[~valid] == 0).all()
+    assert w[0, 8, 8] == 8 and w[0, 1, 8] == 1  # channel 0 pairs (y, x) with (y - 1, x)
+    # Patches that agree give the same affinities however they are weighted; where they disagree,
+    # the patch that holds the pair nearer its centre weighs more.
+    lab = _labels(24, 24, seed=1)
+    acc, weighted = AffinityAccumulator(lab.shape), AffinityAccumulator(lab.shape)
+    for y, x in [(0, 0), (8, 8), (0, 8), (8, 0)]:
+        a, v = patch_affinities(torch.from_numpy(lab[y : y + 16, x : x + 16])[None])
+        acc.add(a[0].numpy(), v.numpy(), y, x)
+        weighted.add(a[0].numpy(), v.numpy(), y, x, w)
+    np.testing.assert_array_equal(acc.result()[0], weighted.result()[0])
+    one = np.ones((len(OFFSETS), 16, 16), dtype=bool)
+    split = AffinityAccumulator((16, 24))
+    split.add(one, valid, 0, 0, w)  # votes 1, pair (8, 14) near this patch's edge
+    split.add(~one, valid, 0, 8, w)  # votes 0, the same pair near this patch's centre
+    aff, _ = split.result()
+    assert aff[1, 8, 14] < 0.5 < aff[1, 8, 9]

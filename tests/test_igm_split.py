@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from inpaintaff.igm.inpainters import GaussianInpainter
 from inpaintaff.igm.split import (
+    CPU_CHUNK,
     EngineConfig,
     SplitEngine,
     _Pool,
@@ -129,10 +130,33 @@ def test_chunked_inpainting_gives_the_same_splits() -> None:
     gt = _scenes()["three"]
     images = torch.cat([_render(gt, noise=0.05, seed=s) for s in (1, 2)])
     settings = dict(iterations=6, d0=4, min_region=60, max_depth=3)
-    whole = SplitEngine(GaussianInpainter(4.0), **settings).run(images, [1, 2])
-    chunked = SplitEngine(GaussianInpainter(4.0), chunk=3, **settings).run(images, [1, 2])
-    assert torch.equal(whole.leaf_ids, chunked.leaf_ids)
-    assert whole.forward_passes == chunked.forward_passes
+    whole = SplitEngine(GaussianInpainter(4.0), chunk=None, **settings).run(images, [1, 2])
+    for chunking in ({"chunk": 3}, {"chunk": 5, "pad_chunks": True}, {"chunk": "auto"}):
+        calls: list[int] = []
+
+        def counted(image, known, calls=calls):
+            calls.append(image.shape[0])
+            return GaussianInpainter(4.0)(image, known)
+
+        chunked = SplitEngine(counted, **chunking, **settings).run(images, [1, 2])
+        assert torch.equal(whole.leaf_ids, chunked.leaf_ids), chunking
+        assert whole.forward_passes == chunked.forward_passes
+        if chunking.get("pad_chunks"):
+            assert set(calls) == {5}  # one shape for a fixed-shape torch.compile
+        elif chunking["chunk"] == "auto":
+            assert max(calls) == CPU_CHUNK and min(calls) < CPU_CHUNK  # on a CPU, last calls of a pass are short
+        else:
+            assert max(calls) == 3
+
+
+def test_engine_chunk_settings_are_checked() -> None:
+    for bad in ({"chunk": 0}, {"chunk": "many"}, {"chunk": None, "pad_chunks": True},
+                {"chunk": "auto", "pad_chunks": True}):
+        with pytest.raises(ValueError, match="chunk"):
+            EngineConfig(**bad)
+    assert EngineConfig(chunk="auto").chunk_size(torch.device("cpu")) == CPU_CHUNK
+    assert EngineConfig(chunk="auto").chunk_size(torch.device("cuda")) is None
+    assert "chunk" not in EngineConfig().result_settings() and "pad_chunks" not in EngineConfig().result_settings()
 
 
 def test_early_stop_saves_passes_and_keeps_flat_result() -> None:

@@ -130,6 +130,15 @@ def test_patch_larger_than_the_image_is_an_input_error(compose) -> None:
         run(cfg)
 
 
+def test_fixed_compile_needs_one_padded_batch_size(compose) -> None:
+    for bad in (["task.compile=fixed"], ["task.compile=fixed", "task.engine.chunk=16"],
+                ["task.compile=fixed", "task.engine.pad_chunks=true"]):
+        with pytest.raises(ValueError, match="task.compile=fixed .*task.engine.chunk"):
+            run(compose("predict", [*QUICK, *bad]))
+    with pytest.raises(ValueError, match="task.compile must be"):
+        run(compose("predict", [*QUICK, "task.compile=always"]))
+
+
 def test_crop_outside_the_frame_is_an_input_error(compose) -> None:
     cfg = compose("predict", [*QUICK, "task.crop=[240,0,64,64]"])
     with pytest.raises(InputError, match="exceeds the frame"):

@@ -54,12 +54,14 @@ class NetInpainter(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None, device: str | torch.device = "cpu",
-                        compile: bool = False) -> NetInpainter:
+                        compile: bool | str = False) -> NetInpainter:
         """Load an ``InpaintingModule`` checkpoint with ``tasks.checkpoints.load_module``: no path, a
         missing file or a checkpoint of another kind is an ``InputError`` (naming the kind found).
 
-        ``compile``: ``torch.compile`` the net with dynamic shapes (the engine's batches vary in
-        size): a one-off cost of tens of seconds per process, then faster passes.
+        ``compile``: ``torch.compile`` the net, with dynamic shapes (``True`` or ``"dynamic"``: the
+        engine's batches vary in size) or for one fixed shape (``"fixed"``: the engine pads every call
+        to ``engine.chunk`` images, ``engine.pad_chunks``): a one-off cost of tens of seconds per
+        process, then faster passes.
         """
         from inpaintaff.modules.inpainting import InpaintingModule
         from inpaintaff.tasks.checkpoints import load_module
@@ -68,8 +70,10 @@ class NetInpainter(nn.Module):
         inp = cls(module).to(device)
         if torch.device(device).type == "cuda":
             inp = inp.to(memory_format=torch.channels_last)
+        if compile not in (False, True, "dynamic", "fixed"):
+            raise ValueError(f"compile must be false, true, 'dynamic' or 'fixed', got {compile!r}")
         if compile:
-            module.net = torch.compile(module.net, dynamic=True)
+            module.net = torch.compile(module.net, dynamic=compile != "fixed")
         return inp
 
     def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,7 @@ class InpaintAffSettings:
     crop: list[int] | None = MISSING
     window: int | None = MISSING
     foreground: Any = MISSING  # null, a source name, or {source, dir, pattern, threshold, min_pixels}
-    compile: bool = MISSING
+    compile: Any = MISSING  # false | true (= dynamic) | dynamic | fixed
     engine: dict[str, Any] = MISSING
     out_dir: str = MISSING
     overwrite: bool = MISSING
@@ -71,7 +71,8 @@ class InpaintAffSettings:
     scale: ScaleSpec = field(default_factory=ScaleSpec)
 
 
-def build_inpainter(kind: str, ckpt: str | None, gaussian_sigma: float, compile: bool = False) -> tuple[Any, dict]:
+def build_inpainter(kind: str, ckpt: str | None, gaussian_sigma: float,
+                    compile: bool | str = False) -> tuple[Any, dict]:
     """The inpainter ``kind`` names (``auto``: the net if ``ckpt`` is set) and a description of it (part of
     the resume settings)."""
     if kind == "auto":
@@ -113,6 +114,12 @@ def check_task(task: InpaintAffSettings) -> None:
         raise ValueError(f"task.save_every_n_batches must be >= 0 (0: save only between frames), got "
                          f"{task.save_every_n_batches}")
     check_threads(task.torch_threads)
+    if task.compile not in (False, True, "dynamic", "fixed"):
+        raise ValueError(f"task.compile must be false, true, dynamic or fixed, got {task.compile!r}")
+    chunk = task.engine.get("chunk")
+    if task.compile == "fixed" and (chunk in (None, "auto") or not task.engine.get("pad_chunks")):
+        raise ValueError("task.compile=fixed compiles the net for one batch size: set task.engine.chunk to a number "
+                         f"(got {chunk!r}) and task.engine.pad_chunks=true")
 
 
 def run(cfg: DictConfig) -> dict:
