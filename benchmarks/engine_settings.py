@@ -38,7 +38,7 @@ from inpaintaff.metrics.ctc import pool_seg, seg_frame  # noqa: E402
 from inpaintaff.segment.baselines import connected_components  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
-from inpaintaff.tasks.inpaintaff.patches import patch_counts, sliding_positions  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
 
 SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data")) / "Fluo-N2DL-HeLa"
 PATCH = 64
@@ -86,7 +86,7 @@ def load_windows(frames: list[int], size: int) -> list[dict]:
             win = (slice(y, y + size), slice(x, x + size))
             gt = labels[win]
             fg = true_foreground(gt)
-            pos = [(a, b) for a in sliding_positions(size, PATCH, 16) for b in sliding_positions(size, PATCH, 16)]
+            pos = patch_grid((size, size), PATCH, 16)
             pos = [p for p, c in zip(pos, patch_counts(fg, pos, PATCH)) if c > 0]
             out.append({"frame": f, "y": y, "x": x, "image": image[win], "gt": gt, "fg": fg, "pos": pos})
     return out

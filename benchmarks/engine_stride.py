@@ -49,7 +49,7 @@ from inpaintaff.segment.baselines import connected_components  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
 from inpaintaff.segment.postprocess import merge_small_segments  # noqa: E402
-from inpaintaff.tasks.inpaintaff.patches import patch_counts, sliding_positions  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
 
 SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DATASET = "Fluo-N2DL-HeLa"
@@ -60,11 +60,6 @@ def load_frame(frame: int) -> tuple[np.ndarray, np.ndarray]:
     path = raw_path(SHARED, DATASET, "01", frame)
     image = percentile_normalize(read_image(path), source=path)
     return image, read_labels(SHARED / DATASET / "01_GT" / "SEG" / f"man_seg{frame:03d}.tif")
-
-
-def positions(shape: tuple[int, int], patch: int, stride: int) -> list[tuple[int, int]]:
-    ys, xs = sliding_positions(shape[0], patch, stride), sliding_positions(shape[1], patch, stride)
-    return [(y, x) for y in ys for x in xs]
 
 
 def base_of(stride: int, strides: list[int]) -> int:
@@ -79,7 +74,7 @@ def leaves_of(args, engine: SplitEngine, key: str, base: int, frame: int, seed: 
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    pos = positions(image.shape, args.patch, base)
+    pos = patch_grid(image.shape, args.patch, base)
     pos = [p for p, c in zip(pos, patch_counts(fg, pos, args.patch)) if c > 0]
     leaves, images, seconds = [], 0, 0.0
     for i in range(0, len(pos), args.batch):
@@ -104,7 +99,7 @@ def leaves_of(args, engine: SplitEngine, key: str, base: int, frame: int, seed: 
 def frame_affinities(leaves: dict, shape: tuple[int, int], patch: int, stride: int,
                      weighting: str) -> tuple[np.ndarray, np.ndarray]:
     """The frame's affinities from the patches at ``stride`` (a subset of the computed ones)."""
-    keep = set(positions(shape, patch, stride))
+    keep = set(patch_grid(shape, patch, stride))
     weights = patch_weights(patch, weighting)
     acc = AffinityAccumulator(shape)
     for (y, x), ids in zip(map(tuple, leaves["positions"].tolist()), leaves["leaves"]):
@@ -198,7 +193,7 @@ def main() -> None:
             mean = {k: float(np.mean([r["seg"][k] for r in mine])) for k in mine[0]["seg"]}
             best = max(mean, key=mean.get)
             at_best = [r["seg"][best] for r in mine]
-            n_full = len(positions(FULL_FRAME, args.patch, stride))
+            n_full = len(patch_grid(FULL_FRAME, args.patch, stride))
             summary.append({"stride": stride, "weighting": weighting, "best": best, "mean_seg": mean[best],
                             "seeds": at_best, "spread": max(at_best) - min(at_best),
                             "patches_700x1100": n_full, "mean_by_setting": mean})

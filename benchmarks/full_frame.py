@@ -48,7 +48,7 @@ from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
-from inpaintaff.tasks.inpaintaff.patches import patch_counts, sliding_positions  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
 
 SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DATASET = "Fluo-N2DL-HeLa"
@@ -81,21 +81,25 @@ def crowded_frame(tile: tuple[int, int] = (140, 220), grid: tuple[int, int] = (5
     return np.concatenate(rows, axis=0).astype(np.uint16)  # the shared frames' own type
 
 
-def frame_data(args, out: Path) -> list[str]:
-    """The data overrides of the frame to time: a shared frame, or the crowded mosaic as a folder."""
+def frame_data(args, out: Path) -> tuple[list[str], np.ndarray]:
+    """The data overrides of the frame to time (a shared frame, or the crowded mosaic written once as
+    a folder image) and its raw image."""
     if not args.crowded:
-        return ["data=shared_hela", f"data.root={SHARED}", f"data.splits.predict=[{{seq:'01',frames:[{args.frame}]}}]"]
+        path = raw_path(SHARED, DATASET, "01", args.frame)
+        split = f"data.splits.predict=[{{seq:'01',frames:[{args.frame}]}}]"
+        return ["data=shared_hela", f"data.root={SHARED}", split], read_image(path)
     import tifffile
 
     folder = out / "crowded"
     folder.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(folder / "crowded_hela.tif", crowded_frame())
-    return ["data=folder", f"data.images={folder}", "data.diameter=25"]
+    raw = crowded_frame()
+    tifffile.imwrite(folder / "crowded_hela.tif", raw)
+    return ["data=folder", f"data.images={folder}", "data.diameter=25"], raw
 
 
-def affinity_stage(args, kind: str, out: Path, extra: list[str]) -> dict:
+def affinity_stage(args, kind: str, out: Path, data: list[str], extra: list[str]) -> dict:
     run_dir = out / f"aff_{kind}"
-    cli = ["predict.py", "task=inpaintaff", *frame_data(args, out), f"task.inpainter={kind}",
+    cli = ["predict.py", "task=inpaintaff", *data, f"task.inpainter={kind}",
            f"task.stride={args.stride}", f"task.foreground.source={args.foreground}",
            f"task.torch_threads={args.threads}", "task.overwrite=true", f"hydra.run.dir={run_dir}"]
     if kind == "net":
@@ -144,8 +148,7 @@ def sample_patches(args) -> tuple[tuple[torch.Tensor, list[int]], tuple[torch.Te
     path = raw_path(SHARED, DATASET, "01", args.frame)
     image = percentile_normalize(read_image(path), source=path)
     labels = read_labels(SHARED / DATASET / "01_GT" / "SEG" / f"man_seg{args.frame:03d}.tif")
-    ys, xs = sliding_positions(image.shape[0], 64, args.stride), sliding_positions(image.shape[1], 64, args.stride)
-    pos = [(y, x) for y in ys for x in xs]
+    pos = patch_grid(image.shape, 64, args.stride)
     counts = patch_counts(true_foreground(labels), pos, 64)
     fg = [p for p, c in zip(pos, counts) if c > 0]
     rng = np.random.default_rng(0)
@@ -274,7 +277,7 @@ def main() -> None:
                     help="time the crowded mosaic (crowded_frame) as a folder image instead of a shared frame")
     ap.add_argument("--stride", type=int, default=None, help="task.stride (default: the task's)")
     ap.add_argument("--project-strides", type=int, nargs="*", default=[16, 32],
-                    help="strides whose whole-frame engine time is projected from the measured s/patch")
+                    help="--crowded: strides whose whole-frame time is projected from the measured s/patch")
     ap.add_argument("--foreground", default="truefg", help="task.foreground.source for skipping patches")
     ap.add_argument("--threads", type=int, default=2, help="task.torch_threads")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
@@ -303,18 +306,14 @@ def main() -> None:
           f"skipped; {args.threads} torch threads; overrides: {' '.join(args.overrides) or 'none'}", flush=True)
     report: dict = {"frame": "crowded" if args.crowded else args.frame, "stride": args.stride,
                     "overrides": args.overrides, "inpainters": {}}
+    data, raw = frame_data(args, out)
     if args.chunks:
-        if args.crowded:
-            image = percentile_normalize(crowded_frame().astype(np.float32))
-        else:
-            path = raw_path(SHARED, DATASET, "01", args.frame)
-            image = percentile_normalize(read_image(path), source=path)
-        report["chunks"] = chunk_comparison(args, image)
+        report["chunks"] = chunk_comparison(args, percentile_normalize(raw.astype(np.float32)))
     if not args.inpainters:  # --inpainters with none: the chunk comparison only
         (out / "full_frame.json").write_text(json.dumps(report, indent=2))
         return
     for kind in args.inpainters:
-        aff = affinity_stage(args, kind, out, args.overrides)
+        aff = affinity_stage(args, kind, out, data, args.overrides)
         report["inpainters"][kind] = {"affinities": aff}
         print(f"\n[{kind}] affinities at stride {aff['stride']}: {aff['process_seconds']:.0f} s "
               f"({aff['process_seconds'] / 60:.1f} min) for the whole process ({aff['predict_seconds']:.0f} s "
@@ -322,15 +321,15 @@ def main() -> None:
               f"{aff['patches_per_second']:.2f} patches/s, {aff['forward_passes_per_patch']:.1f} forward passes, "
               f"{aff['images_per_patch']:.0f} images and {aff['splits_per_patch']:.1f} splits per patch, peak RSS "
               f"{aff['peak_rss_mb']:.0f} MB", flush=True)
+        if not args.crowded:  # patches skipped by foreground: no projection to other strides
+            continue
         per_patch = aff["engine_seconds"] / aff["patches"]
         fixed = aff["process_seconds"] - aff["engine_seconds"]
         for stride in args.project_strides:
-            n = len(sliding_positions(700, aff["patch_size"], stride)) * len(sliding_positions(1100, aff["patch_size"],
-                                                                                               stride))
-            if args.crowded:
-                t = fixed + per_patch * n
-                print(f"[{kind}]   every patch at stride {stride}: {n} patches, {t:.0f} s ({t / 60:.1f} min) projected "
-                      f"({per_patch:.2f} s per patch in the engine + {fixed:.0f} s outside it)", flush=True)
+            n = len(patch_grid(raw.shape, aff["patch_size"], stride))
+            t = fixed + per_patch * n
+            print(f"[{kind}]   every patch at stride {stride}: {n} patches, {t:.0f} s ({t / 60:.1f} min) projected "
+                  f"({per_patch:.2f} s per patch in the engine + {fixed:.0f} s outside it)", flush=True)
     if args.crowded:
         (out / "full_frame.json").write_text(json.dumps(report, indent=2))
         print(f"\nfigures in {out / 'full_frame.json'}")

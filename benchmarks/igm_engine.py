@@ -29,7 +29,7 @@ from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image  # noqa: E402
-from inpaintaff.tasks.inpaintaff.patches import sliding_positions  # noqa: E402
+from inpaintaff.tasks.inpaintaff.patches import patch_grid  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -43,8 +43,7 @@ def load_patches(args) -> tuple[torch.Tensor, list[int], float]:
     img = percentile_normalize(read_image(path), source=path)
     y0, x0, h, w = args.crop
     crop = img[y0 : y0 + h, x0 : x0 + w]
-    ys, xs = sliding_positions(h, args.patch, args.stride), sliding_positions(w, args.patch, args.stride)
-    pos = [(y, x) for y in ys for x in xs]
+    pos = patch_grid((h, w), args.patch, args.stride)
     patches = np.stack([crop[y : y + args.patch, x : x + args.patch] for y, x in pos])
     seeds = [mix_seed(0, 1, args.frame, y, x) for y, x in pos]
     return torch.from_numpy(patches)[:, None].contiguous(), seeds, h * w / 1e6
@@ -169,8 +168,7 @@ def main() -> None:
 
     # Projection: full frame, paper-size net, one GPU.
     flops = paper_net_flops(args.patch)
-    ys, xs = sliding_positions(700, args.patch, 16), sliding_positions(1100, args.patch, 16)
-    n_frame = len(ys) * len(xs)
+    n_frame = len(patch_grid((700, 1100), args.patch, 16))
     img_pp = b_all["images_per_patch"]
     imgs = img_pp * n_frame
     t_compute = imgs * flops / (args.gpu_tflops * 1e12)

@@ -44,6 +44,10 @@ class GaussianInpainter(nn.Module):
         return torch.where(den > self.eps, num / den.clamp_min(self.eps), prior.expand_as(num))
 
 
+# NetInpainter.from_checkpoint's ``compile``: off, dynamic shapes (True is "dynamic"), one fixed shape.
+COMPILE_MODES = (False, True, "dynamic", "fixed")
+
+
 class NetInpainter(nn.Module):
     """A trained ``InpaintingModule`` (whose ``forward(image, known)`` inpaints) behind the inpainter interface."""
 
@@ -70,7 +74,7 @@ class NetInpainter(nn.Module):
         inp = cls(module).to(device)
         if torch.device(device).type == "cuda":
             inp = inp.to(memory_format=torch.channels_last)
-        if compile not in (False, True, "dynamic", "fixed"):
+        if compile not in COMPILE_MODES:
             raise ValueError(f"compile must be false, true, 'dynamic' or 'fixed', got {compile!r}")
         if compile:
             module.net = torch.compile(module.net, dynamic=compile != "fixed")

@@ -33,8 +33,9 @@ from inpaintaff.utils.errors import InputError
 
 END_REASONS = ("emptied", "min_size", "max_depth", "weak")
 PRECISIONS = ("auto", "32", "bf16", "16")
-# engine.chunk=auto on a CPU: calls of 16 images were 1.8x faster per image than whole passes of up
-# to 512 on crowded HeLa patches (benchmarks/full_frame.py --chunks): the net's activations stay in cache.
+# engine.chunk=auto on a CPU: calls of 16 images were 1.65x faster per image than whole passes of up
+# to 512 on crowded HeLa patches, 2 threads (benchmarks/full_frame.py --chunks): the net's
+# activations stay in cache.
 CPU_CHUNK = 16
 # Engine settings that change only how the work is batched, never the leaves (tested).
 BATCHING_KNOBS = ("max_regions", "chunk", "pad_chunks")

@@ -24,7 +24,7 @@ import torch
 from omegaconf import MISSING, DictConfig
 
 from inpaintaff.data.scaled import ScaledFrames
-from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
+from inpaintaff.igm.inpainters import COMPILE_MODES, GaussianInpainter, NetInpainter
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.io.files import write_json
@@ -114,7 +114,7 @@ def check_task(task: InpaintAffSettings) -> None:
         raise ValueError(f"task.save_every_n_batches must be >= 0 (0: save only between frames), got "
                          f"{task.save_every_n_batches}")
     check_threads(task.torch_threads)
-    if task.compile not in (False, True, "dynamic", "fixed"):
+    if task.compile not in COMPILE_MODES:
         raise ValueError(f"task.compile must be false, true, dynamic or fixed, got {task.compile!r}")
     chunk = task.engine.get("chunk")
     if task.compile == "fixed" and (chunk in (None, "auto") or not task.engine.get("pad_chunks")):

@@ -74,6 +74,13 @@ def sliding_positions(n: int, size: int, stride: int) -> list[int]:
     return pos
 
 
+def patch_grid(shape: Sequence[int], size: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners (y, x) of the sliding ``size``² patches of an image of ``shape``, row by row
+    (the order that numbers patch ids)."""
+    ys, xs = sliding_positions(int(shape[0]), size, stride), sliding_positions(int(shape[1]), size, stride)
+    return [(y, x) for y in ys for x in xs]
+
+
 def centred_window(shape: tuple[int, ...], window: int) -> list[int]:
     """[y0, x0, h, w] of the centred part of at most ``window`` x ``window`` of a frame of ``shape``."""
     h, w = min(shape[0], window), min(shape[1], window)
@@ -216,9 +223,7 @@ class PatchDataModule(pl.LightningDataModule):
             if min(image.shape) < self.size:
                 raise InputError(ref.raw_path, f"image of shape {image.shape} (after crop {self.crop}) is smaller "
                                  f"than the patch size {self.size}")
-            ys = sliding_positions(image.shape[0], self.size, self.stride)
-            xs = sliding_positions(image.shape[1], self.size, self.stride)
-            positions = [(y, x) for y in ys for x in xs]
+            positions = patch_grid(image.shape, self.size, self.stride)
             crop = self.frame_crop(full.shape)
             origin = (0, 0) if crop is None else (crop[0], crop[1])
             info = FrameInfo(len(self.frames), ref.seq, ref.frame, image.shape, origin, positions, full.shape,
