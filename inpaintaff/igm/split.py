@@ -33,7 +33,7 @@ from inpaintaff.utils.errors import InputError
 
 END_REASONS = ("emptied", "min_size", "max_depth", "weak")
 PRECISIONS = ("auto", "32", "bf16", "16")
-# engine.chunk=auto on a CPU: calls of 16 images were 1.65x faster per image than whole passes of up
+# engine.chunk=auto on a CPU: calls of 16 images were 1.4-1.65x faster per image than whole passes of up
 # to 512 on crowded HeLa patches, 2 threads (benchmarks/full_frame.py --chunks): the net's
 # activations stay in cache.
 CPU_CHUNK = 16
