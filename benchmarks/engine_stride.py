@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/engine_stride.py [--frames 25 44 54] [--seeds 12345 1 2]
         [--strides 16 32 48] [--weights uniform tent] [--patch 64]
+        [--engine region_min_fg=1 one_object_px=500 --region-fg fgnet]
 
 The shipped net splits every patch (at each base stride: a stride that no smaller listed stride
 divides) of the shared HeLa frames that holds a labeled nucleus (TRUEFG), with the task's default
@@ -15,6 +16,12 @@ For each stride and patch weighting (``uniform``: every patch counts the
 same; ``tent``: a pair's vote falls linearly towards the patch's edge, where the inpainter sees
 less context), prints SEG by α per seed, the best (α, fragment size) and the seed-to-seed spread,
 with the engine's seconds and images per patch and the patches a whole 700×1100 frame needs.
+
+``--engine`` changes engine settings (e.g. ``max_depth=2``). The region rules (``region_min_fg``,
+``one_object_px``) read a foreground that a user would have, never the sparse TRUEFG (which leaves
+unlabeled neighbours out and would make every labeled nucleus look alone): ``--region-fg fgnet``
+(the shipped FGNET's probability above ``--region-fg-threshold``) or ``intensity`` (the normalised
+image above it).
 
 The leaves of each (frame, seed) are kept in ``<out>/leaves`` (written when complete, keyed by
 the engine settings and checkpoint), so a rerun with other strides, weightings or α only
@@ -67,8 +74,22 @@ def base_of(stride: int, strides: list[int]) -> int:
     return min(s for s in strides if stride % s == 0)
 
 
+def region_foreground(args, image: np.ndarray) -> np.ndarray | None:
+    """The foreground the engine's region rules read (``--region-fg``), or None."""
+    if args.region_fg == "none":
+        return None
+    if args.region_fg == "intensity":
+        return image > args.region_fg_threshold
+    from inpaintaff.modules.fgnet import FGNetModule
+    from inpaintaff.tasks.checkpoints import load_module
+    from inpaintaff.utils.tiling import predict_at_least
+
+    module = load_module(FGNetModule, args.fgnet)
+    return predict_at_least(module.predict_proba, image, 256, 32)[0] > args.region_fg_threshold
+
+
 def leaves_of(args, engine: SplitEngine, key: str, base: int, frame: int, seed: int, image: np.ndarray,
-              fg: np.ndarray) -> dict:
+              fg: np.ndarray, rfg: np.ndarray | None = None) -> dict:
     """Leaf ids of every patch at stride ``base`` holding ``fg``, from the cache or computed."""
     path = Path(args.out) / "leaves" / f"t{frame:03d}_seed{seed}_{key}.npz"
     if path.is_file():
@@ -82,7 +103,8 @@ def leaves_of(args, engine: SplitEngine, key: str, base: int, frame: int, seed: 
         patches = torch.from_numpy(np.stack([image[y : y + args.patch, x : x + args.patch] for y, x in chunk]))
         seeds = [mix_seed(seed, 1, frame, y, x) for y, x in chunk]  # as PatchDataset: (seed, seq 01, frame, y, x)
         t0 = time.perf_counter()
-        res = engine.run(patches[:, None].float(), seeds)
+        region_fg = None if rfg is None else np.stack([rfg[y : y + args.patch, x : x + args.patch] for y, x in chunk])
+        res = engine.run(patches[:, None].float(), seeds, foreground=region_fg)
         seconds += time.perf_counter() - t0
         images += res.conditionals
         leaves.append(res.leaf_ids.numpy().astype(np.int32))
@@ -134,6 +156,10 @@ def main() -> None:
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 3.0])
     ap.add_argument("--min-sizes", type=int, nargs="+", default=[0, 50, 100])
     ap.add_argument("--engine", nargs="*", default=[], help="engine overrides key=value (e.g. max_depth=2)")
+    ap.add_argument("--region-fg", default="none", choices=["none", "fgnet", "intensity"],
+                    help="the foreground the engine's region rules read (region_min_fg, one_object_px)")
+    ap.add_argument("--region-fg-threshold", type=float, default=0.5)
+    ap.add_argument("--fgnet", default=str(ROOT / "checkpoints" / "hela_fgnet_cpu.ckpt"))
     ap.add_argument("--batch", type=int, default=16, help="patches per engine call (task.batch_size)")
     ap.add_argument("--chunk", type=int, default=16, help="engine.chunk (speed only)")
     ap.add_argument("--threads", type=int, default=2)
@@ -147,10 +173,14 @@ def main() -> None:
     changes = {k: v for k, v in (kv.split("=", 1) for kv in args.engine)}
     cfg = EngineConfig(**{**defaults, **{k: type(defaults[k])(v) if defaults.get(k) is not None else v
                                          for k, v in changes.items()}})
+    if cfg.uses_foreground and args.region_fg == "none":
+        sys.exit("the region rules need --region-fg fgnet or intensity")
     ckpt_hash = hashlib.sha256(Path(args.ckpt).read_bytes()).hexdigest()[:12]
+    region = [] if not cfg.uses_foreground else [args.region_fg, args.region_fg_threshold,
+                                                 hashlib.sha256(Path(args.fgnet).read_bytes()).hexdigest()[:12]]
 
     def key(base: int) -> str:
-        text = json.dumps([cfg.result_settings(), ckpt_hash, args.patch, base])
+        text = json.dumps([cfg.result_settings(), ckpt_hash, args.patch, base, *region])
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     engine = SplitEngine(NetInpainter.from_checkpoint(args.ckpt), cfg, chunk=args.chunk)
@@ -158,16 +188,18 @@ def main() -> None:
     frames = []
     for t in args.frames:
         image, gt = load_frame(t)
-        frames.append({"t": t, "image": image, "gt": gt, "fg": true_foreground(gt)})
+        rfg = region_foreground(args, image) if cfg.uses_foreground else None
+        frames.append({"t": t, "image": image, "gt": gt, "fg": true_foreground(gt), "rfg": rfg})
     cc = pool_seg(seg_frame(f["gt"], connected_components(f["fg"])) for f in frames).seg
     n_gt = sum(len(np.unique(f["gt"])) - 1 for f in frames)
     print(f"frames {args.frames} ({n_gt} labeled nuclei; CC on TRUEFG: SEG {cc:.3f}), {args.patch}^2 patches, "
-          f"engine {changes or 'defaults'}, seeds {args.seeds}, {args.threads} threads", flush=True)
+          f"engine {changes or 'defaults'}, region foreground {args.region_fg}, seeds {args.seeds}, "
+          f"{args.threads} threads", flush=True)
 
     rows, cost = [], {}
     bases = sorted({base_of(s, args.strides) for s in args.strides})
     for seed in args.seeds:
-        by_base = {b: [leaves_of(args, engine, key(b), b, f["t"], seed, f["image"], f["fg"]) for f in frames]
+        by_base = {b: [leaves_of(args, engine, key(b), b, f["t"], seed, f["image"], f["fg"], f["rfg"]) for f in frames]
                    for b in bases}
         all_leaves = [lv for b in bases for lv in by_base[b]]
         n = sum(len(lv["positions"]) for lv in all_leaves)
@@ -205,6 +237,7 @@ def main() -> None:
           f"per patch ({args.threads} threads)")
     out = Path(args.out)
     report = {"frames": args.frames, "n_gt": n_gt, "cc_seg": cc, "engine": changes, "patch": args.patch,
+              "region_fg": None if not cfg.uses_foreground else [args.region_fg, args.region_fg_threshold],
               "alphas": args.alphas, "min_sizes": args.min_sizes, "rows": rows, "summary": summary, "cost": cost}
     (out / "engine_stride.json").write_text(json.dumps(report, indent=2))
     plot(report, out / "engine_stride.png")

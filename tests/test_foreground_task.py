@@ -161,3 +161,33 @@ def test_affnet_task_compares_tile_and_halo(compose, tmp_path):
             run_task(compose("predict", [*base, change]))
     run_task(cfg)
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_a_folder_images_foreground_and_affinity_files_are_found_by_stem(compose, fgnet_ckpt, tmp_path):
+    """The user's chain on a plain folder: task=foreground writes <dataset>/FG/<stem>.tif, which
+    task=inpaintaff (skipping, region rules) and task=segment find, as segment finds AFF/<stem>.tif."""
+    from inpaintaff.io.affinities import aff_path
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    yy, xx = np.mgrid[:96, :96]
+    image = 200 + 3000 * ((yy - 30) ** 2 + (xx - 30) ** 2 < 144) + 2500 * ((yy - 60) ** 2 + (xx - 64) ** 2 < 144)
+    tifffile.imwrite(folder / "my cells.tif", image.astype(np.uint16))
+    data = ["data=folder", f"data.images={folder}"]
+    fg = run_task(compose("predict", ["task=foreground", *data, f"ckpt={fgnet_ckpt}", "task.split=predict",
+                                      "task.scale.enabled=false"]))
+    fg_dir = compose("predict", ["task=foreground", *data]).task.out_dir
+    dataset = folder.name
+    assert foreground_path(fg_dir, dataset, "", 0, "my cells").is_file() and fg["foreground"]
+    aff = run_task(compose("predict", [
+        "task=inpaintaff", *data, "task.inpainter=gaussian", "task.patch_size=32", "task.stride=16",
+        "task.engine.iterations=4", "task.engine.d0=4", "task.pictures=false", "task.scale.enabled=false",
+        "task.foreground.source=dir", f"task.foreground.dir={fg_dir}", "task.foreground.threshold=0.0",
+        "task.engine.region_min_fg=1", "trainer=cpu", "trainer.enable_progress_bar=false"]))
+    aff_dir = aff["out_dir"]
+    assert aff_path(aff_dir, dataset, "", 0, "my cells").is_file()
+    seg = run_task(compose("predict", [
+        "task=segment", *data, "task.split=predict", "task.overlays=false", "task.affinities.source=dir",
+        f"task.affinities.dir={aff_dir}", "task.foreground.source=dir", f"task.foreground.dir={fg_dir}",
+        "task.foreground.threshold=0.0"]))
+    assert seg["frames"][0]["n_pred"] >= 1

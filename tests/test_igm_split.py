@@ -240,7 +240,7 @@ def _check_hierarchy(res, max_depth: int, min_region: int) -> None:
             assert depth[i] <= max_depth
         # Each successful split adds one leaf; an emptied or weak region ends as one leaf.
         s = {k: v[p].item() for k, v in res.stats.items()}
-        ended = s["emptied"] + s["min_size"] + s["max_depth"] + s["weak"]
+        ended = s["emptied"] + s["min_size"] + s["max_depth"] + s["weak"] + s["no_foreground"] + s["one_object"]
         assert ended == len(ids)
         assert len(ids) == 1 + s["splits"] - s["emptied"] - s["weak"]
         assert s["max_depth"] == sum(depth[i] == max_depth for i in ids if (leaf == i).sum() >= min_region)
@@ -304,3 +304,52 @@ def test_gaussian_inpainter_matches_normalised_convolution_and_falls_back_to_the
     assert torch.equal(GaussianInpainter(1.0)(image, torch.zeros_like(image)), torch.zeros_like(image))
     with pytest.raises(ValueError):
         GaussianInpainter(0.0)
+
+
+def _blobs_scene() -> tuple[torch.Tensor, np.ndarray]:
+    """Two bright discs and a dim background band: a patch, and its foreground (the discs)."""
+    gt = torch.zeros(H, W, dtype=torch.long)
+    gt[(YY - 20) ** 2 + (XX - 20) ** 2 < 9**2] = 1
+    gt[(YY - 44) ** 2 + (XX - 44) ** 2 < 9**2] = 1
+    gt[:, 58:] = 2
+    return _render(gt, noise=0.05), (gt == 1).numpy()
+
+
+def test_regions_without_foreground_become_leaves_and_foreground_leaves_stay_the_same() -> None:
+    image, fg = _blobs_scene()
+    images = torch.cat([image, _render(_scenes()["three"], noise=0.05, seed=2)])
+    fgs = np.stack([fg, _scenes()["three"].numpy() == 1])
+    settings = dict(iterations=6, d0=4, max_depth=3, min_region=8)
+    plain = SplitEngine(GaussianInpainter(4.0), **settings).run(images, [5, 6])
+    ruled = SplitEngine(GaussianInpainter(4.0), **settings, region_min_fg=1).run(images, [5, 6], foreground=fgs)
+    assert ruled.stats["no_foreground"].sum() > 0
+    assert ruled.conditionals < plain.conditionals
+    # Only regions without a foreground pixel were left unsplit: on the foreground the leaves agree.
+    for p in range(2):
+        assert torch.equal(ruled.leaf_ids[p][torch.from_numpy(fgs[p])], plain.leaf_ids[p][torch.from_numpy(fgs[p])])
+    _check_hierarchy(ruled, max_depth=3, min_region=8)
+
+
+def test_a_region_holding_one_small_object_is_not_split() -> None:
+    image, fg = _blobs_scene()
+    one = fg.copy()
+    one[:, 32:] = False  # only the first disc is foreground
+    area = int(one.sum())
+    engine = SplitEngine(GaussianInpainter(4.0), iterations=6, d0=4, one_object_px=area)
+    res = engine.run(image.repeat(2, 1, 1, 1), [1, 1], foreground=np.stack([one, fg]))
+    assert res.stats["one_object"].tolist()[0] == 1 and (res.leaf_ids[0] == 1).all()  # the whole patch, unsplit
+    assert res.stats["splits"][1] > 0  # two objects: split as usual
+    small = SplitEngine(GaussianInpainter(4.0), iterations=6, d0=4, one_object_px=area - 1)
+    assert small.run(image, [1], foreground=one[None]).stats["one_object"].item() == 0  # larger than the limit
+
+
+def test_region_rules_need_a_matching_foreground() -> None:
+    image, fg = _blobs_scene()
+    with pytest.raises(ValueError, match="foreground"):
+        SplitEngine(GaussianInpainter(4.0), region_min_fg=1).run(image, [0])
+    with pytest.raises(InputError, match="does not match"):
+        SplitEngine(GaussianInpainter(4.0), region_min_fg=1).run(image, [0], foreground=fg[None, :32])
+    with pytest.raises(ValueError, match="region_min_fg"):
+        EngineConfig(region_min_fg=-1)
+    # Off (the default), the foreground is not read.
+    assert SplitEngine(GaussianInpainter(4.0), iterations=2).run(image, [0], foreground=fg[None, :32]).stats

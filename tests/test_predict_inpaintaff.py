@@ -449,3 +449,35 @@ def test_normalisation_and_input_content_are_compared(compose, tmp_path: Path, s
     with pytest.raises(InputError, match=r"aff000\.tif: .*input_sha1.*task\.overwrite=true"):
         run(compose("predict", [*quick, f"data.root={copy}"]))
     assert path.stat().st_mtime_ns == mtime
+
+
+def test_region_rules_leave_the_foregrounds_affinities_unchanged(compose) -> None:
+    """engine.region_min_fg in the task: regions without foreground stay unsplit, which changes no pair
+    inside the foreground, and saves images; without a foreground source it is a clear error."""
+    from inpaintaff.offsets import OFFSETS
+    from inpaintaff.segment.foreground import true_foreground
+
+    quick = [*QUICK, "task.pictures=false", "task.foreground.source=truefg", "task.engine.max_depth=4"]
+    plain = run(compose("predict", quick))
+    ruled = run(compose("predict", [*quick, "task.engine.region_min_fg=1", "task.overwrite=true"]))
+    assert ruled["totals"]["no_foreground"] > 0
+    assert ruled["conditionals_per_patch"] < plain["conditionals_per_patch"]
+    aff0, valid0, _ = read_affinities(plain["frames"][0]["path"])
+    aff1, valid1, _ = read_affinities(ruled["frames"][0]["path"])
+    assert np.array_equal(valid0, valid1)
+    cfg = compose("predict", quick)
+    data = CTCDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    fg = true_foreground(data.load_labels(data.frames("predict")[0]))
+    h, w = fg.shape
+    inside = 0
+    for c, (dy, dx) in enumerate(OFFSETS):
+        both = np.zeros_like(fg)
+        ys, xs = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
+        yt, xt = slice(max(0, dy), min(h, h + dy)), slice(max(0, dx), min(w, w + dx))
+        both[ys, xs] = fg[ys, xs] & fg[yt, xt]
+        both &= valid0[c]
+        inside += int(both.sum())
+        np.testing.assert_allclose(aff1[c][both], aff0[c][both], atol=1e-6)
+    assert inside > 0
+    with pytest.raises(ValueError, match="task.foreground.source"):
+        run(compose("predict", [*QUICK, "task.engine.region_min_fg=1", "task.overwrite=true"]))

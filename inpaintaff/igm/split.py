@@ -6,7 +6,9 @@ is hidden, the patch is inpainted once from M\\N and once from (R\\M)\\N, the pe
 are smoothed (normalised Gaussian convolution over N), RIG = e~_A - e~_B, and each pixel of N joins
 M where RIG < 0 (M predicts it better), else R\\M. The paper's eq. (11) prints "RIG > 0", which
 would raise IGM_N (eq. 8); docs/method.md §3 explains. The two halves are split again until one comes out
-empty (a leaf), or a region falls below ``min_region`` pixels, or ``max_depth`` is reached.
+empty (a leaf), or a region falls below ``min_region`` pixels, or ``max_depth`` is reached. Given
+the patches' foreground, a region that the foreground says needs no split (too little foreground,
+or one small object: ``region_min_fg``, ``one_object_px``) becomes a leaf without being split.
 
 Regions carry heap ids (root 1, children 2r for M and 2r+1 for R\\M), so a leaf id encodes its
 whole ancestry: the ancestor at depth k of leaf r (depth r.bit_length()-1) is r >> (depth - k).
@@ -25,13 +27,15 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+from scipy import ndimage
 
 from inpaintaff.igm.filters import hidden_band, smooth_on_band
 from inpaintaff.igm.inpainters import Inpainter
 from inpaintaff.utils.errors import InputError
 
-END_REASONS = ("emptied", "min_size", "max_depth", "weak")
+END_REASONS = ("emptied", "min_size", "max_depth", "weak", "no_foreground", "one_object")
 PRECISIONS = ("auto", "32", "bf16", "16")
 # engine.chunk=auto on a CPU: calls of 16 images were 1.4-1.65x faster per image than whole passes of up
 # to 512 on crowded HeLa patches, 2 threads (benchmarks/full_frame.py --chunks): the net's
@@ -104,6 +108,12 @@ class EngineConfig:
     # Pad every inpainter call to exactly ``chunk`` images (copies of the last one, dropped after):
     # one input shape, which a torch.compile without dynamic shapes needs to compile only once.
     pad_chunks: bool = False
+    # Regions the patch's foreground says need no split become leaves unsplit (0 = off, the paper):
+    # fewer than ``region_min_fg`` foreground pixels (only background pairs, which the segmentation's
+    # foreground masks, would be cut), or a foreground of one connected object of at most
+    # ``one_object_px`` pixels (one nucleus, at the net's scale). Both need ``run(foreground=...)``.
+    region_min_fg: int = 0
+    one_object_px: int = 0
 
     def __post_init__(self) -> None:
         if self.iterations < 1 or self.d0 < 1:
@@ -119,6 +129,9 @@ class EngineConfig:
         if self.pad_chunks and self.chunk in (None, "auto"):
             raise ValueError(f"engine.pad_chunks needs engine.chunk set to a number (the one batch size to pad to), "
                              f"got {self.chunk!r}")
+        if self.region_min_fg < 0 or self.one_object_px < 0:
+            raise ValueError(f"engine.region_min_fg and engine.one_object_px must be >= 0 (0 = off), got "
+                             f"{self.region_min_fg}, {self.one_object_px}")
         if self.max_regions < 1 or self.patience < 1:
             raise ValueError("engine needs max_regions >= 1 and patience >= 1")
         if self.stop_rule not in (None, "random_split", "contrast"):
@@ -134,6 +147,11 @@ class EngineConfig:
         out = {k: v for k, v in self.__dict__.items() if k not in BATCHING_KNOBS}
         out["sigmas"] = list(self.sigmas)
         return out
+
+    @property
+    def uses_foreground(self) -> bool:
+        """Whether the engine reads the patches' foreground (``region_min_fg`` or ``one_object_px`` on)."""
+        return self.region_min_fg > 0 or self.one_object_px > 0
 
     def chunk_size(self, device: torch.device) -> int | None:
         """Images per inpainter call on ``device`` (None: the whole pass)."""
@@ -202,13 +220,14 @@ class _Run:
     pending: deque = field(default_factory=deque)  # (patch, region id, mask) to split
     passes: int = 0
     conditionals: int = 0
+    foreground: np.ndarray | None = None  # (P, h, w) bool on the host, for the region rules
 
     @staticmethod
-    def new(images: torch.Tensor, seeds: list[int]) -> _Run:
+    def new(images: torch.Tensor, seeds: list[int], foreground: np.ndarray | None = None) -> _Run:
         p_count, _, h, w = images.shape
         leaf = torch.zeros((p_count, h, w), dtype=torch.long, device=images.device)
         stats = {k: torch.zeros(p_count, dtype=torch.long) for k in ("splits", "steps", "leaves", *END_REASONS)}
-        return _Run(images, seeds, leaf, stats)
+        return _Run(images, seeds, leaf, stats, foreground=foreground)
 
     def leaf_out(self, p: int, rid: int, mask: torch.Tensor, reason: str | None) -> None:
         self.leaf[p][mask[0]] = rid
@@ -326,10 +345,16 @@ class SplitEngine:
         return num / b1.flatten(1).sum(1).clamp_min(1)
 
     # -- driver ---------------------------------------------------------------------------
-    def run(self, images: torch.Tensor, seeds: Sequence[int] | torch.Tensor) -> SplitResult:
-        """Split every patch of ``images`` (P, 1, h, w) into leaves; ``seeds`` (P,) pick the axes."""
+    def run(self, images: torch.Tensor, seeds: Sequence[int] | torch.Tensor,
+            foreground: torch.Tensor | np.ndarray | None = None) -> SplitResult:
+        """Split every patch of ``images`` (P, 1, h, w) into leaves; ``seeds`` (P,) pick the axes.
+
+        ``foreground`` (P, 1, h, w) or (P, h, w), bool: the patches' foreground, which the region rules
+        (``region_min_fg``, ``one_object_px``) read; needed when they are on, ignored otherwise.
+        """
         if images.ndim != 4 or images.shape[1] != 1:
             raise InputError(None, f"engine expects patches of shape (P, 1, h, w), got {tuple(images.shape)}")
+        fg = self._foreground(foreground, images.shape)
         if not torch.isfinite(images).all():
             raise InputError(None, "patch contains NaN or infinite values")
         seeds = [int(s) for s in (seeds.tolist() if torch.is_tensor(seeds) else seeds)]
@@ -338,7 +363,7 @@ class SplitEngine:
         # The engine's own arithmetic stays float32 even under a mixed-precision trainer; only
         # the inpainter runs autocast (see _inpaint).
         with torch.inference_mode(), torch.autocast(images.device.type, enabled=False):
-            run = _Run.new(images.float(), seeds)
+            run = _Run.new(images.float(), seeds, fg)
             p_count, _, h, w = images.shape
             full = torch.ones((1, h, w), dtype=torch.bool, device=images.device)
             if self.cfg.mode == "faithful":
@@ -349,13 +374,40 @@ class SplitEngine:
                 self._drive(run, roots, self.cfg.max_regions, self.cfg.early_stop, lifo=False)
             return SplitResult(run.leaf, run.stats, run.passes, run.conditionals)
 
+    def _foreground(self, foreground: torch.Tensor | np.ndarray | None, shape: torch.Size) -> np.ndarray | None:
+        """The patches' foreground as a host (P, h, w) bool array when the region rules need it."""
+        if not self.cfg.uses_foreground:
+            return None
+        if foreground is None:
+            raise ValueError("engine.region_min_fg / engine.one_object_px need the patches' foreground "
+                             "(SplitEngine.run(foreground=...); in task=inpaintaff: set task.foreground.source)")
+        fg = foreground.detach().cpu().numpy() if torch.is_tensor(foreground) else np.asarray(foreground)
+        fg = fg.reshape(fg.shape[0], *fg.shape[-2:]) if fg.ndim == 4 and fg.shape[1] == 1 else fg
+        if fg.shape != (shape[0], *shape[-2:]):
+            raise InputError(None, f"engine foreground of shape {fg.shape} does not match the patches {tuple(shape)}")
+        return fg.astype(bool, copy=False)
+
+    def _needs_no_split(self, run: _Run, p: int, mask: torch.Tensor) -> str | None:
+        """Why the foreground makes this region a leaf (``no_foreground``/``one_object``), or None."""
+        if run.foreground is None:
+            return None
+        fg = run.foreground[p] & mask[0].cpu().numpy()
+        n = int(fg.sum())
+        if n < self.cfg.region_min_fg:
+            return "no_foreground"
+        if n <= self.cfg.one_object_px and ndimage.label(fg)[1] == 1:
+            return "one_object"
+        return None
+
     def _admit(self, run: _Run, p: int, rid: int, mask: torch.Tensor) -> None:
-        """Queue a region for splitting, or make it a leaf if a safeguard stops it."""
+        """Queue a region for splitting, or make it a leaf if a safeguard or the foreground stops it."""
         depth = rid.bit_length() - 1
         if int(mask.sum()) < self.cfg.min_region:
             run.leaf_out(p, rid, mask, "min_size")
         elif depth >= self.cfg.max_depth:
             run.leaf_out(p, rid, mask, "max_depth")
+        elif reason := self._needs_no_split(run, p, mask):
+            run.leaf_out(p, rid, mask, reason)
         else:
             run.pending.append((p, rid, mask))
 

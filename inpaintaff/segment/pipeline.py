@@ -126,7 +126,8 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
     if labels is not None and labels.size and int(labels.max()) > MAX_LABEL:
         raise InputError(ref.gt_path, f"GT of frame {ref.seq}/t{ref.frame:03d} holds ids up to {int(labels.max())}, "
                          f"above {MAX_LABEL} (CTC masks are uint16): renumber its objects 1, 2, ...")
-    where = {"dataset": dm.dataset, "seq": ref.seq, "frame": ref.frame, "labels": labels, "shape": image.shape}
+    where = {"dataset": dm.dataset, "seq": ref.seq, "frame": ref.frame, "stem": ref.stem, "labels": labels,
+             "shape": image.shape}
     aff, factor = None, 1.0
     if task.method == "mws":
         aff = affinities_for_frame(task.affinities, seed=seed, resized=True, **where)

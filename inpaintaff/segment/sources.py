@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from inpaintaff.io.affinities import Affinities, read_affinity_file
-from inpaintaff.io.foreground import foreground_from_probability
+from inpaintaff.io.affinities import Affinities, aff_path, read_affinity_file
+from inpaintaff.io.foreground import foreground_from_probability, foreground_path
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.settings import AffinitySpec
@@ -24,6 +24,18 @@ from inpaintaff.utils.errors import InputError
 AFFINITY_SOURCES = ("labels", "dir")
 FOREGROUND_SOURCES = ("truefg", "dir", "file", "intensity", "all")
 DEFAULT_FG_PATTERN = "{dataset}/{seq}_FG/fg{frame:03d}.tif"
+DEFAULT_AFF_PATTERN = "{dataset}/{seq}_AFF/aff{frame:03d}.tif"
+
+
+def frame_file(folder: str | Path, pattern: str, *, dataset: str, seq: str, frame: int, stem: str | None,
+               kind: str) -> Path:
+    """A frame's affinity (``kind="aff"``) or foreground (``"fg"``) file below ``folder``: where the tasks
+    write it (an image of a plain folder by its ``stem``) for the default pattern, else ``pattern``
+    filled with {dataset}, {seq}, {frame} and {stem}."""
+    default, layout = {"aff": (DEFAULT_AFF_PATTERN, aff_path), "fg": (DEFAULT_FG_PATTERN, foreground_path)}[kind]
+    if pattern == default:
+        return layout(folder, dataset, seq, frame, stem)
+    return Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame, stem=stem)
 
 
 def fill_gaps(labels: np.ndarray) -> np.ndarray:
@@ -54,6 +66,7 @@ def affinities_for_frame(
     shape: tuple[int, int],
     seed: int = 0,
     resized: bool = False,
+    stem: str | None = None,
 ) -> Affinities:
     """The affinities of one frame as ``spec`` (``task.affinities``) says; with ``resized``, files
     at a model's scale (``scale_factor`` in their metadata) are accepted, else their shape must be
@@ -73,7 +86,7 @@ def affinities_for_frame(
     if spec.source == "dir":
         if not spec.dir:
             raise ValueError("task.affinities.source=dir needs task.affinities.dir")
-        path = Path(spec.dir) / spec.pattern.format(dataset=dataset, seq=seq, frame=frame)
+        path = frame_file(spec.dir, spec.pattern, dataset=dataset, seq=seq, frame=frame, stem=stem, kind="aff")
         out = read_affinity_file(path)
         if resized and out.scale_factor != 1.0:
             return out
@@ -96,6 +109,7 @@ def foreground_for_frame(
     threshold: float = 0.5,
     image: np.ndarray | None = None,
     frame_shape: tuple[int, int] | None = None,
+    stem: str | None = None,
 ) -> np.ndarray:
     """The binary foreground of one frame: ``truefg`` (GT, closed gaps), ``dir``/``file`` (the
     probability TIFF below ``folder`` above ``threshold``), ``intensity`` (the normalised
@@ -107,7 +121,7 @@ def foreground_for_frame(
     if source in ("dir", "file"):
         if not folder:
             raise ValueError(f"task.foreground.source={source} needs task.foreground.dir")
-        path = Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame)
+        path = frame_file(folder, pattern, dataset=dataset, seq=seq, frame=frame, stem=stem, kind="fg")
         return foreground_from_probability(path, float(threshold), shape=shape, frame_shape=frame_shape)
     if source == "intensity":
         if image is None:

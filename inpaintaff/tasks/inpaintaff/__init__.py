@@ -154,6 +154,7 @@ def _run(cfg: DictConfig) -> dict:
         data, task.patch_size, task.stride, task.batch_size, crop=task.crop, window=task.window,
         foreground=task.foreground,
         seed=int(cfg.seed), num_workers=task.num_workers, repeats=task.hierarchies_per_patch,
+        patch_foreground=engine.uses_foreground,
     )
     pdm.setup()
     records = frame_records(pdm, data, settings["foreground"])

@@ -36,7 +36,7 @@ class InpaintAffModule(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict:
         start = time.perf_counter()
-        res = self.engine.run(batch["image"], batch["seed"].tolist())
+        res = self.engine.run(batch["image"], batch["seed"].tolist(), foreground=batch.get("foreground"))
         aff, valid = patch_affinities(res.leaf_ids, self.offsets)
         if batch["image"].is_cuda:
             torch.cuda.synchronize()

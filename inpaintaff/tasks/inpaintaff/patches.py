@@ -118,14 +118,16 @@ class FrameInfo:
 
 
 class PatchDataset(Dataset):
-    """Items: image (1, p, p) float32, frame (index), patch_id, y, x, seed.
+    """Items: image (1, p, p) float32, frame (index), patch_id, y, x, seed; with ``foregrounds`` (one
+    bool array per frame) also foreground (1, p, p) bool, which the engine's region rules read.
 
     With ``repeats`` hierarchies per patch, id ``pid * repeats + r`` is the r-th hierarchy of the
     patch at position ``pid``; r > 0 draws its own seed (another first split)."""
 
     def __init__(self, images: Sequence[np.ndarray], frames: Sequence[FrameInfo], size: int, seed: int,
-                 repeats: int = 1):
+                 repeats: int = 1, foregrounds: Sequence[np.ndarray] | None = None):
         self.images, self.size, self.seed, self.repeats = list(images), int(size), int(seed), int(repeats)
+        self.foregrounds = None if foregrounds is None else list(foregrounds)  # items then carry "foreground"
         self.items = [(f.index, pid) for f in frames for pid in f.todo]
         self.frames = {f.index: f for f in frames}
 
@@ -141,11 +143,15 @@ class PatchDataset(Dataset):
         seed = mix_seed(self.seed, _seq_number(info.seq), info.frame, y, x)
         if rep:
             seed = mix_seed(seed, rep)
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(patch, dtype=np.float32))[None],
             "frame": torch.tensor(fi), "patch_id": torch.tensor(pid),
             "y": torch.tensor(y), "x": torch.tensor(x), "seed": torch.tensor(seed),
         }
+        if self.foregrounds is not None:
+            fg = self.foregrounds[fi][y : y + self.size, x : x + self.size]
+            item["foreground"] = torch.from_numpy(np.ascontiguousarray(fg, dtype=bool))[None]
+        return item
 
 
 class PatchDataModule(pl.LightningDataModule):
@@ -159,6 +165,8 @@ class PatchDataModule(pl.LightningDataModule):
         foreground: which patches to skip (see ``foreground_skip_spec``): None, a source name
             ("truefg"/"gt", "dir", "intensity") or a mapping {source, dir, pattern, threshold, min_pixels}.
         repeats: hierarchies per patch, each from its own seed, all averaged into the affinities.
+        patch_foreground: serve each patch's foreground (of ``foreground``) with it, for the engine's
+            region rules (``engine.region_min_fg``, ``engine.one_object_px``).
 
     After ``setup``, ``resume(written, done)`` takes out what an earlier run finished.
     """
@@ -175,6 +183,7 @@ class PatchDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         repeats: int = 1,
         window: int | None = None,
+        patch_foreground: bool = False,
     ):
         super().__init__()
         if window is not None and int(window) < int(patch_size):
@@ -191,8 +200,14 @@ class PatchDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.crop = None if crop is None else [int(c) for c in crop]
         self.foreground = foreground_skip_spec(foreground)
+        if patch_foreground and self.foreground["source"] is None:
+            raise ValueError("the engine's region rules (task.engine.region_min_fg, task.engine.one_object_px) read "
+                             "the foreground: set task.foreground.source (e.g. dir with FGNET's probabilities, or "
+                             "intensity)")
+        self.patch_foreground = bool(patch_foreground)
         self.frames: list[FrameInfo] = []
         self.images: list[np.ndarray] = []
+        self.foregrounds: list[np.ndarray] = []  # per frame (cropped), kept only with patch_foreground
         self._planned = False
 
     def frame_crop(self, shape: tuple[int, ...]) -> list[int] | None:
@@ -231,6 +246,8 @@ class PatchDataModule(pl.LightningDataModule):
             ids = list(range(len(positions)))
             fg = self._foreground(ref, full)
             if fg is not None:
+                if self.patch_foreground:
+                    self.foregrounds.append(self._crop(ref, fg))
                 counts = patch_counts(self._crop(ref, fg), positions, self.size)
                 ids = [i for i in ids if counts[i] >= self.foreground["min_pixels"]]
                 if not ids:
@@ -264,7 +281,8 @@ class PatchDataModule(pl.LightningDataModule):
         fg = np.zeros(image.shape, dtype=bool)
         for source in sources:
             labels = self.data.load_labels(ref) if source == "truefg" else None
-            fg |= foreground_for_frame(source, dataset=self.data.dataset, seq=ref.seq, frame=ref.frame, labels=labels,
+            fg |= foreground_for_frame(source, dataset=self.data.dataset, seq=ref.seq, frame=ref.frame, stem=ref.stem,
+                                       labels=labels,
                                        shape=image.shape, folder=spec["dir"], pattern=spec["pattern"],
                                        threshold=spec["threshold"], image=image,
                                        frame_shape=self.data.input_shape(ref) if hasattr(self.data, "input_shape")
@@ -287,6 +305,7 @@ class PatchDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         self.setup()
-        ds = PatchDataset(self.images, self.frames, self.size, self.seed, self.repeats)
+        ds = PatchDataset(self.images, self.frames, self.size, self.seed, self.repeats,
+                          self.foregrounds if self.patch_foreground else None)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
