@@ -18,7 +18,11 @@ patch split): the shared frames of sequence 01 hold at most about 140 nuclei, th
 frames about 350, so the benchmark builds a 700×1100 mosaic of the 25 most crowded 140×220 tiles
 of the shared frames 052-091 (about 350 nuclei, 19 % foreground; ``crowded_frame``). It has no
 labels: timing only, and the whole-frame time at another stride is projected from the measured
-seconds per patch (its patches are a sample of that frame's).
+seconds per patch (its patches are a sample of that frame's). ``--crowded --fgnet-foreground``
+first runs ``task=foreground`` with the shipped FGNET on the mosaic (timed as a stage of its own:
+the user runs it too) and gives ``task=inpaintaff`` its probabilities above ``--fg-threshold``
+(``task.foreground.source=dir``: patches without foreground skipped, and what the engine's region
+rules read, e.g. ``-- task.engine.region_min_fg=1 task.engine.one_object_px=500``).
 
 ``--chunks none 16 ...`` first times the engine on a seeded sample of the frame's patches with
 each ``engine.chunk`` (images per inpainter call; ``fixed16``: 16 with every call padded to 16 and
@@ -53,6 +57,7 @@ from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa
 SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DATASET = "Fluo-N2DL-HeLa"
 CKPT = ROOT / "checkpoints" / "hela_inpaint_cpu.ckpt"
+FGNET = ROOT / "checkpoints" / "hela_fgnet_cpu.ckpt"
 
 
 def child_peak_mb() -> float:
@@ -97,10 +102,22 @@ def frame_data(args, out: Path) -> tuple[list[str], np.ndarray]:
     return ["data=folder", f"data.images={folder}", "data.diameter=25"], raw
 
 
-def affinity_stage(args, kind: str, out: Path, data: list[str], extra: list[str]) -> dict:
+def fgnet_stage(args, out: Path, data: list[str]) -> tuple[list[str], dict]:
+    """``task=foreground`` with the shipped FGNET on the frame; the ``task.foreground`` overrides that
+    make ``task=inpaintaff`` read its probabilities, and the stage's seconds."""
+    fg_dir = out / "fgnet_foreground"
+    cli = ["predict.py", "task=foreground", *data, f"ckpt={FGNET}", "task.split=predict",
+           f"task.out_dir={fg_dir}", "task.overwrite=true", f"hydra.run.dir={out / 'fgnet_run'}"]
+    wall = run_cli(cli, out / "fgnet.log")
+    return (["task.foreground.source=dir", f"task.foreground.dir={fg_dir}",
+             f"task.foreground.threshold={args.fg_threshold}"], {"process_seconds": wall, "dir": str(fg_dir)})
+
+
+def affinity_stage(args, kind: str, out: Path, data: list[str], extra: list[str],
+                   fg_overrides: list[str] | None = None) -> dict:
     run_dir = out / f"aff_{kind}"
-    cli = ["predict.py", "task=inpaintaff", *data, f"task.inpainter={kind}",
-           f"task.stride={args.stride}", f"task.foreground.source={args.foreground}",
+    foreground = fg_overrides or [f"task.foreground.source={args.foreground}"]
+    cli = ["predict.py", "task=inpaintaff", *data, f"task.inpainter={kind}", f"task.stride={args.stride}", *foreground,
            f"task.torch_threads={args.threads}", "task.overwrite=true", f"hydra.run.dir={run_dir}"]
     if kind == "net":
         cli.append(f"ckpt={args.ckpt}")
@@ -279,6 +296,9 @@ def main() -> None:
     ap.add_argument("--project-strides", type=int, nargs="*", default=[16, 32],
                     help="--crowded: strides whose whole-frame time is projected from the measured s/patch")
     ap.add_argument("--foreground", default="truefg", help="task.foreground.source for skipping patches")
+    ap.add_argument("--fgnet-foreground", action="store_true",
+                    help="--crowded: run task=foreground with the shipped FGNET first and read it (a stage of its own)")
+    ap.add_argument("--fg-threshold", type=float, default=0.3, help="--fgnet-foreground: task.foreground.threshold")
     ap.add_argument("--threads", type=int, default=2, help="task.torch_threads")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
     ap.add_argument("--old-sample", type=int, default=12,
@@ -299,21 +319,29 @@ def main() -> None:
         from omegaconf import OmegaConf
 
         args.stride = int(OmegaConf.load(ROOT / "conf" / "task" / "inpaintaff.yaml").stride)
+    if args.fgnet_foreground and not args.crowded:
+        sys.exit("--fgnet-foreground is for --crowded (a shared frame skips patches by --foreground)")
     if args.crowded:
-        args.foreground, args.old_sample = "null", 0
+        args.foreground = f"fgnet>{args.fg_threshold:g}" if args.fgnet_foreground else "null"
+        args.old_sample = 0
     what = "the crowded mosaic (crowded_frame)" if args.crowded else f"frame t{args.frame:03d} of {DATASET}/01"
     print(f"{what} (700x1100), stride {args.stride}, patches without {args.foreground} foreground "
           f"skipped; {args.threads} torch threads; overrides: {' '.join(args.overrides) or 'none'}", flush=True)
     report: dict = {"frame": "crowded" if args.crowded else args.frame, "stride": args.stride,
                     "overrides": args.overrides, "inpainters": {}}
     data, raw = frame_data(args, out)
+    fg_overrides: list[str] = []
+    if args.fgnet_foreground:
+        fg_overrides, report["fgnet"] = fgnet_stage(args, out, data)
+        print(f"FGNET foreground (task=foreground, whole process): {report['fgnet']['process_seconds']:.0f} s",
+              flush=True)
     if args.chunks:
         report["chunks"] = chunk_comparison(args, percentile_normalize(raw.astype(np.float32)))
     if not args.inpainters:  # --inpainters with none: the chunk comparison only
         (out / "full_frame.json").write_text(json.dumps(report, indent=2))
         return
     for kind in args.inpainters:
-        aff = affinity_stage(args, kind, out, data, args.overrides)
+        aff = affinity_stage(args, kind, out, data, args.overrides, fg_overrides)
         report["inpainters"][kind] = {"affinities": aff}
         print(f"\n[{kind}] affinities at stride {aff['stride']}: {aff['process_seconds']:.0f} s "
               f"({aff['process_seconds'] / 60:.1f} min) for the whole process ({aff['predict_seconds']:.0f} s "
@@ -328,7 +356,9 @@ def main() -> None:
         for stride in args.project_strides:
             n = len(patch_grid(raw.shape, aff["patch_size"], stride))
             t = fixed + per_patch * n
-            print(f"[{kind}]   every patch at stride {stride}: {n} patches, {t:.0f} s ({t / 60:.1f} min) projected "
+            bound = " (an upper bound: some are skipped)" if args.fgnet_foreground else ""
+            print(f"[{kind}]   every patch at stride {stride}{bound}: {n} patches, {t:.0f} s ({t / 60:.1f} min) "
+                  "projected "
                   f"({per_patch:.2f} s per patch in the engine + {fixed:.0f} s outside it)", flush=True)
     if args.crowded:
         (out / "full_frame.json").write_text(json.dumps(report, indent=2))

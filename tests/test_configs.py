@@ -37,7 +37,8 @@ GROUPS = {
 # run, which tests/test_entrypoints.py starts.
 NOT_COMPOSED_HERE = {"hydra"}
 # Options with a mandatory value only the user can give (``???`` in the YAML).
-USER_VALUES = {("data", "folder"): ["data.images=/my/images"]}
+USER_VALUES = {("data", "folder"): ["data.images=/my/images"],
+               ("experiment", "inpaintaff_fast_cpu"): ["task.foreground.dir=/my/foreground"]}
 
 
 def _sets_task(experiment: Path) -> bool:
