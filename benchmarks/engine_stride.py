@@ -74,18 +74,41 @@ def base_of(stride: int, strides: list[int]) -> int:
     return min(s for s in strides if stride % s == 0)
 
 
+def engine_overrides(pairs: list[str], what: str = "--engine") -> dict:
+    """``key=value`` engine settings -> overrides typed as ``EngineConfig``'s fields (an unknown key ends
+    the benchmark, naming ``what``)."""
+    base = EngineConfig()
+    out: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in EngineConfig.__dataclass_fields__:
+            sys.exit(f"{what}: unknown engine setting {key!r}")
+        default = getattr(base, key)
+        if isinstance(default, bool):
+            out[key] = value.lower() == "true"
+        elif value.isdigit() or default is None or isinstance(default, str):
+            out[key] = int(value) if value.isdigit() else value
+        else:
+            out[key] = type(default)(value)
+    return out
+
+
+def fgnet_foreground(ckpt: str | Path, image: np.ndarray, threshold: float) -> np.ndarray:
+    """An FGNET checkpoint's probability on a whole normalised image, above ``threshold``."""
+    from inpaintaff.modules.fgnet import FGNetModule
+    from inpaintaff.tasks.checkpoints import load_module
+    from inpaintaff.utils.tiling import predict_at_least
+
+    return predict_at_least(load_module(FGNetModule, ckpt).predict_proba, image, 256, 32)[0] > threshold
+
+
 def region_foreground(args, image: np.ndarray) -> np.ndarray | None:
     """The foreground the engine's region rules read (``--region-fg``), or None."""
     if args.region_fg == "none":
         return None
     if args.region_fg == "intensity":
         return image > args.region_fg_threshold
-    from inpaintaff.modules.fgnet import FGNetModule
-    from inpaintaff.tasks.checkpoints import load_module
-    from inpaintaff.utils.tiling import predict_at_least
-
-    module = load_module(FGNetModule, args.fgnet)
-    return predict_at_least(module.predict_proba, image, 256, 32)[0] > args.region_fg_threshold
+    return fgnet_foreground(args.fgnet, image, args.region_fg_threshold)
 
 
 def leaves_of(args, engine: SplitEngine, key: str, base: int, frame: int, seed: int, image: np.ndarray,
@@ -170,9 +193,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out = str((ROOT / args.out).resolve())
     defaults = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "task" / "inpaintaff.yaml").engine)
-    changes = {k: v for k, v in (kv.split("=", 1) for kv in args.engine)}
-    cfg = EngineConfig(**{**defaults, **{k: type(defaults[k])(v) if defaults.get(k) is not None else v
-                                         for k, v in changes.items()}})
+    changes = engine_overrides(args.engine)
+    cfg = EngineConfig(**{**defaults, **changes})
     if cfg.uses_foreground and args.region_fg == "none":
         sys.exit("the region rules need --region-fg fgnet or intensity")
     ckpt_hash = hashlib.sha256(Path(args.ckpt).read_bytes()).hexdigest()[:12]

@@ -32,49 +32,27 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from full_frame import crowded_frame  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
+from engine_stride import engine_overrides, fgnet_foreground  # noqa: E402  (benchmarks/ is first on sys.path)
+from full_frame import FGNET, crowded_frame  # noqa: E402
 
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.inpainters import NetInpainter  # noqa: E402
 from inpaintaff.igm.split import EngineConfig, SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
 
-FGNET = ROOT / "checkpoints" / "hela_fgnet_cpu.ckpt"
-
 
 def parse_variant(text: str) -> tuple[str, Path, dict]:
     """``name=ckpt [key=value ...]`` -> (name, checkpoint, engine overrides and ``compile``)."""
     name, _, rest = text.partition("=")
     ckpt, *pairs = rest.split()
-    fields = EngineConfig.__dataclass_fields__
-    overrides: dict = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key == "compile":
-            overrides[key] = value
-            continue
-        if key == "pad_chunks":
-            overrides[key] = value.lower() == "true"
-            continue
-        if key not in fields:
-            sys.exit(f"--variant {name}: unknown engine setting {key!r}")
-        default = getattr(EngineConfig(), key)
-        if value.isdigit() or default is None or isinstance(default, str):
-            overrides[key] = int(value) if value.isdigit() else value
-        else:
-            overrides[key] = type(default)(value)
+    compiled = [p.partition("=")[2] for p in pairs if p.startswith("compile=")]
+    overrides = engine_overrides([p for p in pairs if not p.startswith("compile=")], f"--variant {name}")
+    if compiled:
+        overrides["compile"] = compiled[-1]
     path = Path(ckpt) if Path(ckpt).is_absolute() else ROOT / ckpt
     if not path.is_file():
         sys.exit(f"--variant {name}: checkpoint {path} not found")
     return name, path, overrides
-
-
-def fgnet_foreground(image: np.ndarray, threshold: float) -> np.ndarray:
-    from inpaintaff.modules.fgnet import FGNetModule
-    from inpaintaff.tasks.checkpoints import load_module
-    from inpaintaff.utils.tiling import predict_at_least
-
-    return predict_at_least(load_module(FGNetModule, FGNET).predict_proba, image, 256, 32)[0] > threshold
 
 
 def main() -> None:
@@ -90,7 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     variants = [parse_variant(v) for v in args.variant]
     image = percentile_normalize(crowded_frame().astype(np.float32))
-    fg = fgnet_foreground(image, args.fg_threshold)
+    fg = fgnet_foreground(FGNET, image, args.fg_threshold)
     grid = patch_grid(image.shape, 64, args.stride)
     counts = patch_counts(fg, grid, 64)
     kept = [p for p, c in zip(grid, counts) if c > 0]
