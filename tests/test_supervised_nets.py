@@ -129,6 +129,37 @@ def test_a_net_starts_from_another_checkpoints_matching_weights(tmp_path):
         FGNetModule(depth=3, base_features=4, max_features=8, init_from=str(tmp_path / "none.ckpt"))
 
 
+@pytest.mark.parametrize("which, changed", [("head", {"net.head"}), ("decoder", {"net.head", "net.up"})])
+def test_train_layers_keeps_the_started_layers_and_their_statistics(tmp_path, which, changed):
+    """model.train_layers: a training step changes only the chosen layers; the kept ones keep their
+    weights and batch-norm statistics (eval mode), so with ``head`` the net shares the student's
+    features."""
+    student = AffNetModule(depth=3, base_features=4, max_features=8)
+    path = tmp_path / "student.ckpt"
+    torch.save({"state_dict": student.state_dict()}, path)
+    fgnet = FGNetModule(depth=3, base_features=4, max_features=8, dropout=0.5, init_from=str(path),
+                        train_layers=which)
+    fgnet.train()
+    before = {k: v.clone() for k, v in fgnet.state_dict().items()}
+    optimizer = fgnet.configure_optimizers()
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 4:10, 4:10] = 1
+    for _ in range(2):
+        optimizer.zero_grad()
+        fgnet.loss(fgnet(torch.rand(2, 1, 16, 16)), labels).backward()
+        optimizer.step()
+    moved = {".".join(k.split(".")[:2]) for k, v in fgnet.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved == changed
+    assert not fgnet.net.down.training and fgnet.net.head.training
+    fgnet.setup("fit")
+    unstarted = FGNetModule(depth=3, base_features=4, max_features=8, train_layers=which)
+    unstarted.setup("predict")  # a trained checkpoint loads without init_from
+    with pytest.raises(ValueError, match="needs model.init_from"):
+        unstarted.setup("fit")
+    with pytest.raises(ValueError, match="train_layers"):
+        FGNetModule(depth=3, base_features=4, max_features=8, init_from=str(path), train_layers="encoder")
+
+
 def test_augmentation_moves_labels_with_the_image_and_keeps_brightness_in_range():
     import numpy as np
 

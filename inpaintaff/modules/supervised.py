@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
+from torch import nn
 
 from inpaintaff.nets.pix2pix import Pix2PixUNet
 from inpaintaff.viz.tensorboard import log_to_loggers
 
 IGNORE = -1  # label value of padded pixels that must not count in a loss
+
+# Which layers training updates; the rest keep the weights they started with (model.init_from),
+# their batch-norm statistics and dropout fixed as at inference.
+TRAIN_LAYERS = ("all", "decoder", "head")
 
 
 class SupervisedPix2PixModule(pl.LightningModule):
@@ -16,7 +21,9 @@ class SupervisedPix2PixModule(pl.LightningModule):
 
     Subclasses set ``out_channels`` and implement ``loss(logits, labels)``. ``init_from``: a
     checkpoint of the same architecture (the DISTILL student) whose matching weights start training
-    (a resumed run's own checkpoint is restored over them).
+    (a resumed run's own checkpoint is restored over them). ``train_layers``: ``all``, ``decoder``
+    (the encoder stays as started) or ``head`` (only the output layer learns: the net shares every
+    feature with the checkpoint it started from).
     """
 
     out_channels: int = 1
@@ -34,14 +41,41 @@ class SupervisedPix2PixModule(pl.LightningModule):
         image_log_every_n_steps: int = 200,
         init_from: str | None = None,
         refine: int = 0,
+        train_layers: str = "all",
     ):
         super().__init__()
+        if train_layers not in TRAIN_LAYERS:
+            raise ValueError(f"model.train_layers must be one of {TRAIN_LAYERS}, got {train_layers!r}")
         self.save_hyperparameters(ignore=["init_from"])  # a path of this machine; its content is in the record
         self.net = Pix2PixUNet(in_channels, self.out_channels, depth, base_features, max_features, dropout, refine)
         if init_from:
             from inpaintaff.modules.pretrained import load_matching_weights
 
             load_matching_weights(self, init_from)
+        self._started_from_checkpoint = bool(init_from)  # a loaded checkpoint's weights come after __init__
+        for layer in self._fixed_layers():
+            layer.requires_grad_(False)
+
+    def _fixed_layers(self) -> list[nn.Module]:
+        """The layers ``train_layers`` keeps as started."""
+        which = self.hparams.get("train_layers", "all")
+        if which == "decoder":
+            return [self.net.down]
+        if which == "head":
+            return [self.net.down, self.net.up]
+        return []
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self._fixed_layers() and not self._started_from_checkpoint:
+            raise ValueError(f"model.train_layers={self.hparams.train_layers} keeps layers as they started: "
+                             "it needs model.init_from")
+
+    def train(self, mode: bool = True) -> SupervisedPix2PixModule:
+        """Fixed layers stay in eval mode: their batch-norm statistics and dropout do not change."""
+        super().train(mode)
+        for layer in self._fixed_layers():
+            layer.eval()
+        return self
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
@@ -77,4 +111,5 @@ class SupervisedPix2PixModule(pl.LightningModule):
                        batches={"train/image": batch["image"][:4].clamp(0, 1), "train/prediction": prob})
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
