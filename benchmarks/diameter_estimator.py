@@ -25,8 +25,9 @@ from inpaintaff.data.normalize import percentile_normalize
 from inpaintaff.io.ctc import read_image, read_labels
 from inpaintaff.segment.diameter import estimate_diameter, intensity_foreground, median_diameter, naive_diameter
 from inpaintaff.segment.foreground import true_foreground
+from inpaintaff.utils.resolvers import shared_data_dir
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = shared_data_dir()
 HELA_D = 25.0
 ESTIMATORS = ("true_fg_edt", "true_fg_naive", "intensity_edt", "intensity_naive")
 GROUPS = ("small", "hela-like", "large", "all")

@@ -42,7 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from inpaintaff.utils.resolvers import shared_data_dir
+
+SHARED = shared_data_dir()
 HELA_D = 25.0
 TOUCH_MAX = 0.10  # "rarely touching": at most this fraction of GT nuclei touch another
 GROUPS = ("small", "hela-like", "large", "large, rarely touching", "all")

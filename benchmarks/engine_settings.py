@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,8 +38,9 @@ from inpaintaff.segment.baselines import connected_components  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
+from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 
-SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data")) / "Fluo-N2DL-HeLa"
+SHARED = shared_data_dir() / "Fluo-N2DL-HeLa"
 PATCH = 64
 # Named changes against the task's default engine settings.
 SETTINGS = {

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -57,8 +56,9 @@ from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
 from inpaintaff.segment.postprocess import merge_small_segments  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
+from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 
-SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = shared_data_dir()
 DATASET = "Fluo-N2DL-HeLa"
 FULL_FRAME = (700, 1100)
 

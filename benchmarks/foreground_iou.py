@@ -39,8 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from inpaintaff.utils.resolvers import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = shared_data_dir()
 STUDENT = ROOT / "inpaintaff" / "checkpoints" / "hela_distill_cpu.ckpt"
 AUG = ["data.augment.flips=true", "data.augment.contrast=0.3", "data.augment.brightness=0.1",
        "data.augment.field=0.3"]

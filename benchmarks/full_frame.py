@@ -53,8 +53,9 @@ from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
+from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 
-SHARED = Path(os.environ.get("INPAINTAFF_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = shared_data_dir()
 DATASET = "Fluo-N2DL-HeLa"
 CKPT = ROOT / "checkpoints" / "hela_inpaint_cpu.ckpt"
 FGNET = ROOT / "checkpoints" / "hela_fgnet_cpu.ckpt"

@@ -30,8 +30,9 @@ from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_grid  # noqa: E402
+from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = shared_data_dir()
 
 
 def peak_rss_mb() -> float:

@@ -29,6 +29,7 @@ from inpaintaff.data.normalize import percentile_normalize
 from inpaintaff.io import ctc
 from inpaintaff.io.files import write_json
 from inpaintaff.modules.inpainting import InpaintingModule
+from inpaintaff.utils.resolvers import shared_data_dir
 from inpaintaff.viz.inpainting import save_inpainting_png
 
 HELD_OUT = [14, 21, 25, 39, 44, 54, 77]
@@ -57,7 +58,7 @@ def crops(root: Path, dataset: str, seq: str, frames: list[int], size: int, n: i
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default="checkpoints/hela_inpaint_cpu.ckpt")
-    p.add_argument("--root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    p.add_argument("--root", default=str(shared_data_dir()))
     p.add_argument("--dataset", default="Fluo-N2DL-HeLa")
     p.add_argument("--seq", default="01")
     p.add_argument("--frames", type=int, nargs="+", default=HELD_OUT)

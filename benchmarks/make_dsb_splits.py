@@ -13,8 +13,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from inpaintaff.utils.resolvers import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "dsb2018" / "images"
+DEFAULT_IMAGES = shared_data_dir() / "dsb2018" / "images"
 DEFAULT_OUT = ROOT / "inpaintaff" / "conf" / "data" / "dsb2018.yaml"
 
 HEADER = """\

@@ -37,8 +37,10 @@ import threading
 import time
 from pathlib import Path
 
+from inpaintaff.utils.resolvers import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = shared_data_dir()
 DSB = SHARED / "dsb2018" / "images"
 HELA = SHARED / "Fluo-N2DL-HeLa" / "01"
 STAGES = ("scale", "foreground", "affinities", "mws")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 from bioimage_cpp.segmentation import mutex_watershed as bic_mutex_watershed
@@ -33,8 +32,9 @@ from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.mws import mutex_watershed, mws_weights
 from inpaintaff.segment.pipeline import score
 from inpaintaff.segment.sources import fill_gaps
+from inpaintaff.utils.resolvers import shared_data_dir
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = shared_data_dir()
 
 
 def load_labels() -> tuple[np.ndarray, str]:

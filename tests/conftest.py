@@ -14,10 +14,11 @@ from omegaconf import DictConfig, open_dict
 
 import inpaintaff  # noqa: F401  (registers the config resolvers)
 from inpaintaff.data.synthetic import make_synthetic_dataset
+from inpaintaff.utils.resolvers import shared_data_dir
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_DIR / "inpaintaff" / "conf"
-SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
+SHARED_DATA = shared_data_dir()
 SYNTH_DATASET = "SYNTH-HeLa"
 
 

@@ -20,9 +20,11 @@ from inpaintaff.utils.labels import touching_ids
 from inpaintaff.utils.resolvers import CHECKPOINT_DIR
 from tests.conftest import write_nucleus_folder
 
+from .conftest import SHARED_DATA
+
 STUDENT = CHECKPOINT_DIR / "hela_distill_cpu.ckpt"
 ALPHAS = [0.5, 1.5, 5.0]
-DSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dsb2018" / "images"
+DSB = SHARED_DATA / "dsb2018" / "images"
 CC_ROW = '{label: "CC on TRUEFG", method: cc, foreground: truefg}'
 MWS_ROW = f'{{label: "DISTILL + TRUEFG", method: mws, affinities: "{STUDENT}", foreground: truefg}}'
 

@@ -21,7 +21,9 @@ from inpaintaff.data.synthetic import synthetic_frame
 from inpaintaff.io.folder import read_channel
 from inpaintaff.utils.errors import InputError
 
-DSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dsb2018"
+from .conftest import SHARED_DATA
+
+DSB = SHARED_DATA / "dsb2018"
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,8 @@ class Augment:
         if self.field:
             grid = rng.uniform(1 - self.field, 1 + self.field, (FIELD_GRID, FIELD_GRID))
             zoom = (image.shape[0] / FIELD_GRID, image.shape[1] / FIELD_GRID)
-            image = image * ndi.zoom(grid, zoom, order=1, mode="nearest", grid_mode=True)[:image.shape[0], :image.shape[1]]
+            field = ndi.zoom(grid, zoom, order=1, mode="nearest", grid_mode=True)
+            image = image * field[:image.shape[0], :image.shape[1]]
         if self.contrast:
             image = image * rng.uniform(1 - self.contrast, 1 + self.contrast)
         if self.brightness:

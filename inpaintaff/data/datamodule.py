@@ -13,10 +13,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inpaintaff.io import ctc
 from inpaintaff.data.augment import Augment
 from inpaintaff.data.budget import budget_crop, choose_label_frames, count_instances
 from inpaintaff.data.normalize import percentile_normalize
+from inpaintaff.io import ctc
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,8 @@ class CTCDataModule(pl.LightningDataModule):
             raise ValueError(f"data.train_mode must be one of {TRAIN_MODES}, got {train_mode!r}")
         if train_mode == "affinities" and not teacher_dir:
             raise ValueError("data.train_mode=affinities needs data.teacher_dir (task=inpaintaff's out_dir)")
-        for key, value in (("crop_size", crop_size), ("batch_size", batch_size), ("samples_per_epoch", samples_per_epoch)):
+        sizes = (("crop_size", crop_size), ("batch_size", batch_size), ("samples_per_epoch", samples_per_epoch))
+        for key, value in sizes:
             if int(value) < 1:
                 raise ValueError(f"data.{key} must be >= 1, got {value}")
         unknown = set(splits) - set(SPLITS)

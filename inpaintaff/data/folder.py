@@ -75,7 +75,8 @@ class FolderDataModule(CTCDataModule):
             by_name = {it.name: it for it in items}
             missing = [n for n in names if n not in by_name]
             if missing:
-                raise InputError(self.images_dir, f"data.splits.{split} names image(s) not in the folder: {missing[:5]}")
+                raise InputError(self.images_dir,
+                                 f"data.splits.{split} names image(s) not in the folder: {missing[:5]}")
             items = [by_name[n] for n in names]
         return [FrameRef("", i, it.path, it.mask_path, stem=it.name) for i, it in enumerate(items)]
 

@@ -1,7 +1,7 @@
 """``task=affnet``: AFFNET (or DISTILL student) affinities for the frames of a split, in the
 InpaintAff file layout; which of the two a checkpoint holds is read from the checkpoint.
 
-Writes ``<out_dir>/<dataset>/<seq>_AFF/affNNN.tif`` through ``inpaintaff.igm.affinities``, so
+Writes ``<out_dir>/<dataset>/<seq>_AFF/affNNN.tif`` through ``inpaintaff.io.affinities``, so
 ``task=segment`` reads AFFNET and InpaintAff affinities alike.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -11,6 +12,13 @@ PROJECT_DIR = PACKAGE_DIR.parent
 # The Hydra configs and the shipped checkpoints are package data: an installed wheel carries them.
 CONF_DIR = PACKAGE_DIR / "conf"
 CHECKPOINT_DIR = PACKAGE_DIR / "checkpoints"
+SHARED_DATA_ENV = "INPAINTAFF_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    """The real data that tests and benchmarks read: ``$INPAINTAFF_SHARED_DATA``, else
+    ``../shared/data`` beside the checkout (as the ``shared_hela`` and ``dsb2018`` data configs)."""
+    return Path(os.environ.get(SHARED_DATA_ENV, PROJECT_DIR.parent / "shared" / "data"))
 
 
 def register_resolvers() -> None:

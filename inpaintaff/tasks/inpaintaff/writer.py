@@ -4,7 +4,7 @@ Every process keeps sums and counts per frame and saves them, with the ids of th
 done, to its own partial file ``<out>/.partial/<dataset>/<seq>_tNNN__<token>.npz`` (small integers,
 compressed) every ``save_every_n_batches`` batches, when it moves on to a later frame, and when the
 run stops on an exception or Ctrl-C (``on_exception``). A frame is written
-(``inpaintaff.igm.affinities`` layout) once partial files cover all its patches: at once on a single
+(``inpaintaff.io.affinities`` layout) once partial files cover all its patches: at once on a single
 device, after a barrier at the end of the epoch with several. Merging files rather than tensors
 makes resuming free: a new run skips the patch ids its partial files name and adds their sums.
 Sums of 0/1 values are exact in float32, so one device and N devices write the same numbers.
