@@ -26,10 +26,11 @@ class GaussianInpainter(nn.Module):
     """Normalised Gaussian averaging: conv(image * known) / conv(known).
 
     Pixels with no known pixel within reach of the kernel get the mean of the known pixels of
-    their image (a constant prior), or 0 if nothing is known.
+    their image (a constant prior), or 0 if nothing is known. ``sigma``: 4 px by default, as
+    ``task.inpaintaff.gaussian_sigma`` (the ANALYTIC-AFF rows).
     """
 
-    def __init__(self, sigma: float = 2.0, eps: float = 1e-8):
+    def __init__(self, sigma: float = 4.0, eps: float = 1e-8):
         super().__init__()
         if sigma <= 0:
             raise ValueError(f"GaussianInpainter sigma must be > 0, got {sigma}")

@@ -7,10 +7,8 @@ and a PNG of each, which ``task=segment`` reads with ``task.foreground.source=di
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
@@ -30,6 +28,7 @@ from inpaintaff.tasks.checkpoints import (
 )
 from inpaintaff.utils.config import typed
 from inpaintaff.utils.tiling import predict_at_least
+from inpaintaff.viz.foreground import save_foreground_png
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +54,6 @@ def run(cfg: DictConfig) -> dict:
         prob = predict_at_least(module.predict_proba, image, t.tile, t.halo, device)[0]
         write_foreground(path, prob, {"source": "fgnet", "ckpt": str(cfg.ckpt), **frames.metadata(ref),
                                       **record(ref)})
-        _save_png(path.with_suffix(".png"), image, prob, t.threshold)
+        save_foreground_png(path.with_suffix(".png"), image, prob, t.threshold)
         log.info("foreground %s: %.1f %% above %.2f", ref.name, 100 * (prob > t.threshold).mean(), t.threshold)
     return {"foreground": written}
-
-
-def _save_png(path: Path, image: np.ndarray, prob: np.ndarray, threshold: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from inpaintaff.viz.figures import save_figure
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5 * image.shape[0] / image.shape[1] + 0.5))
-    axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
-    axes[0].contour(prob > threshold, levels=[0.5], colors="yellow", linewidths=0.6)
-    axes[1].imshow(prob, cmap="magma", vmin=0, vmax=1)
-    for ax, title in zip(axes, ["raw + foreground contour", "FGNET probability"]):
-        ax.set_title(title)
-        ax.axis("off")
-    save_figure(fig, path, tight=True)
