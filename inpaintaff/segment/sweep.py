@@ -1,8 +1,8 @@
 """α sweeps: gather every job of a Hydra multirun into one table (CSV) and a plot of SEG vs α.
 
 ``python predict.py -m task=segment task.alpha=0.1,0.3,0.5`` runs one job per α; each job writes
-``segment_result.json`` into its job folder. :class:`SweepCollector` (a Hydra callback, configured
-under ``hydra.callbacks``) writes ``sweep.csv`` and ``sweep.png`` into the sweep folder when the
+``segment_result.json`` into its job folder. ``tasks.sweep_collector.SweepCollector`` (a Hydra
+callback, configured under ``hydra.callbacks``) writes ``sweep.csv`` and ``sweep.png`` into the sweep folder when the
 multirun ends; ``python -m inpaintaff.segment.sweep <sweep_dir>`` does the same by hand.
 
 Results are read back from the job folders, not from return values, so a job that ran in another
@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from inpaintaff.io.results import RESULT_NAME, find_results, load_result, write_csv
 from inpaintaff.metrics.detection import accuracy_at
@@ -76,35 +75,6 @@ def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
         log.info("sweep of %d job(s): best SEG %.4f at alpha=%g (%s); table %s", len(rows), best["seg"],
                  best["alpha"], best["job"], sweep_dir / TABLE_NAME)
     return rows
-
-
-class SweepCollector(Callback):
-    """Hydra callback: at the end of a multirun, gather every job's segmentation result."""
-
-    def __init__(self) -> None:
-        self.job_dirs: list[Path] = []
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        try:
-            self.job_dirs.append(Path(config.hydra.runtime.output_dir))
-        except Exception:  # no runtime info (e.g. a launcher that runs jobs elsewhere)
-            pass
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if self.job_dirs:
-            # The folder holding the job folders (robust to a re-resolved ${now:} in sweep.dir).
-            parents = {d.parent for d in self.job_dirs}
-            if len(parents) == 1:
-                sweep_dir = parents.pop()
-        if not sweep_dir.is_dir():
-            return
-        from inpaintaff.tasks import label_budget, label_budget_report
-
-        if next(sweep_dir.rglob(label_budget.RESULT_NAME), None) is not None:
-            label_budget_report.collect(sweep_dir)  # a label-budget sweep: its own table and figures
-        else:
-            collect_sweep(sweep_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
