@@ -60,7 +60,7 @@ class NetInpainter(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path | None, device: str | torch.device = "cpu",
                         compile: bool | str = False) -> NetInpainter:
-        """Load an ``InpaintingModule`` checkpoint with ``tasks.checkpoints.load_module``: no path, a
+        """Load an ``InpaintingModule`` checkpoint with ``modules.loading.load_module``: no path, a
         missing file or a checkpoint of another kind is an ``InputError`` (naming the kind found).
 
         ``compile``: ``torch.compile`` the net, with dynamic shapes (``True`` or ``"dynamic"``: the
@@ -69,7 +69,7 @@ class NetInpainter(nn.Module):
         process, then faster passes.
         """
         from inpaintaff.modules.inpainting import InpaintingModule
-        from inpaintaff.tasks.checkpoints import load_module
+        from inpaintaff.modules.loading import load_module
 
         module = load_module(InpaintingModule, path, "cpu")
         inp = cls(module).to(device)

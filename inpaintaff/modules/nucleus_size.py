@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 
-from inpaintaff.tasks.checkpoints import META_KEY
+from inpaintaff.modules.loading import META_KEY
 
 log = logging.getLogger(__name__)
 

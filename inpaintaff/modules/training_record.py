@@ -66,7 +66,7 @@ def training_record(cfg: DictConfig, data: Any) -> dict:
 def check_resumed_record(ckpt_path: str | Path, record: dict) -> None:
     """Resuming from a checkpoint of another record (other settings, or changed data) is an error
     naming what differs; checkpoints written before records existed are resumed as they are."""
-    from inpaintaff.tasks.checkpoints import checkpoint_meta
+    from inpaintaff.modules.loading import checkpoint_meta
 
     saved = checkpoint_meta(ckpt_path).get("record")
     if saved is None:
