@@ -50,6 +50,7 @@ def _teacher(compose, tmp_path: Path) -> Path:
     return tmp_path / "teacher"
 
 
+@pytest.mark.slow
 def test_student_learns_the_engine_affinities_without_reading_gt(compose, tmp_path, monkeypatch) -> None:
     teacher = _teacher(compose, tmp_path)
 

@@ -19,6 +19,7 @@ def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_train_cli_writes_checkpoint_and_tensorboard(tmp_path, data_dir):
     proc = _run([
         f"paths.data_dir={data_dir}", "hydra.run.dir=" + str(tmp_path / "run"),
@@ -43,6 +44,7 @@ def test_train_cli_writes_checkpoint_and_tensorboard(tmp_path, data_dir):
     assert (run / ".hydra" / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_train_cli_unknown_key_fails_clearly(tmp_path):
     proc = _run(["trainer.max_epochz=1"], tmp_path)
     assert proc.returncode != 0

@@ -46,6 +46,7 @@ def _cfg(compose, root: Path, rows: list[str], *extra: str):
         "task.figure.n_images=2", f"task.rows=[{','.join(rows)}]", *extra])
 
 
+@pytest.mark.slow
 def test_table_chooses_alpha_beats_cc_and_resumes(compose, folder: Path, tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / "data"
     shutil.copytree(folder, root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.tasks.inpaintaff import run
@@ -17,6 +18,7 @@ SETTINGS = [
 ]
 
 
+@pytest.mark.slow
 def test_two_process_ddp_equals_one_process(compose, tmp_path: Path) -> None:
     one = compose("predict", [*SETTINGS, f"task.out_dir={tmp_path / 'one'}"])
     two = compose("predict", [*SETTINGS, f"task.out_dir={tmp_path / 'two'}", "trainer.devices=2",

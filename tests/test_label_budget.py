@@ -32,6 +32,7 @@ def _sweep(tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess:
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_label_budget_multirun_gathers_every_job_and_resumes(tmp_path: Path, data_dir: Path) -> None:
     proc = _sweep(tmp_path, data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -65,6 +65,7 @@ def test_a_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path, holder,
     release(tmp_path / "out")  # not held: nothing happens
 
 
+@pytest.mark.slow
 def test_two_inpaintaff_runs_into_one_folder(compose, data_dir, tmp_path) -> None:
     """The second stops at once naming the first, and the folder stays good for a rerun."""
     from inpaintaff.tasks.inpaintaff import run

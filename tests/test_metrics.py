@@ -147,6 +147,7 @@ def _random_instances(rng: np.random.Generator, shape=(48, 64), n=12) -> np.ndar
     return lab
 
 
+@pytest.mark.slow
 def test_seg_equals_py_ctcmetrics(tmp_path):
     ctc = pytest.importorskip("ctc_metrics")
     from ctc_metrics.metrics import seg as ctc_seg

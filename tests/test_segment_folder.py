@@ -172,6 +172,7 @@ def test_user_errors_are_clear(images, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o3" / "masks").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_images_of_the_dsb_folder(tmp_path: Path) -> None:
     """Three real DSB images (of three sizes) with their masks: the command runs, scores and resizes."""

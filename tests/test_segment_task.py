@@ -167,6 +167,7 @@ def test_labels_source_needs_gt(compose):
         affinities_for_frame(spec, dataset=SYNTH, seq="02", frame=0, labels=None, shape=(8, 8))
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.parametrize("split,n_gt,margin", [("train", 59 + 109, 0.02), ("val", None, 0.1)])
 def test_shared_hela_gt_affinities(compose, shared_root, capsys, split, n_gt, margin):

@@ -55,6 +55,7 @@ def _cfg(compose, root: Path, *extra: str, masks: bool = True):
     return compose("predict", over)
 
 
+@pytest.mark.slow
 def test_recipe_runs_without_reading_masks_before_alpha_and_resumes(compose, folder: Path, monkeypatch) -> None:
     cfg = _cfg(compose, folder)
     out = Path(cfg.task.out_dir)
@@ -116,6 +117,7 @@ def test_without_masks_the_defaults_are_stored_and_the_log_says_so(compose, fold
     assert "ships with the default alpha" in caplog.text
 
 
+@pytest.mark.slow
 def test_net_teacher_trains_the_inpainting_net_first(compose, folder: Path) -> None:
     cfg = _cfg(compose, folder, "task.teacher=net", "task.engine.images=1",
                'task.inpaint.overrides=["model=inpaint_cpu","trainer=cpu","trainer.max_epochs=-1",'
@@ -202,6 +204,7 @@ def test_teacher_images_leave_out_windows_without_foreground(tmp_path: Path) -> 
         selfsup.teacher_images(dm, dm.frames("raw"), None, 25.0, 0, window=96, threshold=10.0)
 
 
+@pytest.mark.slow
 def test_alpha_is_chosen_again_when_a_selection_mask_changes(compose, folder: Path, tmp_path: Path,
                                                               monkeypatch) -> None:
     import shutil
@@ -226,6 +229,7 @@ def test_alpha_is_chosen_again_when_a_selection_mask_changes(compose, folder: Pa
         run_task(cfg)
 
 
+@pytest.mark.slow
 def test_fgnet_is_trained_from_the_student_on_the_few_masks_and_ships_beside_it(compose, folder: Path,
                                                                                monkeypatch) -> None:
     """Stage 4: FGNET starts from the shipped student, learns from the masks of the train images only,

@@ -73,6 +73,7 @@ def _done_ids(out: Path) -> set[int]:
     return ids
 
 
+@pytest.mark.slow
 def test_sigterm_stops_task_inpaintaff_keeping_its_partial_sums(compose, data_dir, tmp_path, caplog) -> None:
     out, log = tmp_path / "aff", tmp_path / "run.log"
     args = [f"paths.root_dir={tmp_path}", f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}",
@@ -111,6 +112,7 @@ TINY_TRAIN = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("callbacks", ["default", "none"])
 def test_sigterm_saves_a_training_checkpoint_that_resumes(compose, data_dir, tmp_path, monkeypatch,
                                                          callbacks) -> None:
@@ -143,6 +145,7 @@ def test_sigterm_saves_a_training_checkpoint_that_resumes(compose, data_dir, tmp
     assert ckpt.is_file(), "the checkpoint resumed from was deleted"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_folder_command_between_images(tmp_path, caplog) -> None:
     import tifffile
 

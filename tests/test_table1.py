@@ -35,6 +35,7 @@ def _table_cfg(compose, **task):
     return cfg
 
 
+@pytest.mark.slow
 def test_table1_chooses_alpha_on_val_scores_test_and_resumes(compose, caplog) -> None:
     figure = {"split": "test", "seq": "02", "frame": 2, "crop": CROP, "rows": [r["label"] for r in ROWS]}
     cfg = _table_cfg(compose, min_merged=10_000, figure=figure)
@@ -129,6 +130,7 @@ def test_count_merged_objects_counts_gt_objects_sharing_a_component() -> None:
     assert count_merged_objects(dm, "val") == 4
 
 
+@pytest.mark.slow
 def test_fgnet_rows_choose_their_threshold_on_val(compose) -> None:
     """FGNET's threshold is chosen with α and the fragment size on val (the best of the whole grid),
     used on test and stored with α beside the affinities; CC on FGNET chooses it too."""
