@@ -120,7 +120,8 @@ def measure(ckpt: str, frame: int, data_root: Path) -> dict:
                iou_interior=iou(without_border_objects(prob > 0.5), without_border_objects(truth)),
                seconds=seconds, seconds_tta=seconds_tta,
                fg_pixels=int(truth.sum()), predicted=int((prob > 0.5).sum()),
-               missed=int((truth & ~(prob > 0.5)).sum()), false=int((~truth & (prob > 0.5)).sum()))
+               missed=int((truth & ~(prob > 0.5)).sum()), false=int((~truth & (prob > 0.5)).sum()),
+               false_border=int((~truth & (prob > 0.5) & ~without_border_objects(prob > 0.5)).sum()))
     return out
 
 
