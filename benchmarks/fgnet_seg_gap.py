@@ -45,8 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from inpaintaff.io import ctc  # noqa: E402
 from inpaintaff.io.affinities import read_affinity_file  # noqa: E402
-from inpaintaff.metrics.ctc import SegResult, seg_from_overlap  # noqa: E402
-from inpaintaff.metrics.overlap import overlap  # noqa: E402
+from inpaintaff.metrics.ctc import pool_seg, seg_frame  # noqa: E402
 from inpaintaff.offsets import N_ATTRACTIVE  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
 from inpaintaff.segment.postprocess import merge_small_segments  # noqa: E402
@@ -81,14 +80,6 @@ def frame_file(folder: Path, name: str) -> Path:
     return found[0]
 
 
-def seg_result(gt: np.ndarray, labels: np.ndarray) -> SegResult:
-    return seg_from_overlap(overlap(gt, labels))
-
-
-def pooled(results: list[SegResult]) -> float:
-    return float(sum(r.score_sum for r in results) / max(1, sum(r.n_gt for r in results)))
-
-
 def shape_ceiling(gt: np.ndarray, prob: np.ndarray, threshold: float) -> list[float]:
     """Per GT nucleus: SEG's Jaccard against FGNET's foreground near it, away from other labeled nuclei."""
     out = []
@@ -112,7 +103,7 @@ def grow_sweep(frames: dict[int, tuple]) -> dict[tuple, tuple[float, int]]:
                 labels = merge_small_segments(raw, min_size)
                 for rim in [None, *[r for r in RIMS if r < core]]:
                     grown = labels if rim is None else labels_onto_foreground(labels, prob > rim, REACH, min_size)
-                    s = seg_result(gt, grown)
+                    s = seg_frame(gt, grown)
                     res[(f, core, alpha, min_size, rim)] = (s.score_sum, s.n_gt)
         print(f"grow sweep: frame {f:03d}", flush=True)
     return res
@@ -137,7 +128,7 @@ def unmatched_picture(path: Path, image: np.ndarray, gt: np.ndarray, prob: np.nd
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = seg_result(gt, labels)
+    s = seg_frame(gt, labels)
     bad = s.gt_ids[s.jaccard == 0][:8]
     if not len(bad):
         return
@@ -184,10 +175,10 @@ def main() -> None:
             prob = tifffile.imread(frame_file(args.out / "table1" / "fgnet", f"fg{f:03d}.tif"))
             gt = ctc.read_labels(ctc.gt_seg_path(args.data, DATASET, "01", f))
             frames[f] = (aff, prob, gt)
+            split = "test" if f in SETS["test"] else "train" if f in (13, 52) else None
+            if split is None:
+                continue
             for row in per_row:
-                split = "test" if f in SETS["test"] else "train" if f in (13, 52) else None
-                if split is None:
-                    continue
                 per_row[row][f] = tifffile.imread(frame_file(args.out / "table1" / "rows" / f"distill_{row}" / split,
                                                              f"mask{f:03d}.tif"))
 
@@ -197,11 +188,11 @@ def main() -> None:
                "min_size": chosen["min_size"], "sets": {}}
     for name in ("test", "013", "052"):
         fs = SETS[name]
-        a = [seg_result(frames[f][2], per_row["fgnet"][f]) for f in fs]
-        b = [seg_result(frames[f][2], per_row["truefg"][f]) for f in fs]
-        ja, jb = np.concatenate([r.jaccard for r in a]), np.concatenate([r.jaccard for r in b])
+        a = pool_seg(seg_frame(frames[f][2], per_row["fgnet"][f]) for f in fs)
+        b = pool_seg(seg_frame(frames[f][2], per_row["truefg"][f]) for f in fs)
+        ja, jb = a.jaccard, b.jaccard
         ceiling = [j for f in fs for j in shape_ceiling(frames[f][2], frames[f][1], threshold)]
-        row = {"fgnet": pooled(a), "truefg": pooled(b), "gap_unmatched": float(((jb - ja) * (ja == 0)).mean()),
+        row = {"fgnet": a.seg, "truefg": b.seg, "gap_unmatched": float(((jb - ja) * (ja == 0)).mean()),
                "gap_matched": float(((jb - ja) * (ja > 0)).mean()), "unmatched_fgnet": int((ja == 0).sum()),
                "unmatched_truefg": int((jb == 0).sum()), "n_gt": int(ja.size), "shape_ceiling": float(np.mean(ceiling))}
         summary["sets"][name] = row

@@ -116,12 +116,13 @@ def measure(ckpt: str, frame: int, data_root: Path) -> dict:
     prob_tta = predict_at_least(with_flips(module.predict_proba), image, 256, 32)[0]
     seconds_tta = time.perf_counter() - t0
     out = {f"iou_{t}": iou(prob > t, truth) for t in THRESHOLDS}
+    interior = without_border_objects(prob > 0.5)
     out.update(iou_tta=iou(prob_tta > 0.5, truth),
-               iou_interior=iou(without_border_objects(prob > 0.5), without_border_objects(truth)),
+               iou_interior=iou(interior, without_border_objects(truth)),
                seconds=seconds, seconds_tta=seconds_tta,
                fg_pixels=int(truth.sum()), predicted=int((prob > 0.5).sum()),
                missed=int((truth & ~(prob > 0.5)).sum()), false=int((~truth & (prob > 0.5)).sum()),
-               false_border=int((~truth & (prob > 0.5) & ~without_border_objects(prob > 0.5)).sum()))
+               false_border=int((~truth & (prob > 0.5) & ~interior).sum()))
     return out
 
 

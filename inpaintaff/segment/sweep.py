@@ -2,8 +2,9 @@
 
 ``python predict.py -m task=segment task.alpha=0.1,0.3,0.5`` runs one job per α; each job writes
 ``segment_result.json`` into its job folder. ``tasks.sweep_collector.SweepCollector`` (a Hydra
-callback, configured under ``hydra.callbacks``) writes ``sweep.csv`` and ``sweep.png`` into the sweep folder when the
-multirun ends; ``python -m inpaintaff.segment.sweep <sweep_dir>`` does the same by hand.
+callback, configured under ``hydra.callbacks``) writes ``sweep.csv`` and ``sweep.png`` into the
+sweep folder when the multirun ends; ``python -m inpaintaff.segment.sweep <sweep_dir>`` does the
+same by hand.
 
 Results are read back from the job folders, not from return values, so a job that ran in another
 process still counts. The segment task builds no Lightning Trainer, so no DDP strategy relaunches
