@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench_cli import run_cli  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
 
-from inpaintaff.igm.inpainters import NetInpainter  # noqa: E402
 from inpaintaff.igm.split import EngineConfig, SplitEngine  # noqa: E402
+from inpaintaff.modules.net_inpainter import load_net_inpainter  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import PatchDataModule  # noqa: E402
 
 TEACHER_FRAMES = [1, 9, 20, 31, 41, 61, 72, 84]
@@ -95,7 +95,7 @@ def engine_seconds(args) -> dict:
     ids = sorted(rng.choice(len(info.todo), min(args.engine_sample, len(info.todo)), replace=False))
     patches = torch.stack([torch.from_numpy(pdm.images[0][y:y + 64, x:x + 64].copy())[None]
                            for y, x in (info.positions[info.todo[i]] for i in ids)]).float()
-    engine = SplitEngine(NetInpainter.from_checkpoint(CKPT, "cpu"), **EngineConfig().__dict__)
+    engine = SplitEngine(load_net_inpainter(CKPT, "cpu"), **EngineConfig().__dict__)
     t0 = time.perf_counter()
     engine.run(patches, [int(i) for i in ids])
     per_patch = (time.perf_counter() - t0) / len(ids)

@@ -30,10 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.affinities import AffinityAccumulator, patch_affinities  # noqa: E402
-from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
+from inpaintaff.igm.inpainters import GaussianInpainter  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.metrics.ctc import pool_seg, seg_frame  # noqa: E402
+from inpaintaff.modules.net_inpainter import load_net_inpainter  # noqa: E402
 from inpaintaff.segment.baselines import connected_components  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
@@ -131,7 +132,7 @@ def main() -> None:
     cc_seg = pool_seg(seg_frame(w["gt"], connected_components(w["fg"])) for w in windows).seg
     print(f"{len(windows)} windows of {args.size}^2 around merged nuclei in frames {args.frames}: {gt_objects} GT "
           f"objects, {n_patches} foreground patches; CC on TRUEFG: SEG {cc_seg:.3f}", flush=True)
-    inpainter = NetInpainter.from_checkpoint(args.ckpt) if args.inpainter == "net" else GaussianInpainter(4.0)
+    inpainter = load_net_inpainter(args.ckpt) if args.inpainter == "net" else GaussianInpainter(4.0)
     defaults = dict(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "task" / "inpaintaff.yaml").engine))
     rows = []
     for name in args.settings:

@@ -46,11 +46,11 @@ sys.path.insert(0, str(ROOT))
 
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.affinities import AffinityAccumulator, patch_affinities, patch_weights  # noqa: E402
-from inpaintaff.igm.inpainters import NetInpainter  # noqa: E402
 from inpaintaff.igm.split import EngineConfig, SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image, read_labels  # noqa: E402
 from inpaintaff.io.files import atomic_path  # noqa: E402
 from inpaintaff.metrics.ctc import pool_seg, seg_frame  # noqa: E402
+from inpaintaff.modules.net_inpainter import load_net_inpainter  # noqa: E402
 from inpaintaff.segment.baselines import connected_components  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
@@ -205,7 +205,7 @@ def main() -> None:
         text = json.dumps([cfg.result_settings(), ckpt_hash, args.patch, base, *region])
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
-    engine = SplitEngine(NetInpainter.from_checkpoint(args.ckpt), cfg, chunk=args.chunk)
+    engine = SplitEngine(load_net_inpainter(args.ckpt), cfg, chunk=args.chunk)
 
     frames = []
     for t in args.frames:

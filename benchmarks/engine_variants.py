@@ -36,8 +36,8 @@ from engine_stride import engine_overrides, fgnet_foreground  # noqa: E402  (ben
 from full_frame import FGNET, crowded_frame  # noqa: E402
 
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
-from inpaintaff.igm.inpainters import NetInpainter  # noqa: E402
 from inpaintaff.igm.split import EngineConfig, SplitEngine, mix_seed  # noqa: E402
+from inpaintaff.modules.net_inpainter import load_net_inpainter  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     engines = {}
     for name, ckpt, over in variants:
         settings = {k: v for k, v in over.items() if k != "compile"}
-        engines[name] = SplitEngine(NetInpainter.from_checkpoint(str(ckpt), compile=over.get("compile", False)),
+        engines[name] = SplitEngine(load_net_inpainter(str(ckpt), compile=over.get("compile", False)),
                                     EngineConfig(**settings))
         if over.get("compile"):
             with torch.inference_mode():

@@ -7,7 +7,7 @@ For each inpainter, runs the user's command lines (``predict.py task=inpaintaff`
 frame, then ``predict.py -m task=segment`` over α with TRUEFG, and connected components) as
 subprocesses and prints seconds per stage, patches per second, forward passes and images per
 patch, peak memory and SEG against α. Then, on a seeded sample of the frame's foreground patches,
-times the engine as it was before the speed work (``tests/reference_engine.py``, frozen) against
+times the engine as it was before the speed work (``benchmarks/reference_engine.py``, frozen) against
 today's, both with the same inpainter and settings, checks that their leaves agree, and projects
 the old engine's whole-frame time (with its old defaults: every patch, max_depth 8) for the
 speed-up. Extra arguments after ``--`` go to ``task=inpaintaff`` (e.g. ``trainer.accelerator=gpu
@@ -48,9 +48,10 @@ sys.path.insert(0, str(ROOT))
 from bench_cli import run_cli  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
 
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
-from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
+from inpaintaff.igm.inpainters import GaussianInpainter  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image, read_labels  # noqa: E402
+from inpaintaff.modules.net_inpainter import load_net_inpainter  # noqa: E402
 from inpaintaff.segment.foreground import true_foreground  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_counts, patch_grid  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
@@ -184,9 +185,9 @@ def old_vs_new(args, kind: str, fg_sample, all_sample, n_all: int) -> dict:
     engine with its old defaults on a sample of all patches (for the whole-frame projection)."""
     from omegaconf import OmegaConf
 
-    from tests import reference_engine
+    from benchmarks import reference_engine
 
-    inpainter = NetInpainter.from_checkpoint(args.ckpt) if kind == "net" else GaussianInpainter(4.0)
+    inpainter = load_net_inpainter(args.ckpt) if kind == "net" else GaussianInpainter(4.0)
     timing = {"inpainter": 0.0}
 
     def timed(image, known):
@@ -231,12 +232,12 @@ def chunk_comparison(args, image: np.ndarray) -> dict:
            for _ in range(args.chunk_sample)]
     patches = torch.from_numpy(np.stack([image[y : y + 64, x : x + 64] for y, x in pos]))[:, None].float()
     seeds = [mix_seed(12345, y, x) for y, x in pos]
-    eager = NetInpainter.from_checkpoint(args.ckpt)
+    eager = load_net_inpainter(args.ckpt)
     engines, compile_s = {}, {}
     for name in args.chunks:
         if name.startswith("fixed"):
             t0 = time.perf_counter()
-            engine = SplitEngine(NetInpainter.from_checkpoint(args.ckpt, compile="fixed"), chunk=int(name[5:]),
+            engine = SplitEngine(load_net_inpainter(args.ckpt, compile="fixed"), chunk=int(name[5:]),
                                  pad_chunks=True)
             with torch.inference_mode():
                 engine.run(patches[:2], seeds[:2])  # compiles

@@ -29,6 +29,7 @@ from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter  # noqa: E402
 from inpaintaff.igm.split import SplitEngine, mix_seed  # noqa: E402
 from inpaintaff.io.ctc import raw_path, read_image  # noqa: E402
+from inpaintaff.modules.net_inpainter import load_net_inpainter  # noqa: E402
 from inpaintaff.tasks.inpaintaff.patches import patch_grid  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 
@@ -55,7 +56,7 @@ def build_inpainter(args):
         return GaussianInpainter(4.0), "analytic Gaussian inpainter (sigma 4)"
     ckpt = Path(args.ckpt)
     if ckpt.is_file():
-        return NetInpainter.from_checkpoint(ckpt), f"trained checkpoint {ckpt}"
+        return load_net_inpainter(ckpt), f"trained checkpoint {ckpt}"
     from inpaintaff.modules.inpainting import InpaintingModule
 
     m = InpaintingModule(widths=[32, 64, 128, 128], kernel_sizes=[7, 5, 5, 3], feature_extractor="none")

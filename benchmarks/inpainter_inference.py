@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inpaintaff.igm.inpainters import NetInpainter  # noqa: E402
+from inpaintaff.modules.net_inpainter import load_net_inpainter  # noqa: E402
 
 
 def timed(fn, reps: int) -> tuple[float, torch.Tensor]:
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     args = ap.parse_args()
     dev = torch.device(args.device)
-    net = NetInpainter.from_checkpoint(args.ckpt, dev).net.net.eval()
+    net = load_net_inpainter(args.ckpt, dev).net.net.eval()
     g = torch.Generator().manual_seed(0)
     x = torch.rand(args.batch, 1, 64, 64, generator=g).to(dev)
     m = (torch.rand(args.batch, 1, 64, 64, generator=g) > 0.4).float().to(dev)

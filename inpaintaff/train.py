@@ -13,8 +13,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.modules.nucleus_size import NucleusSizeRecorder, training_diameter
 from inpaintaff.modules.training_record import check_resumed_record, training_record
+from inpaintaff.train_checks import check_crop_size, check_resume_checkpoint, check_training_config
 from inpaintaff.utils.instantiate import build_trainer
-from inpaintaff.utils.train_checks import check_crop_size, check_resume_checkpoint, check_training_config
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from inpaintaff.modules.export import slim_checkpoint
 from inpaintaff.modules.fgnet import FGNetModule
+from inpaintaff.modules.net_inpainter import load_net_inpainter
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.export import slim_checkpoint
 
 
 def test_slim_checkpoint_roundtrip(tmp_path):
@@ -46,7 +47,6 @@ def test_committed_inpainting_nets_fill_holes_in_a_real_frame(name, widths, shar
     import numpy as np
 
     from inpaintaff.data.normalize import percentile_normalize
-    from inpaintaff.igm.inpainters import NetInpainter
     from inpaintaff.io.ctc import raw_path, read_image
 
     path = Path(__file__).resolve().parents[1] / "checkpoints" / f"{name}.ckpt"
@@ -58,7 +58,7 @@ def test_committed_inpainting_nets_fill_holes_in_a_real_frame(name, widths, shar
     hole = ((yy - 32) ** 2 + (xx - 32) ** 2 <= 12**2).float()[None, None].expand_as(patches)
     known = 1 - hole
     with torch.no_grad():
-        filled = NetInpainter.from_checkpoint(path)(patches, known)
+        filled = load_net_inpainter(path)(patches, known)
     net_err = ((filled - patches).abs() * hole).sum() / hole.sum()
     mean_fill = (patches * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
     mean_err = ((mean_fill - patches).abs() * hole).sum() / hole.sum()

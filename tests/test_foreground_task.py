@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from inpaintaff.io.foreground import foreground_path, read_foreground_metadata
 from inpaintaff.modules.fgnet import FGNetModule
+from inpaintaff.modules.net_inpainter import load_net_inpainter
 from inpaintaff.tasks import run_task
 from inpaintaff.tasks.checkpoints import checkpoint_fingerprint
 from inpaintaff.utils.errors import InputError
@@ -95,7 +96,6 @@ def test_foreground_task_skips_written_frames(compose, fgnet_ckpt):
 
 
 def test_checkpoint_of_the_wrong_kind_says_which_kind(compose, fgnet_ckpt, tmp_path):
-    from inpaintaff.igm.inpainters import NetInpainter
     from inpaintaff.modules.inpainting import InpaintingModule
 
     with pytest.raises(InputError, match=r"fgnet\.ckpt: .*an FGNetModule checkpoint \(task=foreground\).*"
@@ -103,7 +103,7 @@ def test_checkpoint_of_the_wrong_kind_says_which_kind(compose, fgnet_ckpt, tmp_p
         run_task(compose("predict", ["task=affnet", f"ckpt={fgnet_ckpt}", "task.split=val"]))
     assert len(str(err.value)) < 400  # the cause, not a list of state-dict keys
     with pytest.raises(InputError, match=r"an FGNetModule checkpoint .*needs an InpaintingModule") as err:
-        NetInpainter.from_checkpoint(fgnet_ckpt)
+        load_net_inpainter(fgnet_ckpt)
     assert len(str(err.value)) < 400
     module = InpaintingModule(widths=[4, 8], kernel_sizes=[3, 3], feature_extractor="none")
     inpaint = tmp_path / "inpaint.ckpt"

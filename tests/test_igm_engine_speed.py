@@ -14,7 +14,7 @@ from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
 from inpaintaff.igm.split import EngineConfig, SplitEngine, mix_seed
 from inpaintaff.modules.inpainting import InpaintingModule
 from inpaintaff.tasks.inpaintaff.patches import foreground_skip_spec, patch_counts
-from tests import reference_engine
+from benchmarks import reference_engine
 
 
 def _disk_conv(mask: torch.Tensor, r: int) -> torch.Tensor:

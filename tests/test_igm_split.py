@@ -353,3 +353,16 @@ def test_region_rules_need_a_matching_foreground() -> None:
         EngineConfig(region_min_fg=-1)
     # Off (the default), the foreground is not read.
     assert SplitEngine(GaussianInpainter(4.0), iterations=2).run(image, [0], foreground=fg[None, :32]).stats
+
+
+def test_engine_defaults_in_python_are_the_yaml_defaults(compose):
+    """EngineConfig keeps defaults for the array-in, array-out engine (``SplitEngine(inpainter)``);
+    they must be the ones ``task=inpaintaff`` runs with, written in conf/task/inpaintaff.yaml."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    yaml_engine = OmegaConf.to_container(compose("predict", ["task=inpaintaff"]).task.engine, resolve=True)
+    python = asdict(EngineConfig())
+    assert set(yaml_engine) == set(python)
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in python.items()} == yaml_engine

@@ -9,9 +9,9 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, Dataset
 
+from inpaintaff.modules.export import slim_checkpoint
 from inpaintaff.modules.inpainting import InpaintingModule
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.export import slim_checkpoint
 
 TINY = dict(widths=(8, 16, 16), kernel_sizes=(5, 3, 3), feature_extractor="none")
 
@@ -41,7 +41,7 @@ class _Batches(Dataset):
 
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
-    m = InpaintingModule(**TINY, lr=5e-3, lr_schedule="constant")
+    m = InpaintingModule(**TINY, lr=5e-3, lr_schedule="constant", warmup_steps=0)
     opt = m.configure_optimizers()["optimizer"]
     batch = {"image": _blobs(n=2, size=24)}
 
@@ -191,3 +191,18 @@ def test_init_from_starts_the_net_from_a_checkpoint(tmp_path) -> None:
         InpaintingModule(widths=[4, 16], kernel_sizes=[3, 3], feature_extractor="none", init_from=str(path))
     with pytest.raises(InputError, match="not found"):
         InpaintingModule(**small, init_from=str(tmp_path / "missing.ckpt"))
+
+
+def test_python_defaults_are_the_yaml_defaults(compose):
+    """The module's keyword defaults (for array-in use) are conf/model/inpaint.yaml's, where both have one."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    yaml_model = OmegaConf.to_container(compose("train", ["model=inpaint"]).model, resolve=True)
+    params = inspect.signature(InpaintingModule.__init__).parameters
+    shared = {k for k, p in params.items() if k in yaml_model and p.default is not inspect.Parameter.empty
+              and k not in ("mask_seed", "masks", "loss_weights", "kernel_sizes")}  # interpolated or derived inside
+    assert {"warmup_steps", "lr", "lr_schedule", "widths"} <= shared
+    normal = {k: list(params[k].default) if isinstance(params[k].default, tuple) else params[k].default for k in shared}
+    assert normal == {k: yaml_model[k] for k in shared}

@@ -14,9 +14,10 @@ import torch
 
 from inpaintaff.data.datamodule import CTCDataModule
 from inpaintaff.igm.affinities import AffinityAccumulator, patch_affinities
-from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
+from inpaintaff.igm.inpainters import GaussianInpainter
 from inpaintaff.igm.split import SplitEngine
 from inpaintaff.io.affinities import aff_path, read_affinities
+from inpaintaff.modules.net_inpainter import load_net_inpainter
 from inpaintaff.tasks.inpaintaff import run
 from inpaintaff.tasks.inpaintaff.module import InpaintAffModule
 from inpaintaff.tasks.inpaintaff.patches import PatchDataModule, foreground_skip_spec
@@ -152,14 +153,14 @@ def test_missing_or_incompatible_checkpoint_is_an_input_error(compose, tmp_path:
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="garbage.ckpt.*not a compatible"):
-        NetInpainter.from_checkpoint(garbage)
+        load_net_inpainter(garbage)
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"head.weight": torch.zeros(3)}, "hyper_parameters": {"n_classes": 3},
                 "pytorch-lightning_version": "2.6.0"}, other)
     with pytest.raises(InputError, match="other.ckpt.*not a compatible"):
-        NetInpainter.from_checkpoint(other)
+        load_net_inpainter(other)
     with pytest.raises(InputError, match="needs a checkpoint: set ckpt=<path to an InpaintingModule .ckpt>"):
-        NetInpainter.from_checkpoint(None)
+        load_net_inpainter(None)
 
 
 def test_net_inpainter_from_a_real_checkpoint(tmp_path: Path) -> None:
@@ -169,7 +170,7 @@ def test_net_inpainter_from_a_real_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "tiny.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
                 "pytorch-lightning_version": "2.6.0"}, path)
-    inp = NetInpainter.from_checkpoint(path)
+    inp = load_net_inpainter(path)
     image = torch.rand(3, 1, 32, 32)
     known = (torch.rand(3, 1, 32, 32) > 0.5).float()
     assert inp(image, known).shape == image.shape

@@ -158,10 +158,10 @@ def test_labels_source_needs_gt(compose):
     cfg = compose("predict", ["task=segment", "task.split=predict", "data.splits.predict=[{seq: '02', frames: [0]}]"])
     # Frame 0 of the synthetic set has GT, so this works; a frame without GT is an error.
     assert run_task(cfg)["n_frames"] == 1
-    from inpaintaff.segment.evaluation import task_settings
+    from inpaintaff.segment.settings import segment_settings
     from inpaintaff.segment.sources import affinities_for_frame
 
-    spec = task_settings(cfg).affinities
+    spec = segment_settings(cfg.task).affinities
     assert spec.source == "labels"
     with pytest.raises(InputError, match="has no GT"):
         affinities_for_frame(spec, dataset=SYNTH, seq="02", frame=0, labels=None, shape=(8, 8))
@@ -239,15 +239,15 @@ def test_affinities_outside_zero_one_are_an_error(compose, tmp_path, synthetic_r
 def test_task_settings_are_typed(compose):
     """The segmentation tasks read a typed config: a key the task does not know, or a value of the
     wrong type, is an error naming it (Hydra's struct mode is off once a key is forced in with +)."""
-    from inpaintaff.segment.evaluation import task_settings
+    from inpaintaff.segment.settings import segment_settings
 
     cfg = compose("predict", ["task=segment_select"])
-    task = task_settings(cfg)
+    task = segment_settings(cfg.task)
     assert task.select_split == "val" and task.mws.min_size == 0 and task.foreground.source == "truefg"
     with pytest.raises(ValueError, match="no_such_key"):
         run_task(compose("predict", ["task=segment", "+task.mws.no_such_key=1"]))
     with pytest.raises(ValueError, match="min_size"):
-        task_settings(compose("predict", ["task=segment", "task.mws.min_size=many"]))
+        segment_settings(compose("predict", ["task=segment", "task.mws.min_size=many"]).task)
 
 
 def test_intensity_foreground():

@@ -6,7 +6,6 @@ prediction (B, 1, H, W) of every pixel; the engine only reads it on the hidden b
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -45,41 +44,18 @@ class GaussianInpainter(nn.Module):
         return torch.where(den > self.eps, num / den.clamp_min(self.eps), prior.expand_as(num))
 
 
-# NetInpainter.from_checkpoint's ``compile``: off, dynamic shapes (True is "dynamic"), one fixed shape.
+# load_net_inpainter's ``compile``: off, dynamic shapes (True is "dynamic"), one fixed shape.
 COMPILE_MODES = (False, True, "dynamic", "fixed")
 
 
 class NetInpainter(nn.Module):
-    """A trained ``InpaintingModule`` (whose ``forward(image, known)`` inpaints) behind the inpainter interface."""
+    """A trained ``InpaintingModule`` (whose ``forward(image, known)`` inpaints) behind the inpainter interface
+    (load one with ``inpaintaff.modules.net_inpainter.load_net_inpainter``)."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
         self.net = module
         self.net.eval()
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path | None, device: str | torch.device = "cpu",
-                        compile: bool | str = False) -> NetInpainter:
-        """Load an ``InpaintingModule`` checkpoint with ``modules.loading.load_module``: no path, a
-        missing file or a checkpoint of another kind is an ``InputError`` (naming the kind found).
-
-        ``compile``: ``torch.compile`` the net, with dynamic shapes (``True`` or ``"dynamic"``: the
-        engine's batches vary in size) or for one fixed shape (``"fixed"``: the engine pads every call
-        to ``engine.chunk`` images, ``engine.pad_chunks``): a one-off cost of tens of seconds per
-        process, then faster passes.
-        """
-        from inpaintaff.modules.inpainting import InpaintingModule
-        from inpaintaff.modules.loading import load_module
-
-        module = load_module(InpaintingModule, path, "cpu")
-        inp = cls(module).to(device)
-        if torch.device(device).type == "cuda":
-            inp = inp.to(memory_format=torch.channels_last)
-        if compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be false, true, 'dynamic' or 'fixed', got {compile!r}")
-        if compile:
-            module.net = torch.compile(module.net, dynamic=compile != "fixed")
-        return inp
 
     def forward(self, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         out = self.net(image, known)

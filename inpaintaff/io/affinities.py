@@ -22,13 +22,16 @@ from inpaintaff.io.files import atomic_path
 from inpaintaff.offsets import OFFSETS
 from inpaintaff.utils.errors import InputError
 
+# The one place the affinity layout is written (``task.*.pattern: null`` means these).
+AFF_PATTERN = "{dataset}/{seq}_AFF/aff{frame:03d}.tif"  # a frame of a CTC sequence
+AFF_STEM_PATTERN = "{dataset}/AFF/{stem}.tif"  # an image of a plain folder, by its file stem
+
 
 def aff_path(out: str | Path, dataset: str, seq: str, frame: int, stem: str | None = None) -> Path:
     """Where the affinities of one frame live: by frame number in a CTC sequence, by file stem for an
     image of a plain folder (``stem``), so that every split and run names an image's file alike."""
-    if stem is not None:
-        return Path(out) / dataset / "AFF" / f"{stem}.tif"
-    return Path(out) / dataset / f"{seq}_AFF" / f"aff{frame:03d}.tif"
+    pattern = AFF_PATTERN if stem is None else AFF_STEM_PATTERN
+    return Path(out) / pattern.format(dataset=dataset, seq=seq, frame=frame, stem=stem)
 
 
 def write_affinities(

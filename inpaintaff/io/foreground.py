@@ -14,13 +14,16 @@ import tifffile
 from inpaintaff.io.ctc import read_2d, write_image
 from inpaintaff.utils.errors import InputError
 
+# The one place the foreground layout is written (``task.*.foreground.pattern: null`` means these).
+FG_PATTERN = "{dataset}/{seq}_FG/fg{frame:03d}.tif"  # a frame of a CTC sequence
+FG_STEM_PATTERN = "{dataset}/FG/{stem}.tif"  # an image of a plain folder, by its file stem
+
 
 def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int, stem: str | None = None) -> Path:
     """Where the foreground probability of a frame is written (``<dataset>/FG/<stem>.tif`` for an image
     of a plain folder)."""
-    if stem is not None:
-        return Path(out_dir) / dataset / "FG" / f"{stem}.tif"
-    return Path(out_dir) / dataset / f"{seq}_FG" / f"fg{frame:03d}.tif"
+    pattern = FG_PATTERN if stem is None else FG_STEM_PATTERN
+    return Path(out_dir) / pattern.format(dataset=dataset, seq=seq, frame=frame, stem=stem)
 
 
 def foreground_from_probability(

@@ -67,7 +67,7 @@ class InpaintingModule(pl.LightningModule):
         lr_schedule: str = "cosine",
         lr_min_factor: float = 0.05,
         lr_milestones: Sequence[int] = (),
-        warmup_steps: int = 0,
+        warmup_steps: int = 100,
         freeze_encoder_bn: bool = False,
         image_log_every_n_steps: int = 500,
         mask_seed: int = 0,

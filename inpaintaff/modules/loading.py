@@ -46,7 +46,7 @@ def checkpoint_kind(path: str | Path) -> str | None:
 def load_module(cls: type[pl.LightningModule], ckpt: str | Path | None, device: str | torch.device = "cpu"):
     """``cls.load_from_checkpoint(ckpt)`` in eval mode; missing or incompatible files are clear errors.
 
-    The project's one checkpoint loader: the prediction tasks and ``NetInpainter.from_checkpoint``
+    The project's one checkpoint loader: the prediction tasks and ``load_net_inpainter``
     call it. No path, a missing file, and a checkpoint of another module (named, with the task
     it belongs to) are ``InputError``s.
     """

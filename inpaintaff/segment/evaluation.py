@@ -8,14 +8,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from inpaintaff.io import ctc
@@ -24,43 +22,28 @@ from inpaintaff.io.results import RESULT_NAME, write_csv
 from inpaintaff.metrics.ctc import pool_seg
 from inpaintaff.metrics.detection import accuracy_at, pool_detection
 from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
-from inpaintaff.segment.settings import SegmentSettings, method_label, segment_settings
+from inpaintaff.segment.settings import SegmentSettings, method_label
 from inpaintaff.utils.errors import InputError
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 
 
-def task_settings(cfg: DictConfig) -> SegmentSettings:
-    """``cfg.task`` typed (an unknown or missing key is an error naming it)."""
-    return segment_settings(cfg.task)
-
-
-def resolved_task(cfg: DictConfig, inputs: Sequence[FrameInput]) -> SegmentSettings:
-    """``cfg.task`` typed, with ``affinities.kind: auto`` replaced by what the files say."""
-    task = task_settings(cfg)
+def resolved_task(task: SegmentSettings, inputs: Sequence[FrameInput]) -> SegmentSettings:
+    """``task`` with ``affinities.kind: auto`` replaced by what the files say."""
     if task.affinities.source == "dir" and task.affinities.kind == "auto":
         kinds = {inp.affinities.kind for inp in inputs if inp.affinities is not None}
-        task.affinities.kind = kinds.pop() if len(kinds) == 1 and None not in kinds else "inpaintaff"
+        kind = kinds.pop() if len(kinds) == 1 and None not in kinds else "inpaintaff"
+        return replace(task, affinities=replace(task.affinities, kind=kind))
     return task
 
 
-def load_data(cfg: DictConfig) -> Any:
-    """The configured data module, with its data prepared."""
-    dm = hydra.utils.instantiate(cfg.data)
-    dm.prepare_data()
-    return dm
-
-
-def load_inputs(cfg: DictConfig, split: str, dm: Any = None) -> tuple[Any, list[FrameInput]]:
-    """Read every frame of ``split`` with its GT, foreground and affinities."""
-    dm = load_data(cfg) if dm is None else dm
+def load_inputs(dm: Any, split: str, task: SegmentSettings, seed: int) -> list[FrameInput]:
+    """Read every frame of ``split`` of the data module ``dm`` with its GT, foreground and affinities."""
     refs = dm.frames(split)
     if not refs:
         raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no frames")
-    task = task_settings(cfg)
-    inputs = [load_frame_input(dm, ref, task, int(cfg.seed)) for ref in tqdm(refs, desc="loading frames", unit="frame")]
-    return dm, inputs
+    return [load_frame_input(dm, ref, task, int(seed)) for ref in tqdm(refs, desc="loading frames", unit="frame")]
 
 
 def evaluate(
@@ -103,7 +86,8 @@ def summarize(
 
 
 def write_outputs(
-    cfg: DictConfig,
+    out: Path,
+    task: SegmentSettings,
     dm: Any,
     split: str,
     alpha: float,
@@ -113,9 +97,9 @@ def write_outputs(
     seconds: Sequence[float],
     extra: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Masks, CSV/JSON scores, overlays and TensorBoard logs of one segmentation of a split."""
-    task = resolved_task(cfg, inputs)
-    out = Path(cfg.paths.output_dir)
+    """Masks, CSV/JSON scores, overlays and TensorBoard logs of one segmentation of a split, into ``out``."""
+    task = resolved_task(task, inputs)
+    out = Path(out)
     res_root = Path(task.res_root)
     rows, pooled = summarize(inputs, labels, scores, seconds)
     label = method_label(task)

@@ -6,13 +6,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-
-from omegaconf import DictConfig
+from typing import Any
 
 from inpaintaff.metrics.detection import accuracy_at
 from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize
 from inpaintaff.segment.pipeline import FrameInput
-from inpaintaff.segment.settings import SegmentSettings, method_label
+from inpaintaff.segment.settings import SegmentSelectSettings, SegmentSettings, method_label
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -33,15 +32,15 @@ def sweep(inputs: Sequence[FrameInput], task: SegmentSettings, alphas: Sequence[
     return rows
 
 
-def select_alpha(cfg: DictConfig, dm) -> tuple[float, int, list[dict]]:
-    """Pooled SEG of ``task.select_split`` for every α of ``task.alphas`` (and every fragment size
-    of ``task.min_sizes``, when given); the best α, its min_size and all the rows."""
-    split = str(cfg.task.select_split)
-    alphas = [float(a) for a in cfg.task.alphas]
+def select_alpha(dm: Any, task: SegmentSelectSettings, seed: int) -> tuple[float, int, list[dict]]:
+    """Pooled SEG of ``task.select_split`` of the data module ``dm`` for every α of ``task.alphas`` (and
+    every fragment size of ``task.min_sizes``, when given); the best α, its min_size and all the rows."""
+    split = task.select_split
+    alphas = [float(a) for a in task.alphas]
     if not alphas:
         raise ValueError("task.alphas is empty")
-    _, inputs = load_inputs(cfg, split, dm)
-    task = resolved_task(cfg, inputs)
+    inputs = load_inputs(dm, split, task, seed)
+    task = resolved_task(task, inputs)
     min_sizes = [int(m) for m in (task.min_sizes or [task.mws.min_size])]
     if any(inp.labels is None for inp in inputs):
         raise InputError(Path(dm.root) / dm.dataset, f"every frame of split {split!r} needs GT to choose alpha")

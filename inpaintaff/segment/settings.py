@@ -4,10 +4,11 @@ composes them per row). Their defaults live in ``conf/task/segment.yaml`` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING
 
 from inpaintaff.utils.config import typed
 
@@ -19,7 +20,7 @@ class AffinitySpec:
     source: str = MISSING
     noise: float = MISSING
     dir: str | None = MISSING
-    pattern: str = MISSING
+    pattern: str | None = MISSING  # null: where the tasks write them (inpaintaff.io)
     kind: str = MISSING  # auto | inpaintaff | affnet | distill: names the result's row
 
 
@@ -29,7 +30,7 @@ class ForegroundSpec:
 
     source: str = MISSING
     dir: str | None = MISSING
-    pattern: str = MISSING
+    pattern: str | None = MISSING  # null: where the tasks write them (inpaintaff.io)
     threshold: float = MISSING
 
 
@@ -95,9 +96,9 @@ def check_alpha(alpha: Any, key: str = "task.alpha") -> None:
         raise ValueError(f"{key} must be a number or 'auto', got {alpha!r}") from None
 
 
-def segment_settings(task: DictConfig) -> SegmentSettings:
-    """``cfg.task`` of a segmentation task, typed (``segment_select`` keys included when present) and
-    checked: fragment sizes >= 0, α a number or ``auto``."""
+def segment_settings(task: Mapping[str, Any]) -> SegmentSettings:
+    """``cfg.task`` of a segmentation task (converted once, at the task's entry), typed (``segment_select``
+    keys included when present) and checked: fragment sizes >= 0, α a number or ``auto``."""
     cls = SegmentSelectSettings if "select_split" in task else SegmentSettings
     t = typed(task, cls)
     check_min_sizes([t.mws.min_size], "task.mws.min_size")

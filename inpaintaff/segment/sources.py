@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from inpaintaff.io.affinities import Affinities, aff_path, read_affinity_file
-from inpaintaff.io.foreground import foreground_from_probability, foreground_path
+from inpaintaff.io.affinities import AFF_PATTERN, Affinities, aff_path, read_affinity_file
+from inpaintaff.io.foreground import FG_PATTERN, foreground_from_probability, foreground_path
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.settings import AffinitySpec
@@ -23,17 +23,15 @@ from inpaintaff.utils.errors import InputError
 
 AFFINITY_SOURCES = ("labels", "dir")
 FOREGROUND_SOURCES = ("truefg", "dir", "file", "intensity", "all")
-DEFAULT_FG_PATTERN = "{dataset}/{seq}_FG/fg{frame:03d}.tif"
-DEFAULT_AFF_PATTERN = "{dataset}/{seq}_AFF/aff{frame:03d}.tif"
 
 
-def frame_file(folder: str | Path, pattern: str, *, dataset: str, seq: str, frame: int, stem: str | None,
+def frame_file(folder: str | Path, pattern: str | None, *, dataset: str, seq: str, frame: int, stem: str | None,
                kind: str) -> Path:
     """A frame's affinity (``kind="aff"``) or foreground (``"fg"``) file below ``folder``: where the tasks
-    write it (an image of a plain folder by its ``stem``) for the default pattern, else ``pattern``
-    filled with {dataset}, {seq}, {frame} and {stem}."""
-    default, layout = {"aff": (DEFAULT_AFF_PATTERN, aff_path), "fg": (DEFAULT_FG_PATTERN, foreground_path)}[kind]
-    if pattern == default:
+    write it (an image of a plain folder by its ``stem``) for ``pattern`` None (or the tasks' own
+    pattern, written out), else ``pattern`` filled with {dataset}, {seq}, {frame} and {stem}."""
+    default, layout = {"aff": (AFF_PATTERN, aff_path), "fg": (FG_PATTERN, foreground_path)}[kind]
+    if pattern is None or pattern == default:
         return layout(folder, dataset, seq, frame, stem)
     return Path(folder) / pattern.format(dataset=dataset, seq=seq, frame=frame, stem=stem)
 
@@ -105,7 +103,7 @@ def foreground_for_frame(
     labels: np.ndarray | None,
     shape: tuple[int, int],
     folder: str | Path | None = None,
-    pattern: str = DEFAULT_FG_PATTERN,
+    pattern: str | None = None,
     threshold: float = 0.5,
     image: np.ndarray | None = None,
     frame_shape: tuple[int, int] | None = None,

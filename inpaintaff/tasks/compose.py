@@ -23,6 +23,13 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
         return hydra.compose(config_name=config_name, overrides=overrides)
 
 
+def load_data(data: DictConfig) -> Any:
+    """The data module ``data`` (``cfg.data``) configures, with its data prepared."""
+    dm = hydra.utils.instantiate(data)
+    dm.prepare_data()
+    return dm
+
+
 def task_group(name: str) -> DictConfig:
     """``conf/task/<name>.yaml`` as composed by Hydra (its defaults list applied), unresolved."""
     return compose("predict", [f"task={name}"]).task

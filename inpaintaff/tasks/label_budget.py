@@ -29,9 +29,8 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from inpaintaff.io.files import ensure_writable_dir, write_json
-from inpaintaff.segment.evaluation import load_data
 from inpaintaff.tasks import table1
-from inpaintaff.tasks.compose import compose
+from inpaintaff.tasks.compose import compose, load_data
 from inpaintaff.tasks.training import check_no_ddp, data_container, fit_or_resume
 
 log = logging.getLogger(__name__)
@@ -160,7 +159,7 @@ def finished_job(done: Path, cfg: DictConfig, t: LabelBudgetSettings, seed: int)
 
     if not done.exists():
         return None
-    dm = load_data(cfg)
+    dm = load_data(cfg.data)
     previous = json.loads(done.read_text())
     trained = {net: (previous.get("train") or {}).get(net, {}).get("checkpoint") for net in NETS}
     diff = differences(previous.get("record"), job_record(cfg, t, seed, dm, trained))
@@ -183,7 +182,7 @@ def run(cfg: DictConfig) -> dict:
         return previous
     if shared_inpainters(t):
         ensure_writable_dir(t.shared_dir)  # the shared affinities go there, after both nets are trained
-    dm = load_data(cfg)
+    dm = load_data(cfg.data)
     trained = {}
     for net in NETS:
         out = work / "train" / net

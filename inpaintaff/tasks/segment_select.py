@@ -9,46 +9,49 @@ the chosen α's segmentation of ``task.split`` is written exactly as ``task=segm
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from inpaintaff.io.files import ensure_writable_dir
 from inpaintaff.io.results import write_csv
 from inpaintaff.segment.alpha import record_alpha_selection
-from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, task_settings, write_outputs
+from inpaintaff.segment.evaluation import evaluate, load_inputs, write_outputs
 from inpaintaff.segment.selection import select_alpha
+from inpaintaff.segment.settings import SegmentSelectSettings, segment_settings
 from inpaintaff.segment.sweep import COLUMNS, plot_seg_vs_alpha
+from inpaintaff.tasks.compose import load_data
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    spec = cfg.task.affinities
+    task = segment_settings(cfg.task)  # bad settings fail before the frames are read
+    if not isinstance(task, SegmentSelectSettings):
+        raise ValueError("task=segment_select needs task.select_split and task.alphas")
+    spec = task.affinities
     if spec.source == "dir" and spec.dir and Path(spec.dir).exists():
         ensure_writable_dir(spec.dir)  # alpha_selection.json goes there, after the whole scan
-    task_settings(cfg)  # bad settings fail before the frames are read
-    dm = load_data(cfg)
-    alpha, min_size, rows = select_alpha(cfg, dm)
+    seed = int(cfg.seed)
+    dm = load_data(cfg.data)
+    alpha, min_size, rows = select_alpha(dm, task, seed)
     out = Path(cfg.paths.output_dir)
     write_csv(out / "alpha_selection.csv", rows, [*COLUMNS, "min_size"])
     chosen = [r for r in rows if r["min_size"] == min_size]
     plot = plot_seg_vs_alpha(out / "alpha_selection.png", chosen,
-                             title=f"α chosen on {cfg.task.select_split}: {alpha:g} (min_size {min_size})")
+                             title=f"α chosen on {task.select_split}: {alpha:g} (min_size {min_size})")
     log_to_tensorboard(out / "tensorboard", images={"alpha_selection/seg_vs_alpha": plot},
                        scalars={"alpha_selection/best_alpha": alpha})
-    split = str(cfg.task.split)
-    log.info("best alpha on %s: %g; segmenting %s", cfg.task.select_split, alpha, split)
-    _, inputs = load_inputs(cfg, split, dm)
-    with open_dict(cfg):
-        cfg.task.mws.min_size = min_size
-    labels, scores, seconds = evaluate(inputs, task_settings(cfg), alpha)
+    log.info("best alpha on %s: %g; segmenting %s", task.select_split, alpha, task.split)
+    task = replace(task, mws=replace(task.mws, min_size=min_size))
+    inputs = load_inputs(dm, task.split, task, seed)
+    labels, scores, seconds = evaluate(inputs, task, alpha)
     alphas = [r["alpha"] for r in rows]
-    extra = {"selected_on": str(cfg.task.select_split), "alpha_selection": rows, "min_size": min_size,
+    extra = {"selected_on": task.select_split, "alpha_selection": rows, "min_size": min_size,
              "alpha_at_grid_edge": len(alphas) > 1 and alpha in (min(alphas), max(alphas))}
     if spec.source == "dir" and spec.dir:
-        extra["alpha_file"] = str(record_alpha_selection(spec.dir, rows[0]["label"], cfg.task.foreground.source, alpha,
-                                                         chosen,
-                                                         str(cfg.task.select_split), min_size=min_size))
-    return write_outputs(cfg, dm, split, alpha, inputs, labels, scores, seconds, extra)
+        extra["alpha_file"] = str(record_alpha_selection(spec.dir, rows[0]["label"], task.foreground.source, alpha,
+                                                         chosen, task.select_split, min_size=min_size))
+    return write_outputs(out, task, dm, task.split, alpha, inputs, labels, scores, seconds, extra)

@@ -40,6 +40,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from inpaintaff.data.scaled import TRAINING_SCALE
 from inpaintaff.io.files import write_json
 from inpaintaff.io.records import checkpoint_sha1, differences, make_record, source_settings
+from inpaintaff.modules.export import slim_checkpoint
 from inpaintaff.segment.alpha import ALPHA_FILE, checkpoint_alpha_file, checkpoint_fgnet_file, load_alpha_file
 from inpaintaff.segment.scale import estimate_scale, rescale_image
 from inpaintaff.tasks.compose import compose, run_subtask, subtask_config
@@ -47,7 +48,6 @@ from inpaintaff.tasks.inpaintaff.patches import centred_window
 from inpaintaff.tasks.training import check_no_ddp, data_container, fit_or_resume
 from inpaintaff.utils.config import typed
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.export import slim_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -33,15 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from inpaintaff.io.files import write_json
 from inpaintaff.io.results import write_csv
 from inpaintaff.segment.alpha import count_merged_objects, record_alpha_selection
-from inpaintaff.segment.evaluation import evaluate, load_data, load_inputs, resolved_task, summarize, write_outputs
+from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize, write_outputs
 from inpaintaff.segment.selection import select_alpha, sweep
-from inpaintaff.segment.settings import check_min_sizes
-from inpaintaff.tasks.compose import run_subtask, subtask_config
+from inpaintaff.segment.settings import SegmentSelectSettings, check_min_sizes, segment_settings
+from inpaintaff.tasks.compose import load_data, run_subtask, subtask_config, task_group
 from inpaintaff.utils.config import typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.viz.overlays import side_by_side
@@ -219,23 +219,30 @@ def row_task(t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Pat
     return task
 
 
-def select_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path, dm: Any,
-               out: Path) -> dict:
+def row_settings(base: Mapping[str, Any], task: Mapping[str, Any], out: Path, seed: int) -> SegmentSelectSettings:
+    """A row's ``segment_select`` settings: the group's defaults (``base``, read once per table) updated
+    with ``task``, its masks below ``out``."""
+    node = OmegaConf.merge(base, {"res_root": str(out / "res"), "mws": {"seed": int(seed)}}, dict(task))
+    return segment_settings(node)
+
+
+def select_row(base: Mapping[str, Any], seed: int, t: Table1Settings, row: Row, sources: Mapping[str, dict],
+               work: Path, dm: Any, out: Path) -> dict:
     """α and the fragment size (mws rows) and FGNET's threshold (FGNET rows) chosen on the selection
-    split: the best pooled SEG over the whole grid; with its segment_select config and every grid point."""
+    split: the best pooled SEG over the whole grid; with its segment_select settings and every grid point."""
     thresholds = list(t.fg_thresholds) if row.foreground == "fgnet" else [None]
     if not thresholds:
         raise ValueError("task.fg_thresholds is empty: give FGNET rows at least one threshold")
     chosen: dict[str, Any] = {}
     grid: list[dict] = []
     for threshold in thresholds:
-        sub = subtask_config(cfg, "segment_select", row_task(t, row, sources, work, threshold), out)
+        sub = row_settings(base, row_task(t, row, sources, work, threshold), out, seed)
         if row.method == "mws":
-            alpha, min_size, selection = select_alpha(sub, dm)
+            alpha, min_size, selection = select_alpha(dm, sub, seed)
             seg = max(r["seg"] for r in selection)
         else:  # CC has no α; its score on the selection split is shown all the same
             alpha, min_size, selection = 0.0, 0, []
-            _, inputs = load_inputs(sub, t.select_split, dm)
+            inputs = load_inputs(dm, t.select_split, sub, seed)
             labels, scores, seconds = evaluate(inputs, resolved_task(sub, inputs), alpha)
             seg = summarize(inputs, labels, scores, seconds)[1]["seg"]
         grid += [{"threshold": threshold, **{k: r[k] for k in ("alpha", "min_size", "seg")}} for r in selection]
@@ -249,14 +256,14 @@ def select_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[st
     return {**chosen, "grid": grid}
 
 
-def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Path, dm: Any,
-            n_merged: int | None = None) -> dict:
+def run_row(base: Mapping[str, Any], seed: int, t: Table1Settings, row: Row, sources: Mapping[str, dict],
+            work: Path, dm: Any, n_merged: int | None = None) -> dict:
     """α (and FGNET's threshold) on the selection split, then each evaluation split segmented with
     them; the row's summary."""
     out = work / "rows" / row_slug(row.label)
     result: dict[str, Any] = {"label": row.label, "method": row.method, "splits": {}}
     select = t.select_split
-    chosen = select_row(cfg, t, row, sources, work, dm, out)
+    chosen = select_row(base, seed, t, row, sources, work, dm, out)
     alpha, min_size, threshold, sub = chosen["alpha"], chosen["min_size"], chosen["threshold"], chosen["sub"]
     result["seg_" + select] = chosen["seg"]
     if threshold is not None:
@@ -264,12 +271,12 @@ def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, 
     if row.method == "mws":
         result.update(alpha=alpha, min_size=min_size, grid=chosen["grid"], selection=chosen["selection"])
     for split in t.eval_splits:
-        split_cfg = subtask_config(cfg, "segment_select", {**row_task(t, row, sources, work, threshold),
-                                                           "split": split, "mws": {"min_size": min_size}}, out / split)
-        _, inputs = load_inputs(split_cfg, split, dm)
-        task = resolved_task(split_cfg, inputs)
+        split_task = row_settings(base, {**row_task(t, row, sources, work, threshold), "split": split,
+                                         "mws": {"min_size": min_size}}, out / split, seed)
+        inputs = load_inputs(dm, split, split_task, seed)
+        task = resolved_task(split_task, inputs)
         labels, scores, seconds = evaluate(inputs, task, alpha)
-        written = write_outputs(split_cfg, dm, split, alpha, inputs, labels, scores, seconds,
+        written = write_outputs(out / split, task, dm, split, alpha, inputs, labels, scores, seconds,
                                 {"selected_on": select if row.method == "mws" else None})
         entry = {"seg": written["seg"], "n_gt": written["n_gt"], "detection": written["detection"],
                  "output_dir": str(out / split),
@@ -281,7 +288,7 @@ def run_row(cfg: DictConfig, t: Table1Settings, row: Row, sources: Mapping[str, 
     source = sources.get(row.affinities) or {}
     if row.method == "mws" and source and row.store_alpha and not source.get("reused"):
         # (a folder another run wrote keeps that run's α: this run only reads it)
-        record_alpha_selection(source["dir"], row.label, sub.task.foreground.source, alpha, result["selection"],
+        record_alpha_selection(source["dir"], row.label, sub.foreground.source, alpha, result["selection"],
                                select, n_merged, min_size, threshold)
     return result
 
@@ -344,7 +351,7 @@ def run(cfg: DictConfig, t: Table1Settings | None = None, dm: Any = None) -> dic
     check_checkpoints(t)
     work = Path(cfg.paths.output_dir).resolve()
     select, evals = t.select_split, t.eval_splits
-    dm = load_data(cfg) if dm is None else dm
+    dm = load_data(cfg.data) if dm is None else dm
     frames = predict_spec(dm, [select, *evals])
     sources = affinity_stages(cfg, t, work, frames)
     n_merged = count_merged_objects(dm, select, t.inpaintaff.get("crop"))  # the window that is scored
@@ -352,9 +359,10 @@ def run(cfg: DictConfig, t: Table1Settings | None = None, dm: Any = None) -> dic
         log.warning("the %s frames hold only %d GT objects that touch another: too few merges for the chosen α "
                     "to mean much (task.min_merged=%s); add frames with touching nuclei to that split",
                     select, n_merged, t.min_merged)
+    base = OmegaConf.to_container(task_group("segment_select"), resolve=False)  # every row's defaults, read once
     results = []
     for row in t.rows:
-        r = {**run_row(cfg, t, row, sources, work, dm, n_merged), "affinities": row.affinities}
+        r = {**run_row(base, int(cfg.seed), t, row, sources, work, dm, n_merged), "affinities": row.affinities}
         results.append(r)
         log.info("%s: %s", row.label, {s: v["seg"] for s, v in r["splits"].items()})
     md = table_markdown(results, t)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import MISSING, DictConfig
+from torch import nn
 
 from inpaintaff.data.scaled import ScaledFrames
-from inpaintaff.igm.inpainters import COMPILE_MODES, GaussianInpainter, NetInpainter
+from inpaintaff.igm.inpainters import COMPILE_MODES, GaussianInpainter, Inpainter
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.io.files import write_json
 from inpaintaff.io.records import checkpoint_sha1, file_sha1, source_settings
+from inpaintaff.modules.net_inpainter import load_net_inpainter
 from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.segment.alpha import seed_from_checkpoint
 from inpaintaff.segment.scale import ScaleSpec
@@ -49,7 +52,7 @@ class InpaintAffSettings:
     """``task=inpaintaff`` (defaults in ``conf/task/inpaintaff.yaml``; ``engine``: :class:`EngineConfig`)."""
 
     name: str = MISSING
-    inpainter: str = MISSING  # net | gaussian | auto
+    inpainter: Any = MISSING  # net | gaussian | auto, or {_target_: a class of yours, its parameters}
     gaussian_sigma: float = MISSING
     analytic_diameter: float | None = MISSING  # nucleus size (px) frames are resized to for the analytic inpainter
     patch_size: int = MISSING
@@ -71,22 +74,60 @@ class InpaintAffSettings:
     scale: ScaleSpec = field(default_factory=ScaleSpec)
 
 
-def build_inpainter(kind: str, ckpt: str | None, gaussian_sigma: float,
-                    compile: bool | str = False) -> tuple[Any, dict]:
-    """The inpainter ``kind`` names (``auto``: the net if ``ckpt`` is set) and a description of it (part of
-    the resume settings)."""
+def build_inpainter(spec: str | Mapping[str, Any], ckpt: str | None, gaussian_sigma: float,
+                    compile: bool | str = False) -> tuple[nn.Module, dict]:
+    """The inpainter ``spec`` names (``auto``: the net if ``ckpt`` is set; a mapping with ``_target_``:
+    that class built with the mapping's parameters) and a description of it (part of the resume
+    settings)."""
+    if isinstance(spec, Mapping):
+        return instantiate_inpainter(spec)
+    kind = spec
     if kind == "auto":
         kind = "net" if ckpt else "gaussian"
         if kind == "gaussian":
             log.warning("no ckpt given: using the analytic Gaussian inpainter (set ckpt=... for the net)")
     if kind == "net":
-        inpainter = NetInpainter.from_checkpoint(ckpt, "cpu", compile=compile)
+        inpainter = load_net_inpainter(ckpt, "cpu", compile=compile)
         # The content counts: training on rewrites last.ckpt under the same path.
         return inpainter, {"inpainter": "net", "ckpt": str(Path(ckpt).resolve()), "ckpt_sha1": checkpoint_sha1(ckpt)}
     if kind == "gaussian":
         sigma = float(gaussian_sigma)
         return GaussianInpainter(sigma), {"inpainter": "gaussian", "gaussian_sigma": sigma}
-    raise ValueError(f"task.inpainter must be net, gaussian or auto, got {kind!r}")
+    raise ValueError(f"task.inpainter must be net, gaussian, auto or a mapping with _target_, got {kind!r}")
+
+
+def instantiate_inpainter(spec: Mapping[str, Any]) -> tuple[nn.Module, dict]:
+    """An inpainter of any class, from ``{_target_: module.Class, param: value, ...}`` (the plug point:
+    one class and one YAML file; see docs/layout.md). The class is a ``torch.nn.Module`` whose
+    ``forward(image, known)`` follows :class:`inpaintaff.igm.inpainters.Inpainter`; an attribute
+    ``diameter`` (px) makes frames be resized to its nucleus size. Its description holds the target,
+    the parameters and the SHA-1 of every parameter that names a file (a checkpoint's content counts)."""
+    spec = dict(spec)
+    target = spec.get("_target_")
+    if not target:
+        raise ValueError(f"task.inpainter: a mapping needs _target_ (the inpainter's class), got keys {sorted(spec)}")
+    try:
+        inpainter = hydra.utils.instantiate(spec)
+    except Exception as exc:  # hydra wraps import and argument errors alike
+        raise ValueError(f"task.inpainter: cannot build {target}: {exc}".split("\n")[0]) from exc
+    if not isinstance(inpainter, nn.Module) or not isinstance(inpainter, Inpainter):
+        raise TypeError(f"task.inpainter: {target} built a {type(inpainter).__name__}; an inpainter is a "
+                        "torch.nn.Module with forward(image, known) -> image (Lightning moves it to the device)")
+    params = {k: v for k, v in spec.items() if k != "_target_"}
+    desc: dict[str, Any] = {"inpainter": target, "inpainter_params": params}
+    for key, value in params.items():
+        if isinstance(value, str) and Path(value).is_file():
+            desc[f"{key}_sha1"] = file_sha1(value)
+    return inpainter, desc
+
+
+def inpainter_diameter(inpainter: nn.Module, desc: dict, analytic_diameter: float | None) -> float | None:
+    """The nucleus size (px) frames are resized to: the net checkpoint's, a plugged-in inpainter's own
+    ``diameter``, else ``task.analytic_diameter`` (None: frames as they are)."""
+    if desc["inpainter"] == "net":
+        return checkpoint_diameter(desc["ckpt"])
+    own = getattr(inpainter, "diameter", None)
+    return float(own) if own is not None else analytic_diameter
 
 
 def frame_records(pdm: PatchDataModule, data: Any, foreground: dict) -> dict[str, dict]:
@@ -139,9 +180,8 @@ def _run(cfg: DictConfig) -> dict:
     out_dir = Path(task.out_dir)
     engine = EngineConfig(**task.engine)
     inpainter, desc = build_inpainter(task.inpainter, cfg.get("ckpt"), task.gaussian_sigma, task.compile)
-    # The net's patches and the offsets are in the net's pixels: frames are resized to its nucleus
-    # size (the analytic inpainter has none of its own: task.analytic_diameter, or frames as they are).
-    model_diameter = checkpoint_diameter(desc["ckpt"]) if desc["inpainter"] == "net" else task.analytic_diameter
+    # The net's patches and the offsets are in the net's pixels: frames are resized to its nucleus size.
+    model_diameter = inpainter_diameter(inpainter, desc, task.analytic_diameter)
     data = ScaledFrames(data, model_diameter, task.scale)
     settings = {
         "patch_size": task.patch_size, "stride": task.stride, "crop": task.crop, "window": task.window,

@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from inpaintaff.data.datamodule import CTCDataModule, FrameRef
 from inpaintaff.igm.split import mix_seed
+from inpaintaff.io.foreground import FG_PATTERN
 from inpaintaff.segment.pipeline import check_crop
-from inpaintaff.segment.sources import DEFAULT_FG_PATTERN, foreground_for_frame
+from inpaintaff.segment.sources import foreground_for_frame
 from inpaintaff.utils.errors import InputError
 
 SKIP_SOURCES = (None, "truefg", "dir", "intensity")
@@ -37,7 +38,7 @@ def foreground_skip_spec(spec: str | Mapping | None) -> dict:
     inside the same foreground: every such pair lies in a patch that holds foreground.
     """
     spec = {"source": spec} if spec is None or isinstance(spec, str) else dict(spec)
-    out = {"source": spec.get("source"), "dir": spec.get("dir"), "pattern": spec.get("pattern") or DEFAULT_FG_PATTERN,
+    out = {"source": spec.get("source"), "dir": spec.get("dir"), "pattern": spec.get("pattern") or FG_PATTERN,
            "threshold": float(spec.get("threshold", 0.5)), "min_pixels": int(spec.get("min_pixels", 1))}
     sources = out["source"] if isinstance(out["source"], (list, tuple)) else [out["source"]]
     sources = ["truefg" if s == "gt" else s for s in sources]

@@ -1,6 +1,6 @@
 """Slim a Lightning checkpoint for shipping: weights and hyperparameters only, no optimizer state.
 
-``python -m inpaintaff.utils.export runs/.../last.ckpt checkpoints/model.ckpt``
+``python -m inpaintaff.modules.export runs/.../last.ckpt checkpoints/model.ckpt``
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from inpaintaff.io.files import ensure_writable_dir
+from inpaintaff.modules.loading import TASK_OF, checkpoint_kind
 from inpaintaff.offsets import MAX_OFFSET, OFFSETS
 from inpaintaff.utils.errors import InputError
 
@@ -64,8 +65,6 @@ def check_crop_size(datamodule: Any, model: Any) -> None:
 
 def check_resume_checkpoint(path: str | Path, model: Any) -> None:
     """``ckpt_path`` is a full Lightning checkpoint of ``model``'s kind whose weights fit it."""
-    from inpaintaff.tasks.checkpoints import TASK_OF, checkpoint_kind
-
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "ckpt_path: checkpoint to resume from not found")
