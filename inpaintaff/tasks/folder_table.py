@@ -39,9 +39,9 @@ from inpaintaff.io.results import write_csv
 from inpaintaff.metrics.ctc import SegResult, pool_seg, seg_from_overlap
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.baselines import connected_components
-from inpaintaff.segment.folder_alpha import ACCURACY_IOU, best_row, pooled_scores, sweep_alpha
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.one_pass import OnePassSegmenter
+from inpaintaff.segment.selection import ACCURACY_IOU, best_row, pooled_scores, sweep_alpha
 from inpaintaff.segment.settings import check_min_sizes
 from inpaintaff.tasks.table1 import row_slug
 from inpaintaff.utils.config import typed
@@ -200,7 +200,7 @@ def score(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict:
 
 
 def split_scores(pooled: Mapping[str, Any], n_images: int) -> dict:
-    """A split's entry in the table from pooled scores (``folder_alpha.pooled_scores`` or a grid row)."""
+    """A split's entry in the table from pooled scores (``selection.pooled_scores`` or a grid row)."""
     return {"seg": pooled["seg"], "accuracy_50": pooled["acc_50"], "n_images": n_images, "n_gt": pooled["n_gt"]}
 
 

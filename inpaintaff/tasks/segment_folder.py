@@ -289,7 +289,7 @@ def select_alpha(segmenter: Segmenter, source: FrameSource, spec: SelectSpec, ou
     from dataclasses import replace
 
     from inpaintaff.segment.alpha import count_merged_objects, foreground_key, record_alpha_selection
-    from inpaintaff.segment.folder_alpha import best_row, sweep_alpha
+    from inpaintaff.segment.selection import best_row, sweep_alpha
     from inpaintaff.viz.scores import plot_seg_vs_alpha
 
     refs = [r for r in source.frames(spec.split) if r.gt_path is not None]
