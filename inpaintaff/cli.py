@@ -13,33 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import open_dict
-
 import inpaintaff.utils.threads  # noqa: F401  (before torch loads: idle threads sleep)
-
-
-def run_segment_folder(overrides: Sequence[str]) -> dict:
-    """Compose ``predict`` with ``task=segment_folder data=folder`` and ``overrides`` and run it.
-
-    ``paths.output_dir=<folder>`` among the overrides says where results go."""
-    from inpaintaff.tasks import run_task
-    from inpaintaff.tasks.compose import compose
-
-    overrides = list(overrides)
-    out = next((o.split("=", 1)[1] for o in overrides if o.startswith("paths.output_dir=")), None)
-    rest = [o for o in overrides if not o.startswith("paths.output_dir=")]
-    cfg = compose("predict", ["task=segment_folder", "data=folder", "~logger", *rest])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(Path(out or "inpaintaff_results").resolve())
-    return run_task(cfg)
 
 
 def model_overrides(model: str) -> list[str]:
     """The folder command's checkpoints for ``--model``: a shipped model's name, or a student checkpoint
     with its own FGNET when the recipe shipped one beside it (``<name>.fgnet.ckpt``; else the
     foreground stays the default one)."""
-    from inpaintaff.api import PRETRAINED
     from inpaintaff.segment.alpha import checkpoint_fgnet_file
+    from inpaintaff.segmenter import PRETRAINED
 
     if model in PRETRAINED:
         return [f"task.affinities_ckpt={PRETRAINED[model]['affinities']}",
@@ -106,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with sigterm_stops():  # SIGTERM: stop after the image under way (finished ones kept), status 143
+            from inpaintaff.tasks.segment_folder import run_segment_folder  # torch loads here, after the threads
+
             result = run_segment_folder([*ov, *args.overrides])
     except InputError as exc:
         print(f"inpaintaff: error: {exc}", file=sys.stderr)

@@ -23,6 +23,20 @@ def test_choose_label_frames_seeded():
         choose_label_frames(frames, 0, seed=1)
 
 
+def test_choose_label_frames_by_group_covers_every_group_first():
+    frames = list(range(12))
+    groups = ["a"] * 8 + ["b"] * 3 + ["c"]  # a mixed folder: one kind of image dominates
+    for seed in range(5):
+        chosen = choose_label_frames(frames, 3, seed=seed, groups=groups)
+        assert sorted(groups[i] for i in chosen) == ["a", "b", "c"]
+        five = choose_label_frames(frames, 5, seed=seed, groups=groups)
+        assert sorted(groups[i] for i in five) == ["a", "a", "b", "b", "c"]  # then the largest groups again
+        assert five == choose_label_frames(frames, 5, seed=seed, groups=groups)
+    assert len({tuple(choose_label_frames(frames, 3, seed=s, groups=groups)) for s in range(10)}) > 1
+    with pytest.raises(ValueError, match="group keys"):
+        choose_label_frames(frames, 3, seed=1, groups=groups[:-1])
+
+
 @pytest.mark.parametrize("n", [1, 5, 10, 30, 64])
 def test_budget_crop_counts(n):
     labels = _grid_labels(128, 128, 16)  # 64 cells of 16x16

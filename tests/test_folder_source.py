@@ -124,3 +124,25 @@ def test_folder_module_serves_frames_named_by_stem(folder: Path) -> None:
         FolderDataModule(folder, splits={"test": ["nope"]}).frames("test")
     with pytest.raises(InputError, match="needs data.images"):
         FolderDataModule("???")
+
+
+def test_label_budget_by_shape_labels_every_kind_of_image(tmp_path: Path) -> None:
+    images, masks = tmp_path / "imgs", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    shapes = {f"big_{i}": (48, 48) for i in range(6)} | {"odd": (40, 56)}
+    for i, (stem, shape) in enumerate(shapes.items()):
+        tifffile.imwrite(images / f"{stem}.tif", _image(i, shape))
+        lab = np.zeros(shape, np.uint16)
+        lab[10:20, 10:20] = 1
+        tifffile.imwrite(masks / f"{stem}.tif", lab)
+
+    def drawn(draw: str, seed: int) -> list[tuple[int, ...]]:
+        dm = FolderDataModule(images, masks=masks, train_mode="labeled", label_frames=2, label_draw=draw,
+                              crop_size=32, seed=seed, splits={"train": None})
+        dm.setup("fit")
+        return sorted(img.shape for img in dm._train.images)
+
+    assert all(drawn("by_shape", seed) == [(40, 56), (48, 48)] for seed in range(4))
+    assert any(drawn("random", seed) == [(48, 48), (48, 48)] for seed in range(4))
+    with pytest.raises(ValueError, match="label_draw"):
+        FolderDataModule(images, label_draw="nearest")

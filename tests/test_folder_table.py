@@ -140,7 +140,7 @@ def test_dsb_splits_cover_the_shared_folder(compose) -> None:
 
 
 def test_near_best_seg_the_more_accurate_setting_is_chosen() -> None:
-    from inpaintaff.segment.folder_alpha import best_row
+    from inpaintaff.segment.selection import best_row
 
     rows = [{"alpha": 1.0, "min_size": 100, "seg": 0.878, "acc_50": 0.745},
             {"alpha": 1.5, "min_size": 100, "seg": 0.880, "acc_50": 0.644},

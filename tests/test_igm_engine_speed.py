@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks import reference_engine
 from inpaintaff.igm.filters import dilate_disk, gaussian_blur, gaussian_blur_multi, smooth_on_band
 from inpaintaff.igm.inpainters import GaussianInpainter, NetInpainter
 from inpaintaff.igm.split import EngineConfig, SplitEngine, mix_seed
 from inpaintaff.modules.inpainting import InpaintingModule
 from inpaintaff.tasks.inpaintaff.patches import foreground_skip_spec, patch_counts
-from benchmarks import reference_engine
 
 
 def _disk_conv(mask: torch.Tensor, r: int) -> torch.Tensor:

@@ -16,9 +16,9 @@ from scipy import ndimage as ndi
 
 from inpaintaff import Segmenter
 from inpaintaff.cli import main as cli_main
-from inpaintaff.cli import run_segment_folder
 from inpaintaff.data.synthetic import synthetic_frame
 from inpaintaff.io.folder import read_channel
+from inpaintaff.tasks.segment_folder import run_segment_folder
 from inpaintaff.utils.errors import InputError
 
 from .conftest import SHARED_DATA

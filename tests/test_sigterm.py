@@ -149,8 +149,8 @@ def test_sigterm_saves_a_training_checkpoint_that_resumes(compose, data_dir, tmp
 def test_sigterm_stops_the_folder_command_between_images(tmp_path, caplog) -> None:
     import tifffile
 
-    from inpaintaff.cli import run_segment_folder
     from inpaintaff.data.synthetic import synthetic_frame
+    from inpaintaff.tasks.segment_folder import run_segment_folder
 
     imgs, out, log = tmp_path / "images", tmp_path / "out", tmp_path / "run.log"
     imgs.mkdir()

@@ -184,6 +184,28 @@ def test_augmentation_moves_labels_with_the_image_and_keeps_brightness_in_range(
         Augment(contrast=1.5)
 
 
+def test_dim_and_gamma_augmentation_change_nuclei_not_background():
+    import numpy as np
+
+    from inpaintaff.data.augment import Augment, dim_instances
+
+    rng = np.random.default_rng(2)
+    labels = np.zeros((40, 40), np.int64)
+    labels[5:15, 5:15], labels[25:35, 25:35] = 1, 2
+    image = np.where(labels > 0, 1.0, 0.1).astype(np.float32)
+    dimmed = dim_instances(image, labels, 0.8, rng)
+    inner = [float(dimmed[8:12, 8:12].mean()), float(dimmed[28:32, 28:32].mean())]
+    assert all(0.1 + 0.9 * 0.2 - 1e-4 <= v <= 1.0 + 1e-6 for v in inner)  # contrast times U(0.2, 1)
+    assert abs(inner[0] - inner[1]) > 1e-3  # each nucleus its own factor
+    np.testing.assert_allclose(dimmed[labels == 0][:50], 0.1, atol=1e-6)  # background far from nuclei kept
+    assert dimmed[labels == 0].max() < 0.11 + 1e-6  # the fade stays within the background's range
+    out, lab = Augment(dim=0.5, gamma=0.5)(image, labels, rng)
+    np.testing.assert_array_equal(lab, labels)
+    assert out.shape == image.shape and np.isfinite(out).all()
+    with pytest.raises(ValueError, match="data.augment.dim"):
+        Augment(dim=1.0)
+
+
 def test_flips_average_undoes_each_transform():
     from inpaintaff.utils.tiling import with_flips
 

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+LABEL_DRAWS = ("random", "by_shape")
 
-def choose_label_frames(candidates: Sequence, n_frames: int | None, seed: int) -> list:
-    """A seeded random subset of ``n_frames`` labeled frames (all of them when ``n_frames`` is None)."""
+
+def choose_label_frames(candidates: Sequence, n_frames: int | None, seed: int,
+                        groups: Sequence[Hashable] | None = None) -> list:
+    """A seeded random subset of ``n_frames`` labeled frames (all of them when ``n_frames`` is None).
+
+    With ``groups`` (one key per candidate, e.g. its image shape, a proxy for how it was acquired)
+    the frames are drawn in turn from each group, largest group first, so that every kind of image
+    in a mixed folder gets labels before any kind gets a second frame."""
     if n_frames is None or n_frames >= len(candidates):
         return list(candidates)
     if n_frames < 1:
         raise ValueError(f"label_frames must be >= 1, got {n_frames}")
-    idx = np.random.default_rng(seed).choice(len(candidates), size=n_frames, replace=False)
-    return [candidates[i] for i in sorted(idx)]
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        idx = rng.choice(len(candidates), size=n_frames, replace=False)
+        return [candidates[i] for i in sorted(idx)]
+    if len(groups) != len(candidates):
+        raise ValueError(f"{len(groups)} group keys for {len(candidates)} frames")
+    members: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(groups):
+        members.setdefault(key, []).append(i)
+    queues = [list(rng.permutation(m)) for m in sorted(members.values(), key=lambda m: (-len(m), m[0]))]
+    chosen: list[int] = []
+    while len(chosen) < n_frames:
+        for queue in queues:
+            if queue and len(chosen) < n_frames:
+                chosen.append(int(queue.pop(0)))
+    return [candidates[i] for i in sorted(chosen)]
 
 
 def count_instances(labels: np.ndarray) -> int:

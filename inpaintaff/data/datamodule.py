@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from inpaintaff.data.augment import Augment
-from inpaintaff.data.budget import budget_crop, choose_label_frames, count_instances
+from inpaintaff.data.budget import LABEL_DRAWS, budget_crop, choose_label_frames, count_instances
 from inpaintaff.data.normalize import percentile_normalize
+from inpaintaff.data.sources import FrameRef
 from inpaintaff.io import ctc
 from inpaintaff.utils.errors import InputError
 
@@ -25,22 +25,6 @@ SPLITS = ("raw", "train", "val", "test", "predict")
 TRAIN_MODES = ("raw", "labeled", "affinities")
 # Splits whose frames default to "every frame with GT" rather than "every raw frame".
 _LABELED_SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class FrameRef:
-    """One frame of a sequence, with its GT segmentation if there is one."""
-
-    seq: str
-    frame: int
-    raw_path: Path
-    gt_path: Path | None
-    # A plain folder's images are named by their file stem (outputs keep it); CTC frames by number.
-    stem: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.stem if self.stem is not None else f"{self.seq}/t{self.frame:03d}"
 
 
 class CropDataset(Dataset):
@@ -105,7 +89,8 @@ class CTCDataModule(pl.LightningDataModule):
     ``{seq, frames, exclude}`` entries; ``frames: null`` means every raw frame (split ``raw`` and
     ``predict``) or every frame with GT (``train``, ``val``, ``test``). ``train_mode`` chooses what
     the train loader yields: ``raw`` crops of the ``raw`` split (self-supervised), ``labeled``
-    crops of the ``train`` split, reduced by the label budget (``label_frames``, ``max_instances``),
+    crops of the ``train`` split, reduced by the label budget (``label_frames``, ``max_instances``;
+    ``label_draw``: the frames drawn at random, or ``by_shape`` in turn from each image shape),
     or ``affinities``: crops of the ``raw`` split with the affinities ``task=inpaintaff`` wrote
     for them below ``teacher_dir`` (the student's targets; no GT is read).
 
@@ -114,7 +99,7 @@ class CTCDataModule(pl.LightningDataModule):
     that a net learns one nucleus size from frames of many; teacher affinities are read at the
     scale they were computed at, which must be the same.
 
-    ``augment`` (``data.augment``: flips, contrast, brightness, field) changes the labeled training
+    ``augment`` (``data.augment``: flips, contrast, brightness, field, gamma, dim) changes the labeled training
     crops only (:class:`inpaintaff.data.augment.Augment`).
     """
 
@@ -132,6 +117,7 @@ class CTCDataModule(pl.LightningDataModule):
         normalize: Mapping[str, float] | None = None,
         label_frames: int | None = None,
         max_instances: int | None = None,
+        label_draw: str = "random",
         seed: int = 0,
         generate: Mapping | None = None,
         teacher_dir: str | Path | None = None,
@@ -158,6 +144,9 @@ class CTCDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.normalize = dict(normalize or {"low": 1.0, "high": 99.8})
         self.label_frames, self.max_instances, self.seed = label_frames, max_instances, int(seed)
+        if label_draw not in LABEL_DRAWS:
+            raise ValueError(f"data.label_draw must be one of {LABEL_DRAWS}, got {label_draw!r}")
+        self.label_draw = label_draw
         self.generate = dict(generate) if generate else None
         self.teacher_dir = None if teacher_dir is None else Path(teacher_dir)
         if diameter is not None and not float(diameter) > 0:
@@ -293,7 +282,8 @@ class CTCDataModule(pl.LightningDataModule):
         refs = [r for r in self.frames("train") if r.gt_path is not None]
         if not refs:
             raise InputError(self.root / self.dataset, "train_mode=labeled but the train split has no GT frames")
-        refs = choose_label_frames(refs, self.label_frames, self.seed)
+        groups = [self.load_image(r).shape for r in refs] if self.label_draw == "by_shape" else None
+        refs = choose_label_frames(refs, self.label_frames, self.seed, groups)
         frames = self.training_frames()
         images, labels, total = [], [], 0
         for ref in refs:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inpaintaff.data.datamodule import SPLITS, CTCDataModule, FrameRef
+from inpaintaff.data.datamodule import SPLITS, CTCDataModule
+from inpaintaff.data.sources import FrameRef
 from inpaintaff.io.folder import FolderImage, list_folder, read_channel, read_mask
 from inpaintaff.utils.errors import InputError
 

@@ -11,7 +11,7 @@ from inpaintaff.data.sources import FrameSource
 from inpaintaff.segment.scale import ScaleDecision, ScaleSpec, estimate_scale, labels_to_shape, rescale_image
 
 if TYPE_CHECKING:
-    from inpaintaff.data.datamodule import FrameRef
+    from inpaintaff.data.sources import FrameRef
 
 # How training frames are resized to ``data.resize_to`` (the prediction tasks' ``task.scale`` defaults).
 TRAINING_SCALE = ScaleSpec(enabled=True, tolerance=0.1, min_objects=5, warn_factor=2.0)

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from inpaintaff.data.datamodule import FrameRef
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One frame of a sequence, with its GT segmentation if there is one."""
+
+    seq: str
+    frame: int
+    raw_path: Path
+    gt_path: Path | None
+    # A plain folder's images are named by their file stem (outputs keep it); CTC frames by number.
+    stem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.stem if self.stem is not None else f"{self.seq}/t{self.frame:03d}"
 
 
 @runtime_checkable

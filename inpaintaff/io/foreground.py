@@ -13,6 +13,7 @@ import tifffile
 
 from inpaintaff.io.ctc import read_2d, write_image
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.resize import resize, scaled_shape
 
 # The one place the foreground layout is written (``task.*.foreground.pattern: null`` means these).
 FG_PATTERN = "{dataset}/{seq}_FG/fg{frame:03d}.tif"  # a frame of a CTC sequence
@@ -44,8 +45,6 @@ def foreground_from_probability(
     if prob.ndim != 2:
         raise InputError(source, f"foreground probabilities must be 2D, got shape {prob.shape}")
     if shape is not None and prob.shape != tuple(shape) and source is not None and frame_shape is not None:
-        from inpaintaff.segment.scale import resize, scaled_shape
-
         factor = float(read_foreground_metadata(source).get("scale_factor") or 1.0)
         if prob.shape == scaled_shape(frame_shape, factor) and np.issubdtype(prob.dtype, np.floating):
             prob = resize(prob.astype(np.float32), tuple(shape), order=1)

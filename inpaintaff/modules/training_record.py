@@ -22,7 +22,7 @@ _NOT_SHAPING = ("root", "images", "masks", "teacher_dir", "num_workers", "_targe
 
 # Settings added after runs were first recorded, with the value that runs without them had.
 LATER_SETTINGS: dict[str, dict[str, Any]] = {
-    "data": {"augment": asdict(Augment())},  # no augmentation
+    "data": {"augment": asdict(Augment()), "label_draw": "random"},
     "model": {"refine": 0, "boundary_weight": 0.0, "train_layers": "all"},
 }
 
@@ -31,7 +31,11 @@ def with_later_settings(group: str, saved: Mapping[str, Any], now: Mapping[str, 
     """Recorded ``group`` settings (data, model) with those added later, and set today, filled in as
     they were before them."""
     later = {k: v for k, v in LATER_SETTINGS[group].items() if k in now}
-    return {**later, **saved}
+    merged = {**later, **saved}
+    for key, value in later.items():  # keys added later inside a recorded mapping (data.augment.gamma)
+        if isinstance(value, Mapping) and isinstance(saved.get(key), Mapping):
+            merged[key] = {**value, **saved[key]}
+    return merged
 
 
 def training_inputs(data: Any) -> dict[str, Path | None]:

@@ -17,6 +17,8 @@ import numpy as np
 from omegaconf import MISSING
 from scipy import ndimage as ndi
 
+from inpaintaff.utils.resize import labels_to_shape, rescale_image, resize, scaled_shape  # noqa: F401 (their home before)
+
 log = logging.getLogger(__name__)
 
 
@@ -67,45 +69,6 @@ def decide_estimated(model_diameter: float | None, estimate, tolerance: float) -
         return ScaleDecision(estimate.diameter, "unreliable", 1.0, raw, estimate.n_objects, True)
     return decide_scale(model_diameter, estimate.diameter, "estimated", tolerance, estimate.n_objects,
                         estimate.uncertain)
-
-
-def scaled_shape(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
-    """Shape of a 2D image resized by ``factor`` (at least 1 px per axis)."""
-    return tuple(max(1, int(round(n * factor))) for n in shape[-2:])  # type: ignore[return-value]
-
-
-def rescale_image(image: np.ndarray, factor: float) -> np.ndarray:
-    """``image`` (2D, float) resized by ``factor``: Gaussian anti-aliasing before shrinking
-    (σ = (1/factor − 1)/2, as scikit-image's ``rescale``), then linear interpolation."""
-    image = np.asarray(image, dtype=np.float32)
-    if factor == 1.0:
-        return image
-    if factor < 1.0:
-        image = ndi.gaussian_filter(image, sigma=max(0.0, (1.0 / factor - 1.0) / 2.0), mode="mirror")
-    return resize(image, scaled_shape(image.shape, factor), order=1)
-
-
-def resize(array: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarray:
-    """Resize the last two axes of ``array`` to ``shape``: pixel centres map onto pixel centres
-    (``order`` 0: nearest, which keeps labels labels; 1: linear)."""
-    h, w = array.shape[-2:]
-    if (h, w) == tuple(shape):
-        return array
-    if order == 0:
-        rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
-        cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
-        return array[..., rows[:, None], cols[None, :]]
-    ys = (np.arange(shape[0]) + 0.5) * h / shape[0] - 0.5
-    xs = (np.arange(shape[1]) + 0.5) * w / shape[1] - 0.5
-    grid = np.meshgrid(ys, xs, indexing="ij")
-    if array.ndim == 2:
-        return ndi.map_coordinates(array, grid, order=order, mode="nearest").astype(array.dtype)
-    return np.stack([ndi.map_coordinates(a, grid, order=order, mode="nearest") for a in array]).astype(array.dtype)
-
-
-def labels_to_shape(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A label image resized (nearest) to ``shape``: the way back from the model's scale."""
-    return resize(np.asarray(labels), tuple(shape), order=0)
 
 
 def warn_if_far(name: str, decision: ScaleDecision, far: float = 2.0) -> None:

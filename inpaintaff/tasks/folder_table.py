@@ -31,7 +31,7 @@ import hydra
 import numpy as np
 from omegaconf import MISSING, DictConfig
 
-from inpaintaff.data.datamodule import FrameRef
+from inpaintaff.data.sources import FrameRef
 from inpaintaff.io.ctc import read_labels, write_labels
 from inpaintaff.io.files import write_json
 from inpaintaff.io.records import differences, make_record, source_settings
@@ -218,7 +218,7 @@ def curve(per_alpha: Mapping[float, Sequence[SegResult]]) -> list[dict]:
 
 def build_one_pass(t: FolderTableSettings, row: Row, cfg: DictConfig) -> OnePassSegmenter:
     """The row's one-pass segmenter, built as ``Segmenter.from_checkpoints`` builds it."""
-    from inpaintaff.api import Segmenter
+    from inpaintaff.segmenter import Segmenter
 
     s, norm = t.segmenter, cfg.data.get("normalize") or {"low": 1.0, "high": 99.8}
     fg = row_checkpoints(row)["foreground"]

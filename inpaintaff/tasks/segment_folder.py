@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,11 @@ import hydra
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, open_dict
 from torch.utils.data import DataLoader, Dataset
 
-from inpaintaff.api import Segmenter
-from inpaintaff.data.datamodule import FrameRef
 from inpaintaff.data.normalize import percentile_normalize
-from inpaintaff.data.sources import FrameSource
+from inpaintaff.data.sources import FrameRef, FrameSource
 from inpaintaff.io.ctc import write_labels
 from inpaintaff.io.files import write_json
 from inpaintaff.io.records import differences, make_record
@@ -41,6 +40,7 @@ from inpaintaff.metrics.ctc import seg_from_overlap
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.measure import measure_objects
 from inpaintaff.segment.scale import ScaleSpec, warn_if_far
+from inpaintaff.segmenter import Segmenter
 from inpaintaff.utils.config import check_threads, typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
@@ -370,3 +370,19 @@ def _run(cfg: DictConfig) -> dict:
         result["selection"] = selection
         write_json(out_dir / RESULT_NAME, result)
     return result
+
+
+def run_segment_folder(overrides: Sequence[str]) -> dict:
+    """Compose ``predict`` with ``task=segment_folder data=folder`` and ``overrides`` and run it.
+
+    ``paths.output_dir=<folder>`` among the overrides says where results go."""
+    from inpaintaff.tasks import run_task
+    from inpaintaff.tasks.compose import compose
+
+    overrides = list(overrides)
+    out = next((o.split("=", 1)[1] for o in overrides if o.startswith("paths.output_dir=")), None)
+    rest = [o for o in overrides if not o.startswith("paths.output_dir=")]
+    cfg = compose("predict", ["task=segment_folder", "data=folder", "~logger", *rest])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(Path(out or "inpaintaff_results").resolve())
+    return run_task(cfg)

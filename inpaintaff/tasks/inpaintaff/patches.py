@@ -17,7 +17,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inpaintaff.data.datamodule import CTCDataModule, FrameRef
+from inpaintaff.data.datamodule import CTCDataModule
+from inpaintaff.data.sources import FrameRef
 from inpaintaff.igm.split import mix_seed
 from inpaintaff.io.foreground import FG_PATTERN
 from inpaintaff.segment.pipeline import check_crop
