@@ -1,0 +1,143 @@
+"""DSB 2018: the DSB student (trained without labels) with each given FGNET against the same student
+with the true foreground (TRUEFG), the issue's measure of a foreground from few labels.
+
+For each foreground: every image is prepared once (resizing, foreground, affinities), α, fragment
+size and FGNET's threshold are chosen on the val images (pooled SEG; of the settings within
+``--seg-tolerance`` of the best, the most accurate, as the folder command chooses), then the test
+images are scored at that choice. Prints and writes (``--out``: ``dsb_foreground.json``/``.md``):
+foreground IoU (pooled pixels, at the chosen threshold), SEG and detection accuracy at IoU 0.5, the
+gap to TRUEFG, and SEG per kind of image (grouped by image shape, the acquisitions of DSB).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/dsb_foreground.py \\
+        --fgnet shipped=checkpoints/dsb_fgnet_cpu.ckpt [name=path.ckpt ...] [--out runs/bench_dsb_foreground]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inpaintaff.api import PRETRAINED, Segmenter  # noqa: E402
+from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
+from inpaintaff.segment.selection import best_row, pooled_scores, sweep_alpha  # noqa: E402
+from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
+
+DSB = shared_data_dir() / "dsb2018"
+ALPHAS = [0.5, 0.7, 1.0, 1.5]
+MIN_SIZES = [100, 200]
+THRESHOLDS = [0.3, 0.5, 0.7]
+
+
+def split_names(split: str) -> list[str]:
+    cfg = yaml.safe_load((ROOT / "conf" / "data" / "dsb2018.yaml").read_text())
+    return list(cfg["splits"][split])
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    image = tifffile.imread(DSB / "images" / f"{name}.tif")
+    if image.ndim == 3:
+        image = image[..., 0] if image.shape[-1] <= 4 else image[0]
+    return percentile_normalize(image.astype(np.float32), 1.0, 99.8), tifffile.imread(DSB / "masks" / f"{name}.tif")
+
+
+def prepare(seg: Segmenter, images: list[np.ndarray], gts: list[np.ndarray], truefg: bool) -> list:
+    with torch.inference_mode():
+        return [seg.one_pass.prepare(im, gt=gt if truefg else None) for im, gt in zip(images, gts)]
+
+
+def foreground_iou(seg: Segmenter, prepared: list, gts: list[np.ndarray], threshold: float) -> float:
+    """Pooled pixel IoU of the foreground at the input's scale against the GT's."""
+    inter = union = 0
+    for prep, gt in zip(prepared, gts):
+        fmap = prep.input_map if prep.input_map is not None else prep.foreground_map
+        fg, true = fmap > threshold, gt > 0
+        inter += int((fg & true).sum())
+        union += int((fg | true).sum())
+    return inter / max(union, 1)
+
+
+def by_kind(seg: Segmenter, prepared: list, gts: list[np.ndarray], row: dict) -> dict[str, dict]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, gt in enumerate(gts):
+        groups["x".join(map(str, gt.shape))].append(i)
+    out = {}
+    for kind, idx in sorted(groups.items(), key=lambda kv: -sum(len(np.unique(gts[i])) for i in kv[1])):
+        preds = [seg.one_pass.finish(prepared[i], row["alpha"], row["min_size"], row["threshold"]) for i in idx]
+        out[kind] = {"images": len(idx), **pooled_scores([gts[i] for i in idx], preds)}
+    return out
+
+
+def measure(name: str, fgnet: str | None, data: dict, tolerance: float) -> dict:
+    t0 = time.time()
+    kwargs = {"foreground_source": "truefg"} if fgnet is None else {"foreground": fgnet}
+    seg = Segmenter.from_checkpoints(PRETRAINED["dsb"]["affinities"], device="cpu", **kwargs)
+    val = prepare(seg, *data["val"], truefg=fgnet is None)
+    rows = sweep_alpha(seg.one_pass, val, data["val"][1], ALPHAS, MIN_SIZES, THRESHOLDS)
+    row = best_row(rows, ALPHAS, tolerance)
+    test = prepare(seg, *data["test"], truefg=fgnet is None)
+    preds = [seg.one_pass.finish(p, row["alpha"], row["min_size"], row["threshold"]) for p in test]
+    threshold = row["threshold"] if row["threshold"] is not None else 0.5
+    result = {
+        "name": name, "fgnet": fgnet, "alpha": row["alpha"], "min_size": row["min_size"],
+        "threshold": row["threshold"], "val": {"seg": row["seg"], "acc_50": row["acc_50"],
+                                               "iou": foreground_iou(seg, val, data["val"][1], threshold)},
+        "test": {**pooled_scores(data["test"][1], preds), "iou": foreground_iou(seg, test, data["test"][1], threshold)},
+        "test_by_kind": by_kind(seg, test, data["test"][1], row), "seconds": time.time() - t0,
+    }
+    print(json.dumps({k: result[k] for k in ("name", "alpha", "min_size", "threshold", "val", "test")}), flush=True)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    ref = next((r for r in results if r["fgnet"] is None), None)
+    lines = ["| foreground | α, size, threshold | IoU val | IoU test | SEG val | SEG test | acc@0.5 test | "
+             "gap SEG / acc to TRUEFG |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        gap = "" if ref is None or r is ref else (f"{ref['test']['seg'] - r['test']['seg']:.3f} / "
+                                                   f"{ref['test']['acc_50'] - r['test']['acc_50']:.3f}")
+        lines.append(f"| {r['name']} | {r['alpha']:g}, {r['min_size']}, {r['threshold']} | {r['val']['iou']:.3f} | "
+                     f"{r['test']['iou']:.3f} | {r['val']['seg']:.3f} | {r['test']['seg']:.3f} | "
+                     f"{r['test']['acc_50']:.3f} | {gap} |")
+    kinds = list(results[0]["test_by_kind"])
+    lines += ["", "| test SEG by image shape | " + " | ".join(f"{k} ({results[0]['test_by_kind'][k]['n_gt']})"
+                                                           for k in kinds) + " |",
+              "|---|" + "---|" * len(kinds)]
+    for r in results:
+        lines.append(f"| {r['name']} | " + " | ".join(f"{r['test_by_kind'][k]['seg']:.3f}" for k in kinds) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fgnet", nargs="+", default=[f"shipped={PRETRAINED['dsb']['foreground']}"],
+                    help="name=checkpoint of each FGNET to measure")
+    ap.add_argument("--no-truefg", action="store_true", help="leave out the TRUEFG reference row")
+    ap.add_argument("--seg-tolerance", type=float, default=0.005)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_dsb_foreground")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    data = {split: tuple(map(list, zip(*(load(n) for n in split_names(split))))) for split in ("val", "test")}
+    todo = [] if args.no_truefg else [("TRUEFG", None)]
+    todo += [tuple(spec.split("=", 1)) for spec in args.fgnet]
+    results = [measure(name, path, data, args.seg_tolerance) for name, path in todo]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "dsb_foreground.json").write_text(json.dumps(results, indent=1))
+    text = table(results)
+    (args.out / "dsb_foreground.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
