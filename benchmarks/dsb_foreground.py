@@ -22,7 +22,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 import yaml
 
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from inpaintaff.api import PRETRAINED, Segmenter  # noqa: E402
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
+from inpaintaff.io.folder import read_channel, read_mask  # noqa: E402
 from inpaintaff.segment.selection import best_row, pooled_scores, sweep_alpha  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 
@@ -46,10 +46,8 @@ def split_names(split: str) -> list[str]:
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    image = tifffile.imread(DSB / "images" / f"{name}.tif")
-    if image.ndim == 3:
-        image = image[..., 0] if image.shape[-1] <= 4 else image[0]
-    return percentile_normalize(image.astype(np.float32), 1.0, 99.8), tifffile.imread(DSB / "masks" / f"{name}.tif")
+    image = read_channel(DSB / "images" / f"{name}.tif")
+    return percentile_normalize(image, 1.0, 99.8), read_mask(DSB / "masks" / f"{name}.tif", image.shape)
 
 
 def prepare(seg: Segmenter, images: list[np.ndarray], gts: list[np.ndarray], truefg: bool) -> list:
@@ -57,7 +55,7 @@ def prepare(seg: Segmenter, images: list[np.ndarray], gts: list[np.ndarray], tru
         return [seg.one_pass.prepare(im, gt=gt if truefg else None) for im, gt in zip(images, gts)]
 
 
-def foreground_iou(seg: Segmenter, prepared: list, gts: list[np.ndarray], threshold: float) -> float:
+def foreground_iou(prepared: list, gts: list[np.ndarray], threshold: float) -> float:
     """Pooled pixel IoU of the foreground at the input's scale against the GT's."""
     inter = union = 0
     for prep, gt in zip(prepared, gts):
@@ -68,14 +66,14 @@ def foreground_iou(seg: Segmenter, prepared: list, gts: list[np.ndarray], thresh
     return inter / max(union, 1)
 
 
-def by_kind(seg: Segmenter, prepared: list, gts: list[np.ndarray], row: dict) -> dict[str, dict]:
+def by_kind(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, dict]:
+    """Pooled scores per kind of image (its shape), largest kind first."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i, gt in enumerate(gts):
         groups["x".join(map(str, gt.shape))].append(i)
     out = {}
     for kind, idx in sorted(groups.items(), key=lambda kv: -sum(len(np.unique(gts[i])) for i in kv[1])):
-        preds = [seg.one_pass.finish(prepared[i], row["alpha"], row["min_size"], row["threshold"]) for i in idx]
-        out[kind] = {"images": len(idx), **pooled_scores([gts[i] for i in idx], preds)}
+        out[kind] = {"images": len(idx), **pooled_scores([gts[i] for i in idx], [preds[i] for i in idx])}
     return out
 
 
@@ -92,9 +90,9 @@ def measure(name: str, fgnet: str | None, data: dict, tolerance: float) -> dict:
     result = {
         "name": name, "fgnet": fgnet, "alpha": row["alpha"], "min_size": row["min_size"],
         "threshold": row["threshold"], "val": {"seg": row["seg"], "acc_50": row["acc_50"],
-                                               "iou": foreground_iou(seg, val, data["val"][1], threshold)},
-        "test": {**pooled_scores(data["test"][1], preds), "iou": foreground_iou(seg, test, data["test"][1], threshold)},
-        "test_by_kind": by_kind(seg, test, data["test"][1], row), "seconds": time.time() - t0,
+                                               "iou": foreground_iou(val, data["val"][1], threshold)},
+        "test": {**pooled_scores(data["test"][1], preds), "iou": foreground_iou(test, data["test"][1], threshold)},
+        "test_by_kind": by_kind(preds, data["test"][1]), "seconds": time.time() - t0,
     }
     print(json.dumps({k: result[k] for k in ("name", "alpha", "min_size", "threshold", "val", "test")}), flush=True)
     return result

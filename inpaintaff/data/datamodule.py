@@ -282,7 +282,7 @@ class CTCDataModule(pl.LightningDataModule):
         refs = [r for r in self.frames("train") if r.gt_path is not None]
         if not refs:
             raise InputError(self.root / self.dataset, "train_mode=labeled but the train split has no GT frames")
-        groups = [self.load_image(r).shape for r in refs] if self.label_draw == "by_shape" else None
+        groups = [self.load_raw(r).shape for r in refs] if self.label_draw == "by_shape" else None
         refs = choose_label_frames(refs, self.label_frames, self.seed, groups)
         frames = self.training_frames()
         images, labels, total = [], [], 0

@@ -220,10 +220,11 @@ def row_task(t: Table1Settings, row: Row, sources: Mapping[str, dict], work: Pat
 
 
 def row_settings(base: Mapping[str, Any], task: Mapping[str, Any], out: Path, seed: int) -> SegmentSelectSettings:
-    """A row's ``segment_select`` settings: the group's defaults (``base``, read once per table) updated
-    with ``task``, its masks below ``out``."""
-    node = OmegaConf.merge(base, {"res_root": str(out / "res"), "mws": {"seed": int(seed)}}, dict(task))
-    return segment_settings(node)
+    """A row's ``segment_select`` settings: the group's defaults (``base``, read once per table, its
+    interpolations unresolved) updated with ``task``, resolved as if ``out`` were the run's output
+    folder and ``seed`` its seed (what the group's ``${paths.output_dir}`` and ``${seed}`` name)."""
+    root = OmegaConf.merge({"paths": {"output_dir": str(out)}, "seed": int(seed), "task": base}, {"task": dict(task)})
+    return segment_settings(root.task)
 
 
 def select_row(base: Mapping[str, Any], seed: int, t: Table1Settings, row: Row, sources: Mapping[str, dict],
