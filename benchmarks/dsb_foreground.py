@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from inpaintaff.api import PRETRAINED, Segmenter  # noqa: E402
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.io.folder import read_channel, read_mask  # noqa: E402
+from inpaintaff.metrics.detection import ACCURACY_KEY  # noqa: E402
 from inpaintaff.segment.selection import best_row, pooled_scores, sweep_alpha  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 
@@ -89,7 +90,7 @@ def measure(name: str, fgnet: str | None, data: dict, tolerance: float) -> dict:
     threshold = row["threshold"] if row["threshold"] is not None else 0.5
     result = {
         "name": name, "fgnet": fgnet, "alpha": row["alpha"], "min_size": row["min_size"],
-        "threshold": row["threshold"], "val": {"seg": row["seg"], "acc_50": row["acc_50"],
+        "threshold": row["threshold"], "val": {"seg": row["seg"], ACCURACY_KEY: row[ACCURACY_KEY],
                                                "iou": foreground_iou(val, data["val"][1], threshold)},
         "test": {**pooled_scores(data["test"][1], preds), "iou": foreground_iou(test, data["test"][1], threshold)},
         "test_by_kind": by_kind(preds, data["test"][1]), "seconds": time.time() - t0,
@@ -104,10 +105,10 @@ def table(results: list[dict]) -> str:
              "gap SEG / acc to TRUEFG |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         gap = "" if ref is None or r is ref else (f"{ref['test']['seg'] - r['test']['seg']:.3f} / "
-                                                   f"{ref['test']['acc_50'] - r['test']['acc_50']:.3f}")
+                                                   f"{ref['test'][ACCURACY_KEY] - r['test'][ACCURACY_KEY]:.3f}")
         lines.append(f"| {r['name']} | {r['alpha']:g}, {r['min_size']}, {r['threshold']} | {r['val']['iou']:.3f} | "
                      f"{r['test']['iou']:.3f} | {r['val']['seg']:.3f} | {r['test']['seg']:.3f} | "
-                     f"{r['test']['acc_50']:.3f} | {gap} |")
+                     f"{r['test'][ACCURACY_KEY]:.3f} | {gap} |")
     kinds = list(results[0]["test_by_kind"])
     lines += ["", "| test SEG by image shape | " + " | ".join(f"{k} ({results[0]['test_by_kind'][k]['n_gt']})"
                                                            for k in kinds) + " |",

@@ -58,13 +58,13 @@ def test_table_chooses_alpha_beats_cc_and_resumes(compose, folder: Path, tmp_pat
     for r in report["rows"]:
         for split in ("val", "test"):
             e = r["splits"][split]
-            assert 0.0 <= e["seg"] <= 1.0 and 0.0 <= e["accuracy_50"] <= 1.0
+            assert 0.0 <= e["seg"] <= 1.0 and 0.0 <= e["det_acc_0.5"] <= 1.0
             assert e["n_images"] == 2 and e["n_gt"] > 10
     assert mws["alpha"] in ALPHAS and mws["min_size"] == 0 and cc["alpha"] is None
     assert [p["alpha"] for p in mws["splits"]["test"]["curve"]] == ALPHAS
     # Touching nuclei: CC merges them; the mutex watershed splits them.
     assert mws["splits"]["test"]["seg"] > cc["splits"]["test"]["seg"] + 0.1
-    assert mws["splits"]["test"]["accuracy_50"] > cc["splits"]["test"]["accuracy_50"]
+    assert mws["splits"]["test"]["det_acc_0.5"] > cc["splits"]["test"]["det_acc_0.5"]
     with open(out / "folder_table.csv") as f:
         assert [r["method"] for r in csv.DictReader(f)] == ["CC on TRUEFG", "DISTILL + TRUEFG"]
     assert "DISTILL + TRUEFG" in (out / "folder_table.md").read_text()
@@ -142,9 +142,9 @@ def test_dsb_splits_cover_the_shared_folder(compose) -> None:
 def test_near_best_seg_the_more_accurate_setting_is_chosen() -> None:
     from inpaintaff.segment.selection import best_row
 
-    rows = [{"alpha": 1.0, "min_size": 100, "seg": 0.878, "acc_50": 0.745},
-            {"alpha": 1.5, "min_size": 100, "seg": 0.880, "acc_50": 0.644},
-            {"alpha": 2.0, "min_size": 100, "seg": 0.850, "acc_50": 0.900}]
+    rows = [{"alpha": 1.0, "min_size": 100, "seg": 0.878, "det_acc_0.5": 0.745},
+            {"alpha": 1.5, "min_size": 100, "seg": 0.880, "det_acc_0.5": 0.644},
+            {"alpha": 2.0, "min_size": 100, "seg": 0.850, "det_acc_0.5": 0.900}]
     assert best_row(rows, [1.0, 1.5, 2.0])["alpha"] == 1.5  # SEG alone
     assert best_row(rows, [1.0, 1.5, 2.0], seg_tolerance=0.005)["alpha"] == 1.0
     assert best_row(rows, [1.0, 1.5, 2.0], seg_tolerance=0.05)["alpha"] == 2.0

@@ -159,12 +159,12 @@ def test_labels_source_needs_gt(compose):
     # Frame 0 of the synthetic set has GT, so this works; a frame without GT is an error.
     assert run_task(cfg)["n_frames"] == 1
     from inpaintaff.segment.settings import segment_settings
-    from inpaintaff.segment.sources import affinities_for_frame
+    from inpaintaff.segment.sources import FrameData, build_affinities, frame_affinities
 
     spec = segment_settings(cfg.task).affinities
     assert spec.source == "labels"
     with pytest.raises(InputError, match="has no GT"):
-        affinities_for_frame(spec, dataset=SYNTH, seq="02", frame=0, labels=None, shape=(8, 8))
+        frame_affinities(build_affinities(spec), FrameData(SYNTH, "02", 0, (8, 8), labels=None))
 
 
 @pytest.mark.slow

@@ -123,6 +123,10 @@ def pool_detection(counts: Iterable[DetectionCounts]) -> DetectionCounts:
     return out
 
 
+# The name of the detection accuracy at IoU 0.5 in every row, result and CSV (it breaks near-ties of SEG).
+ACCURACY_KEY = "det_acc_0.5"
+
+
 def accuracy_at(detection: Mapping[str, Sequence[float]] | None, threshold: float) -> float | None:
     """Detection accuracy at one IoU threshold from a detection dict (``DetectionCounts.as_dict()``, as
     result files store it); None when it was not measured there."""

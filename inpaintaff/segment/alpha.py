@@ -22,6 +22,7 @@ from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.pipeline import crop_window
 from inpaintaff.segment.settings import SegmentSettings, check_alpha
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.plugins import is_target, target_name
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,11 @@ def seed_from_checkpoint(ckpt: str | Path | None, aff_dir: str | Path) -> Path |
     return dst
 
 
-def foreground_key(source: str) -> str:
+def foreground_key(source: str | Mapping[str, Any]) -> str:
     """The foreground (``task.foreground.source``) an α was chosen for, as stored: ``truefg``,
-    ``fgnet`` (probability files), ``intensity`` or ``all``."""
+    ``fgnet`` (probability files), ``intensity``, ``all``, or a ``_target_`` source's class name."""
+    if is_target(source):
+        return target_name(source)
     return {"dir": "fgnet", "file": "fgnet"}.get(source, source)
 
 

@@ -20,8 +20,8 @@ from inpaintaff.io import ctc
 from inpaintaff.io.files import write_json
 from inpaintaff.io.results import RESULT_NAME, write_csv
 from inpaintaff.metrics.ctc import pool_seg
-from inpaintaff.metrics.detection import accuracy_at, pool_detection
-from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
+from inpaintaff.metrics.detection import ACCURACY_KEY, accuracy_at, pool_detection
+from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment, task_sources
 from inpaintaff.segment.settings import SegmentSettings, method_label
 from inpaintaff.utils.errors import InputError
 from inpaintaff.viz.tensorboard import log_to_tensorboard
@@ -43,7 +43,9 @@ def load_inputs(dm: Any, split: str, task: SegmentSettings, seed: int) -> list[F
     refs = dm.frames(split)
     if not refs:
         raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no frames")
-    return [load_frame_input(dm, ref, task, int(seed)) for ref in tqdm(refs, desc="loading frames", unit="frame")]
+    sources = task_sources(task)
+    return [load_frame_input(dm, ref, task, int(seed), sources)
+            for ref in tqdm(refs, desc="loading frames", unit="frame")]
 
 
 def evaluate(
@@ -72,7 +74,7 @@ def summarize(
         if sc is not None:
             row.update(sc.seg.as_dict())
             row["seg"] = sc.seg.seg if sc.seg.n_gt else None  # no GT object in the frame (or window)
-            row["det_acc_0.5"] = accuracy_at(sc.detection.as_dict(), 0.5)
+            row[ACCURACY_KEY] = accuracy_at(sc.detection.as_dict(), 0.5)
         rows.append(row)
     scored = [s for s in scores if s is not None]
     pooled: dict[str, Any] = {"seg": None, "n_gt": 0, "detection": None}
@@ -109,7 +111,7 @@ def write_outputs(
     if task.overlays:
         title = f"{label}, alpha={alpha:g}" if task.method == "mws" else label
         _write_overlays(out, rows, inputs, labels, title, pooled)
-    columns = ["seq", "frame", "seg", "n_gt", "n_matched", "n_pred", "det_acc_0.5", "coverage", "seconds", "mask",
+    columns = ["seq", "frame", "seg", "n_gt", "n_matched", "n_pred", ACCURACY_KEY, "coverage", "seconds", "mask",
                "overlay"]
     pooled_row = {"seq": "pooled", "seg": pooled["seg"], "n_gt": pooled["n_gt"], "n_matched": pooled.get("n_matched")}
     write_csv(out / "scores.csv", [*rows, pooled_row], columns)

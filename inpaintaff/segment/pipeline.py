@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,15 @@ from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
 from inpaintaff.segment.scale import labels_onto_foreground, labels_to_shape, rescale_image
 from inpaintaff.segment.settings import MwsSpec, SegmentSettings
-from inpaintaff.segment.sources import affinities_for_frame, foreground_for_frame
+from inpaintaff.segment.sources import (
+    AffinitySource,
+    ForegroundSource,
+    FrameData,
+    build_affinities,
+    build_foreground,
+    frame_affinities,
+    frame_foreground,
+)
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.labels import relabel_consecutive
 
@@ -114,8 +122,26 @@ def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) ->
     return seen
 
 
-def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> FrameInput:
-    """Read a frame of the data module with its GT (if any), foreground and affinities.
+@dataclass(frozen=True)
+class TaskSources:
+    """A segmentation task's foreground and affinity sources, built once for all its frames
+    (``affinities`` None for ``method: cc``)."""
+
+    foreground: ForegroundSource
+    affinities: AffinitySource | None
+
+
+def task_sources(task: SegmentSettings) -> TaskSources:
+    """The sources ``task.foreground`` and ``task.affinities`` say (built-in names or ``_target_`` classes)."""
+    f = task.foreground
+    fg = build_foreground(f.source, dir=f.dir, pattern=f.pattern, threshold=f.threshold)
+    return TaskSources(fg, build_affinities(task.affinities) if task.method == "mws" else None)
+
+
+def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int,
+                     sources: TaskSources | None = None) -> FrameInput:
+    """Read a frame of the data module with its GT (if any), foreground and affinities (from
+    ``sources``, built from ``task`` when not given).
 
     With ``task.crop`` everything is cut to that window. Where the affinities carry no evidence
     (pixels no valid pair touches, e.g. outside the crop the engine worked on), the foreground
@@ -126,11 +152,11 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
     if labels is not None and labels.size and int(labels.max()) > MAX_LABEL:
         raise InputError(ref.gt_path, f"GT of frame {ref.seq}/t{ref.frame:03d} holds ids up to {int(labels.max())}, "
                          f"above {MAX_LABEL} (CTC masks are uint16): renumber its objects 1, 2, ...")
-    where = {"dataset": dm.dataset, "seq": ref.seq, "frame": ref.frame, "stem": ref.stem, "labels": labels,
-             "shape": image.shape}
+    sources = task_sources(task) if sources is None else sources
+    where = FrameData(dm.dataset, ref.seq, ref.frame, image.shape, labels, image, ref.stem, image.shape, int(seed))
     aff, factor = None, 1.0
-    if task.method == "mws":
-        aff = affinities_for_frame(task.affinities, seed=seed, resized=True, **where)
+    if sources.affinities is not None:
+        aff = frame_affinities(sources.affinities, where)
         factor = aff.scale_factor
     # Affinities at a model's nucleus size: the foreground is made at that scale too.
     model_image = image if factor == 1.0 else rescale_image(image, factor)
@@ -138,14 +164,9 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int) -> Fra
         raise InputError(aff.source, f"affinities of shape {aff.aff.shape[1:]} for a frame of {image.shape} "
                          f"resized by {factor:g} ({model_image.shape})")
     model_labels = labels if labels is None or factor == 1.0 else labels_to_shape(labels, model_image.shape)
-    model_where = {**where, "shape": model_image.shape, "labels": model_labels}
-    f = task.foreground
-    fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold, image=model_image,
-                              frame_shape=image.shape, **model_where)
-    input_fg = None
-    if factor != 1.0:
-        input_fg = foreground_for_frame(f.source, folder=f.dir, pattern=f.pattern, threshold=f.threshold,
-                                        image=image, frame_shape=image.shape, **where)
+    model_where = replace(where, shape=model_image.shape, labels=model_labels, image=model_image)
+    fg = frame_foreground(sources.foreground, model_where)
+    input_fg = None if factor == 1.0 else frame_foreground(sources.foreground, where)
     frame_shape = image.shape
     win = crop_window(task.crop, frame_shape, ref.raw_path)
     if win is not None:

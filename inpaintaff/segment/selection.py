@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inpaintaff.metrics.ctc import pool_seg, seg_from_overlap
-from inpaintaff.metrics.detection import accuracy_at, detection_from_overlap, pool_detection
+from inpaintaff.metrics.detection import ACCURACY_KEY, accuracy_at, detection_from_overlap, pool_detection
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize
 from inpaintaff.segment.one_pass import OnePassSegmenter, Prepared
@@ -36,7 +36,7 @@ def sweep(inputs: Sequence[FrameInput], task: SegmentSettings, alphas: Sequence[
             labels, scores, seconds = evaluate(inputs, sized, alpha)
             _, pooled = summarize(inputs, labels, scores, seconds)
             rows.append({"alpha": float(alpha), "min_size": int(min_size), "seg": pooled["seg"],
-                         "n_gt": pooled["n_gt"], "det_acc_0.5": accuracy_at(pooled["detection"], 0.5)})
+                         "n_gt": pooled["n_gt"], ACCURACY_KEY: accuracy_at(pooled["detection"], ACCURACY_IOU)})
     return rows
 
 
@@ -60,7 +60,7 @@ def select_alpha(dm: Any, task: SegmentSelectSettings, seed: int) -> tuple[float
         rows.append({"job": f"alpha={r['alpha']:g},min_size={r['min_size']}", "label": method_label(task),
                      "dataset": dm.dataset, "split": split, **r, "n_frames": len(inputs)})
         log.info("alpha=%g, min_size=%d: SEG %.4f on %s", r["alpha"], r["min_size"], r["seg"], split)
-    best = best_row(rows, alphas, accuracy_key="det_acc_0.5")  # highest SEG: the smallest such min_size, then α
+    best = best_row(rows, alphas)  # highest SEG: the smallest such min_size, then α
     return float(best["alpha"]), int(best["min_size"]), rows
 
 
@@ -72,7 +72,7 @@ def pooled_scores(gts: Sequence, preds: Sequence) -> dict:
     overlaps = [overlap(gt, pred) for gt, pred in zip(gts, preds)]
     seg = pool_seg(seg_from_overlap(ov) for ov in overlaps)
     det = pool_detection(detection_from_overlap(ov, [ACCURACY_IOU]) for ov in overlaps)
-    return {"seg": seg.seg if seg.n_gt else None, "acc_50": float(det.accuracy[0]), "n_gt": seg.n_gt}
+    return {"seg": seg.seg if seg.n_gt else None, ACCURACY_KEY: float(det.accuracy[0]), "n_gt": seg.n_gt}
 
 
 def sweep_alpha(one_pass: OnePassSegmenter, prepared: Sequence[Prepared], gts: Sequence, alphas: Sequence[float],
@@ -93,12 +93,11 @@ def sweep_alpha(one_pass: OnePassSegmenter, prepared: Sequence[Prepared], gts: S
                              **pooled_scores(gts, preds)})
                 log.info("%salpha=%g, min_size=%d: SEG %s, accuracy at IoU 0.5 %.4f",
                          "" if threshold is None else f"threshold={threshold:g}, ", alpha, min_size,
-                         "n/a" if rows[-1]["seg"] is None else f"{rows[-1]['seg']:.4f}", rows[-1]["acc_50"])
+                         "n/a" if rows[-1]["seg"] is None else f"{rows[-1]['seg']:.4f}", rows[-1][ACCURACY_KEY])
     return rows
 
 
-def best_row(rows: Sequence[dict], alphas: Sequence[float], seg_tolerance: float = 0.0,
-             accuracy_key: str = "acc_50") -> dict:
+def best_row(rows: Sequence[dict], alphas: Sequence[float], seg_tolerance: float = 0.0) -> dict:
     """The row of highest SEG (the first of equal ones: the smallest fragment size, then α); among the
     rows within ``seg_tolerance`` of it, the one of highest detection accuracy at IoU 0.5.
 
@@ -109,12 +108,12 @@ def best_row(rows: Sequence[dict], alphas: Sequence[float], seg_tolerance: float
     if not scored:
         raise ValueError("the selection images hold no labeled object: nothing to choose α on")
     top = max(scored, key=lambda r: r["seg"])  # the first of equal ones
-    near = [r for r in scored if r["seg"] >= top["seg"] - seg_tolerance and r.get(accuracy_key) is not None]
-    best = max(near, key=lambda r: r[accuracy_key]) if near else top
+    near = [r for r in scored if r["seg"] >= top["seg"] - seg_tolerance and r.get(ACCURACY_KEY) is not None]
+    best = max(near, key=lambda r: r[ACCURACY_KEY]) if near else top
     if best is not top:
         log.info("alpha %g, min size %d: SEG %.4f, within %g of the best (%.4f at alpha %g, min size %d) and "
                  "accuracy at IoU 0.5 %.4f instead of %.4f", best["alpha"], best["min_size"], best["seg"],
-                 seg_tolerance, top["seg"], top["alpha"], top["min_size"], best[accuracy_key], top[accuracy_key])
+                 seg_tolerance, top["seg"], top["alpha"], top["min_size"], best[ACCURACY_KEY], top[ACCURACY_KEY])
     if len(alphas) > 1 and best["alpha"] in (min(alphas), max(alphas)):
         log.warning("best alpha %g lies at the edge of the alphas %s: widen the grid", best["alpha"],
                     list(alphas))

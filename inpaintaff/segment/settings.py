@@ -11,13 +11,15 @@ from typing import Any
 from omegaconf import MISSING
 
 from inpaintaff.utils.config import typed
+from inpaintaff.utils.plugins import is_target, target_name
 
 
 @dataclass
 class AffinitySpec:
-    """Where a frame's affinities come from: ``labels`` (GT plus ``noise``) or ``dir`` (TIFFs)."""
+    """Where a frame's affinities come from: ``labels`` (GT plus ``noise``), ``dir`` (TIFFs), or
+    ``{_target_: your.Class, ...}`` (an ``AffinitySource``, inpaintaff/segment/sources.py)."""
 
-    source: str = MISSING
+    source: Any = MISSING
     noise: float = MISSING
     dir: str | None = MISSING
     pattern: str | None = MISSING  # null: where the tasks write them (inpaintaff.io)
@@ -26,9 +28,10 @@ class AffinitySpec:
 
 @dataclass
 class ForegroundSpec:
-    """Where a frame's foreground comes from: ``truefg``, ``dir``/``file`` (probabilities), ``all``."""
+    """Where a frame's foreground comes from: ``truefg``, ``dir``/``file`` (probabilities), ``intensity``,
+    ``all``, or ``{_target_: your.Class, ...}`` (a ``ForegroundSource``, inpaintaff/segment/sources.py)."""
 
-    source: str = MISSING
+    source: Any = MISSING
     dir: str | None = MISSING
     pattern: str | None = MISSING  # null: where the tasks write them (inpaintaff.io)
     threshold: float = MISSING
@@ -112,6 +115,14 @@ _AFF_NAMES = {"inpaintaff": "INPAINTAFF", "affnet": "AFFNET", "distill": "DISTIL
 _FG_NAMES = {"truefg": "TRUEFG", "dir": "FGNET", "file": "FGNET", "intensity": "INTENSITY", "all": "ALL"}
 
 
+def source_name(source: Any, names: Mapping[str, str], fallback: str) -> str:
+    """A source's name in a row label: the built-in's (``names``), a ``_target_`` class's own name in
+    capitals, else ``fallback``."""
+    if is_target(source):
+        return target_name(source).upper()
+    return names.get(source, fallback) if isinstance(source, str) else fallback
+
+
 def method_label(task: SegmentSettings) -> str:
     """The row name of a run in the paper's Table 1, e.g. ``INPAINTAFF + TRUEFG``.
 
@@ -120,12 +131,14 @@ def method_label(task: SegmentSettings) -> str:
     """
     if task.label:
         return task.label
-    fg = _FG_NAMES.get(task.foreground.source, "FG")
+    fg = source_name(task.foreground.source, _FG_NAMES, "FG")
     if task.method == "cc":
         return f"CC on {fg}"
     aff = task.affinities
     if aff.source == "labels":
         name = "GT-AFF" + (f" (noise {aff.noise:g})" if aff.noise else "")
+    elif is_target(aff.source) and aff.kind == "auto":
+        name = target_name(aff.source).upper()
     else:
         kind = "inpaintaff" if aff.kind == "auto" else aff.kind
         name = _AFF_NAMES.get(kind, kind.upper())

@@ -37,6 +37,7 @@ from inpaintaff.io.files import write_json
 from inpaintaff.io.records import differences, make_record, source_settings
 from inpaintaff.io.results import write_csv
 from inpaintaff.metrics.ctc import SegResult, pool_seg, seg_from_overlap
+from inpaintaff.metrics.detection import ACCURACY_KEY
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.foreground import true_foreground
@@ -201,7 +202,7 @@ def score(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict:
 
 def split_scores(pooled: Mapping[str, Any], n_images: int) -> dict:
     """A split's entry in the table from pooled scores (``selection.pooled_scores`` or a grid row)."""
-    return {"seg": pooled["seg"], "accuracy_50": pooled["acc_50"], "n_images": n_images, "n_gt": pooled["n_gt"]}
+    return {"seg": pooled["seg"], ACCURACY_KEY: pooled[ACCURACY_KEY], "n_images": n_images, "n_gt": pooled["n_gt"]}
 
 
 def curve(per_alpha: Mapping[float, Sequence[SegResult]]) -> list[dict]:
@@ -392,7 +393,7 @@ def table_markdown(results: Sequence[Mapping], splits: Sequence[str]) -> str:
             chosen += f", {r['threshold']:g}"
         cells = [r["label"], chosen]
         for s in splits:
-            cells += [_fmt(r["splits"][s]["seg"]), _fmt(r["splits"][s]["accuracy_50"])]
+            cells += [_fmt(r["splits"][s]["seg"]), _fmt(r["splits"][s][ACCURACY_KEY])]
         cells.append(f"{r['seconds_per_image']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -405,7 +406,7 @@ def csv_rows(results: Sequence[Mapping], splits: Sequence[str]) -> list[dict]:
         row = {"method": r["label"], "alpha": r["alpha"], "min_size": r["min_size"], "threshold": r.get("threshold")}
         for s in splits:
             e = r["splits"][s]
-            row.update({f"seg_{s}": e["seg"], f"accuracy_50_{s}": e["accuracy_50"], f"n_images_{s}": e["n_images"],
+            row.update({f"seg_{s}": e["seg"], f"{ACCURACY_KEY}_{s}": e[ACCURACY_KEY], f"n_images_{s}": e["n_images"],
                         f"n_gt_{s}": e["n_gt"]})
         rows.append({**row, "seconds_per_image": r["seconds_per_image"]})
     return rows
@@ -499,7 +500,7 @@ def run(cfg: DictConfig) -> dict:
     if results:
         images = pictures(work, results, dm, t, refs)
         scalars = {f"folder_table/{row_slug(r['label'])}/{k}_{s}": v[k] for r in results
-                   for s, v in r["splits"].items() for k in ("seg", "accuracy_50")}
+                   for s, v in r["splits"].items() for k in ("seg", ACCURACY_KEY)}
         log_to_tensorboard(work / "tensorboard", images=images, scalars=scalars)
     return report
 

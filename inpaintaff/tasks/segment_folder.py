@@ -313,7 +313,7 @@ def select_alpha(segmenter: Segmenter, source: FrameSource, spec: SelectSpec, ou
     record_alpha_selection(out_dir, label, foreground_key(segmenter.settings.foreground), best["alpha"], curve,
                            spec.split, n_merged, best["min_size"], threshold)
     plot_seg_vs_alpha(out_dir / "seg_vs_alpha.png", [
-        {**r, "label": label, "dataset": source.dataset, "det_acc_0.5": None,
+        {**r, "label": label, "dataset": source.dataset,
          "split": f"{spec.split}, min size {r['min_size']}"
                   + ("" if r["threshold"] is None else f", threshold {r['threshold']:g}")} for r in rows])
     one_pass.settings = replace(one_pass.settings, alpha=best["alpha"], min_size=best["min_size"],

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from inpaintaff.metrics.detection import ACCURACY_KEY
 from inpaintaff.viz.figures import plt, save_figure
 
 
@@ -45,7 +46,7 @@ def plot_seg_vs_alpha(path: str | Path, rows: Sequence[dict[str, Any]], title: s
         rs = sorted(rs, key=lambda r: r["alpha"])
         a = [r["alpha"] for r in rs]
         line = ax.plot(a, [r["seg"] for r in rs], "o-", label=f"SEG {label} ({dataset}/{split})")[0]
-        det = [r["det_acc_0.5"] for r in rs]
+        det = [r[ACCURACY_KEY] for r in rs]
         if all(d is not None for d in det):
             ax.plot(a, det, "s--", color=line.get_color(), alpha=0.6, label=f"det. acc. IoU>0.5 ({split})")
         best = max(rs, key=lambda r: r["seg"])

@@ -43,6 +43,7 @@ from inpaintaff.utils.config import check_threads, typed
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.instantiate import build_trainer
 from inpaintaff.utils.locks import folder_lock, launching_process
+from inpaintaff.utils.plugins import instantiate_target
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +104,13 @@ def instantiate_inpainter(spec: Mapping[str, Any]) -> tuple[nn.Module, dict]:
     ``diameter`` (px) makes frames be resized to its nucleus size. Its description holds the target,
     the parameters and the SHA-1 of every parameter that names a file (a checkpoint's content counts)."""
     spec = dict(spec)
-    target = spec.get("_target_")
-    if not target:
-        raise ValueError(f"task.inpainter: a mapping needs _target_ (the inpainter's class), got keys {sorted(spec)}")
-    try:
-        inpainter = hydra.utils.instantiate(spec)
-    except Exception as exc:  # hydra wraps import and argument errors alike
-        raise ValueError(f"task.inpainter: cannot build {target}: {exc}".split("\n")[0]) from exc
-    if not isinstance(inpainter, nn.Module) or not isinstance(inpainter, Inpainter):
-        raise TypeError(f"task.inpainter: {target} built a {type(inpainter).__name__}; an inpainter is a "
-                        "torch.nn.Module with forward(image, known) -> image (Lightning moves it to the device)")
+    contract = ("an inpainter is a torch.nn.Module with forward(image, known) -> image (Lightning moves it to "
+                "the device)")
+    inpainter = instantiate_target(spec, "task.inpainter", Inpainter, contract)
+    if not isinstance(inpainter, nn.Module):
+        raise TypeError(f"task.inpainter: {spec['_target_']} built a {type(inpainter).__name__}; {contract}")
     params = {k: v for k, v in spec.items() if k != "_target_"}
-    desc: dict[str, Any] = {"inpainter": target, "inpainter_params": params}
+    desc: dict[str, Any] = {"inpainter": spec["_target_"], "inpainter_params": params}
     for key, value in params.items():
         if isinstance(value, str) and Path(value).is_file():
             desc[f"{key}_sha1"] = file_sha1(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -22,8 +23,9 @@ from inpaintaff.data.sources import FrameRef
 from inpaintaff.igm.split import mix_seed
 from inpaintaff.io.foreground import FG_PATTERN
 from inpaintaff.segment.pipeline import check_crop
-from inpaintaff.segment.sources import foreground_for_frame
+from inpaintaff.segment.sources import ForegroundSource, FrameData, build_foreground, frame_foreground
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.plugins import is_target
 
 SKIP_SOURCES = (None, "truefg", "dir", "intensity")
 
@@ -33,8 +35,9 @@ def foreground_skip_spec(spec: str | Mapping | None) -> dict:
 
     ``source``: null (every patch is split), ``truefg`` (GT; ``gt`` is accepted too), ``dir``
     (probability TIFFs such as ``task=foreground`` writes, thresholded at ``threshold``),
-    ``intensity`` (the normalised image above ``threshold``), or a list of these, whose union
-    counts (``[truefg, dir]``: affinities good for both a GT and an FGNET foreground). A patch
+    ``intensity`` (the normalised image above ``threshold``), a ``{_target_: your.Class, ...}``
+    foreground source (``inpaintaff.segment.sources.ForegroundSource``), or a list of these, whose
+    union counts (``[truefg, dir]``: affinities good for both a GT and an FGNET foreground). A patch
     with fewer than ``min_pixels`` foreground pixels is skipped. Skipping loses nothing for pairs
     inside the same foreground: every such pair lies in a patch that holds foreground.
     """
@@ -42,11 +45,11 @@ def foreground_skip_spec(spec: str | Mapping | None) -> dict:
     out = {"source": spec.get("source"), "dir": spec.get("dir"), "pattern": spec.get("pattern") or FG_PATTERN,
            "threshold": float(spec.get("threshold", 0.5)), "min_pixels": int(spec.get("min_pixels", 1))}
     sources = out["source"] if isinstance(out["source"], (list, tuple)) else [out["source"]]
-    sources = ["truefg" if s == "gt" else s for s in sources]
+    sources = ["truefg" if s == "gt" else (dict(s) if is_target(s) else s) for s in sources]
     for s in sources:
-        if s not in SKIP_SOURCES or (s is None and len(sources) > 1):
-            raise ValueError(f"task.foreground.source must be one of {SKIP_SOURCES} (or gt), or a list of "
-                             f"these without null, got {out['source']!r}")
+        if (s not in SKIP_SOURCES and not is_target(s)) or (s is None and len(sources) > 1):
+            raise ValueError(f"task.foreground.source must be one of {SKIP_SOURCES} (or gt), a mapping with "
+                             f"_target_, or a list of these without null, got {out['source']!r}")
     if not sources:
         raise ValueError("task.foreground.source is an empty list: use null to split every patch")
     out["source"] = sources[0] if len(sources) == 1 else sources
@@ -202,6 +205,7 @@ class PatchDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.crop = None if crop is None else [int(c) for c in crop]
         self.foreground = foreground_skip_spec(foreground)
+        self._skip_sources: list[tuple[Any, ForegroundSource]] | None = None  # built on first use
         if patch_foreground and self.foreground["source"] is None:
             raise ValueError("the engine's region rules (task.engine.region_min_fg, task.engine.one_object_px) read "
                              "the foreground: set task.foreground.source (e.g. dir with FGNET's probabilities, or "
@@ -279,16 +283,19 @@ class PatchDataModule(pl.LightningDataModule):
         spec = self.foreground
         if spec["source"] is None:
             return None
-        sources = spec["source"] if isinstance(spec["source"], list) else [spec["source"]]
+        if self._skip_sources is None:
+            names = spec["source"] if isinstance(spec["source"], list) else [spec["source"]]
+            self._skip_sources = [(name, build_foreground(name, dir=spec["dir"], pattern=spec["pattern"],
+                                                          threshold=spec["threshold"])) for name in names]
+        frame_shape = self.data.input_shape(ref) if hasattr(self.data, "input_shape") else None
         fg = np.zeros(image.shape, dtype=bool)
-        for source in sources:
-            labels = self.data.load_labels(ref) if source == "truefg" else None
-            fg |= foreground_for_frame(source, dataset=self.data.dataset, seq=ref.seq, frame=ref.frame, stem=ref.stem,
-                                       labels=labels,
-                                       shape=image.shape, folder=spec["dir"], pattern=spec["pattern"],
-                                       threshold=spec["threshold"], image=image,
-                                       frame_shape=self.data.input_shape(ref) if hasattr(self.data, "input_shape")
-                                       else None)
+        for name, source in self._skip_sources:
+            # GT is read for TRUEFG, and offered to a plugged-in source where the frame has it.
+            wants_gt = name == "truefg" or (is_target(name) and ref.gt_path is not None)
+            labels = self.data.load_labels(ref) if wants_gt else None
+            data = FrameData(self.data.dataset, ref.seq, ref.frame, image.shape, labels, image, ref.stem, frame_shape,
+                             self.seed)
+            fg |= frame_foreground(source, data)
         return fg
 
     def resume(self, written: Sequence[str] = (), done: Mapping[str, Sequence[int]] | None = None) -> None:
