@@ -18,6 +18,11 @@ Then, from the same affinities and FGNET probabilities:
   Rim pixels outside a nucleus carry the affinities' "different object" across it and can split
   it. Chosen on the validation frames with α and the fragment size, against the plain protocol,
   and (as a ceiling no protocol can claim) the best of each on the test frames themselves;
+- **segment a loose foreground, keep the segments FGNET holds**: the mutex watershed on FGNET's
+  probability above a low ``loose`` threshold, so that the affinities rather than FGNET's threshold
+  draw each nucleus's outline; then only segments whose mean probability reaches ``keep`` stay
+  (rim slivers and background pieces go), and fragments under the size merge. Chosen on the
+  validation frames with α and the fragment size, like the others;
 - a picture of the nuclei FGNET's row leaves unmatched on the fully labeled frame FGNET did not
   train on (``unmatched_t<frame>.png``).
 
@@ -62,6 +67,8 @@ MIN_SIZES = [50, 100]
 CORES = [0.1, 0.2, 0.3, 0.5, 0.7]
 RIMS = [0.05, 0.1, 0.2, 0.3]
 REACH = 4.0
+LOOSE = [0.02, 0.05, 0.1]  # the loose foreground's threshold (segment, then keep)
+KEEPS = [0.3, 0.4, 0.5, 0.6, 0.7]  # the mean probability a kept segment reaches
 SHAPE_REACH = 4  # px around a GT nucleus in which FGNET's foreground counts for the shape ceiling
 
 
@@ -107,6 +114,72 @@ def grow_sweep(frames: dict[int, tuple]) -> dict[tuple, tuple[float, int]]:
                     res[(f, core, alpha, min_size, rim)] = (s.score_sum, s.n_gt)
         print(f"grow sweep: frame {f:03d}", flush=True)
     return res
+
+
+def segment_means(labels: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """Mean of ``prob`` per label id (index 0: the background's)."""
+    counts = np.bincount(labels.ravel())
+    return np.bincount(labels.ravel(), weights=prob.ravel(), minlength=counts.size) / np.maximum(counts, 1)
+
+
+def keep_sweep(frames: dict[int, tuple]) -> dict[tuple, tuple[float, int]]:
+    """SEG sums per (frame, loose, α, min size, keep): the mutex watershed inside FGNET's probability
+    above ``loose``, then only segments of mean probability >= ``keep``, then the fragment merge."""
+    res = {}
+    for f, (aff, prob, gt) in frames.items():
+        for loose, alpha in itertools.product(LOOSE, ALPHAS):
+            raw = mutex_watershed(aff.aff, alpha, aff.offsets, n_attractive=N_ATTRACTIVE, valid=aff.valid,
+                                  foreground=prob > loose)
+            means = segment_means(raw, prob)
+            for keep in KEEPS:
+                kept = np.where((raw > 0) & (means[raw] >= keep), raw, 0)
+                for min_size in MIN_SIZES:
+                    s = seg_frame(gt, merge_small_segments(kept, min_size))
+                    res[(f, loose, alpha, min_size, keep)] = (s.score_sum, s.n_gt)
+        print(f"keep sweep: frame {f:03d}", flush=True)
+    return res
+
+
+def choose_kept(res: dict, on: str = "val") -> dict:
+    """``choose`` for the keep sweep: the best (loose, α, min size, keep) on ``on`` and its SEG per set."""
+    best = max(sorted({k[1:] for k in res}), key=lambda k: round(pooled(res, SETS[on], k), 4))
+    return {"loose": best[0], "alpha": best[1], "min_size": best[2], "keep": best[3],
+            **{name: pooled(res, frames, best) for name, frames in SETS.items()}}
+
+
+def pooled(res: dict, frames: list[int], key: tuple) -> float:
+    return sum(res[(f, *key)][0] for f in frames) / sum(res[(f, *key)][1] for f in frames)
+
+
+def alpha_curves(plain: dict, kept: dict, summary: dict) -> dict:
+    """SEG against α per set at the plain and the kept protocol's other chosen settings."""
+    p, k = summary["plain"], summary["kept"]
+    return {
+        "plain": {name: [pooled(plain, fs, (p["core"], a, p["min_size"], None)) for a in ALPHAS]
+                  for name, fs in SETS.items()},
+        "kept": {name: [pooled(kept, fs, (k["loose"], a, k["min_size"], k["keep"])) for a in ALPHAS]
+                 for name, fs in SETS.items()},
+        "alphas": ALPHAS,
+    }
+
+
+def curve_figure(path: Path, curves: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, len(SETS), figsize=(4 * len(SETS), 3.4), squeeze=False)
+    for ax, name in zip(axs[0], SETS):
+        for proto, style in (("plain", "o-"), ("kept", "s--")):
+            ax.plot(curves["alphas"], curves[proto][name], style, label=proto)
+        ax.set_title(f"frames {name}", fontsize=9)
+        ax.set_xlabel("α")
+        ax.set_ylabel("SEG")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def choose(res: dict, grown: bool, on: str = "val") -> dict:
@@ -205,12 +278,20 @@ def main() -> None:
     summary["plain"], summary["grown"] = choose(res, grown=False), choose(res, grown=True)
     summary["plain, best on test"] = choose(res, grown=False, on="test")
     summary["plain or grown, best on test"] = choose(res, grown=True, on="test")
+    kept = keep_sweep(frames)
+    summary["kept"], summary["kept, best on test"] = choose_kept(kept), choose_kept(kept, on="test")
+    summary["curves"] = alpha_curves(res, kept, summary)
     head = "| protocol (chosen on val) | core, α, min size, rim | " + " | ".join(f"SEG {n}" for n in SETS) + " |"
     lines += ["", head, "|---" * (2 + len(SETS)) + "|"]
     for name in ("plain", "grown", "plain, best on test", "plain or grown, best on test"):
         c = summary[name]
         lines.append(f"| {name} | {c['core']}, {c['alpha']}, {c['min_size']}, {c['rim']} | "
                      + " | ".join(f"{c[n]:.3f}" for n in SETS) + " |")
+    for name in ("kept", "kept, best on test"):
+        c = summary[name]
+        lines.append(f"| {name} (loose, α, min size, keep) | {c['loose']}, {c['alpha']}, {c['min_size']}, "
+                     f"{c['keep']} | " + " | ".join(f"{c[n]:.3f}" for n in SETS) + " |")
+    curve_figure(args.out / "seg_vs_alpha.png", summary["curves"])
     unseen = args.unseen
     image = ctc.read_image(ctc.raw_path(args.data, DATASET, "01", unseen)).astype(np.float32)
     unmatched_picture(args.out / f"unmatched_t{unseen:03d}.png", image, frames[unseen][2], frames[unseen][1],
