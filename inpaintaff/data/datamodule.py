@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from inpaintaff.data.augment import Augment
 from inpaintaff.data.budget import LABEL_DRAWS, budget_crop, choose_label_frames, count_instances
 from inpaintaff.data.normalize import percentile_normalize
+from inpaintaff.data.pseudo import PseudoLabels, crop_weights
 from inpaintaff.data.sources import FrameRef
 from inpaintaff.io import ctc
 from inpaintaff.utils.errors import InputError
@@ -43,6 +44,7 @@ class CropDataset(Dataset):
         fixed_seed: int | None = None,
         targets: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
         augment: Augment | None = None,
+        weights: np.ndarray | None = None,
     ):
         if augment is not None and augment.active and targets is not None:
             raise ValueError("data.augment: the engine's affinity targets cannot be flipped (their offsets would turn)")
@@ -50,9 +52,10 @@ class CropDataset(Dataset):
         self.images, self.labels = list(images), None if labels is None else list(labels)
         self.targets = None if targets is None else list(targets)  # (affinities, valid), each (C, H, W)
         self.crop, self.length, self.fixed_seed = int(crop_size), int(length), fixed_seed
-        # Larger frames are drawn more often, so every pixel is equally likely to be seen.
-        areas = np.array([im.size for im in self.images], dtype=np.float64)
-        self.p = areas / areas.sum()
+        # Larger frames are drawn more often, so every pixel is equally likely to be seen (unless
+        # ``weights`` give each image's probability).
+        areas = np.array([im.size for im in self.images], dtype=np.float64) if weights is None else weights
+        self.p = np.asarray(areas, dtype=np.float64) / np.sum(areas)
 
     def __len__(self) -> int:
         return self.length
@@ -124,6 +127,7 @@ class CTCDataModule(pl.LightningDataModule):
         diameter: float | None = None,
         resize_to: float | None = None,
         augment: Mapping[str, Any] | None = None,
+        pseudo: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if train_mode not in TRAIN_MODES:
@@ -156,6 +160,9 @@ class CTCDataModule(pl.LightningDataModule):
             raise ValueError(f"data.resize_to must be a positive nucleus diameter in pixels (or null), got {resize_to}")
         self.resize_to = None if resize_to is None else float(resize_to)
         self.augment = Augment(**dict(augment or {}))
+        self.pseudo = PseudoLabels(**dict(pseudo or {}))
+        if self.pseudo.active and train_mode != "labeled":
+            raise ValueError("data.pseudo (pseudo-labeled frames) needs data.train_mode=labeled")
         self._cache: dict[Path, np.ndarray] = {}
         self._train: Dataset | None = None
         self._val: Dataset | None = None
@@ -307,6 +314,36 @@ class CTCDataModule(pl.LightningDataModule):
         self.n_train_instances = total
         return images, labels
 
+    def _pseudo_labeled(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The ``raw`` split's frames with labels from the foreground probabilities below
+        ``data.pseudo.dir`` (``PseudoLabels.labels``), at the scale training sees them."""
+        from inpaintaff.io.foreground import foreground_path, read_probability
+        from inpaintaff.utils.resize import resize
+
+        refs = self.frames("raw")
+        if not refs:
+            raise InputError(self.root / self.dataset, "data.pseudo needs unlabeled frames: the raw split holds none")
+        frames = self.training_frames()
+        images, labels, n_fg, n_ignored = [], [], 0, 0
+        for ref in refs:
+            image = frames.load_image(ref)
+            path = foreground_path(self.pseudo.dir, self.dataset, ref.seq, ref.frame, ref.stem)
+            if not path.is_file():
+                raise InputError(path, "data.pseudo.dir holds no foreground probabilities for this raw frame: run "
+                                       "task=foreground with task.split=raw (and task.out_dir=data.pseudo.dir) first")
+            prob = read_probability(path, frame_shape=self.load_raw(ref).shape).astype(np.float32)
+            if prob.shape != image.shape:
+                prob = resize(prob, image.shape, order=1)  # written at the frame's scale, trained at another
+            self._check_size(ref, image.shape)
+            lab = self.pseudo.labels(prob)
+            n_fg, n_ignored = n_fg + int((lab == 1).sum()), n_ignored + int((lab < 0).sum())
+            images.append(image)
+            labels.append(lab)
+        total = sum(im.size for im in images)
+        log.info("pseudo-labels: %d raw frame(s) from %s, %.1f %% foreground, %.1f %% ignored", len(refs),
+                 self.pseudo.dir, 100 * n_fg / total, 100 * n_ignored / total)
+        return images, labels
+
     def _teacher(self, split: str) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
         """Frames of ``split`` with the engine's affinities for them (train_mode=affinities)."""
         from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
@@ -351,8 +388,13 @@ class CTCDataModule(pl.LightningDataModule):
                 self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, targets=targets)
             else:
                 images, labels = self._budget()
+                weights = None
+                if self.pseudo.active:
+                    more, more_labels = self._pseudo_labeled()
+                    weights = crop_weights([images, more], [1.0 - self.pseudo.share, self.pseudo.share])
+                    images, labels = images + more, labels + more_labels
                 self._train = CropDataset(images, self.crop_size, self.samples_per_epoch, labels,
-                                          augment=self.augment)
+                                          augment=self.augment, weights=weights)
             val_refs = self.frames("val")
             if val_refs:
                 frames = self.training_frames()

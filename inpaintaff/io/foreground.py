@@ -27,11 +27,11 @@ def foreground_path(out_dir: str | Path, dataset: str, seq: str, frame: int, ste
     return Path(out_dir) / pattern.format(dataset=dataset, seq=seq, frame=frame, stem=stem)
 
 
-def foreground_from_probability(
-    prob: np.ndarray | str | Path, threshold: float = 0.5, shape: tuple[int, int] | None = None,
-    frame_shape: tuple[int, int] | None = None,
+def read_probability(
+    prob: np.ndarray | str | Path, shape: tuple[int, int] | None = None, frame_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Binary foreground ``prob > threshold`` from an array or a TIFF file of values in [0, 1].
+    """A foreground probability map (float32 in [0, 1], or bool as it is) from an array or a TIFF file,
+    checked: 2D, numbers, finite, within [0, 1].
 
     ``shape``, if given, is the image shape the map must have. A file written at another model's
     scale (its metadata's ``scale_factor``) of a frame of ``frame_shape`` is resampled (linearly)
@@ -61,6 +61,18 @@ def foreground_from_probability(
         raise InputError(
             source, f"foreground probabilities must lie in [0, 1], got [{prob.min():g}, {prob.max():g}]"
         )
+    return prob
+
+
+def foreground_from_probability(
+    prob: np.ndarray | str | Path, threshold: float = 0.5, shape: tuple[int, int] | None = None,
+    frame_shape: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Binary foreground ``prob > threshold`` from an array or a TIFF file of values in [0, 1]
+    (read and checked by :func:`read_probability`, with its ``shape`` and ``frame_shape``)."""
+    prob = read_probability(prob, shape, frame_shape)
+    if prob.dtype == bool:
+        return prob
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
     return prob > threshold
