@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +24,21 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_DIR / "inpaintaff" / "conf"
 SHARED_DATA = shared_data_dir()
 SYNTH_DATASET = "SYNTH-HeLa"
+
+
+def run_with_outside_plugin(tmp_path: Path, module: str, code: str, experiment: str, yaml: str,
+                            overrides: list[str]) -> subprocess.CompletedProcess:
+    """``predict.py`` in a subprocess with a user's own module (``<module>.py`` holding ``code``, on
+    PYTHONPATH) and experiment (``experiment=<experiment>``, from their own config folder through
+    ``hydra.searchpath``), both in folders outside the package below ``tmp_path``."""
+    code_dir, conf = tmp_path / "code", tmp_path / "conf" / "experiment"
+    code_dir.mkdir(exist_ok=True)
+    conf.mkdir(parents=True, exist_ok=True)
+    (code_dir / f"{module}.py").write_text(textwrap.dedent(code))
+    (conf / f"{experiment}.yaml").write_text(textwrap.dedent(yaml))
+    args = [sys.executable, "predict.py", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *overrides]
+    return subprocess.run(args, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(code_dir)})
 
 
 def write_nucleus_folder(root: Path, names: list[str], seed: int, radius: float, density: float,

@@ -4,10 +4,6 @@ outside the package, and the engine runs it through ``task=inpaintaff``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +11,7 @@ import pytest
 
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.tasks.inpaintaff import build_inpainter, run
+from tests.conftest import run_with_outside_plugin
 
 PROJECT = Path(__file__).resolve().parents[1]
 QUICK = [
@@ -84,18 +81,11 @@ def test_a_target_that_is_not_an_inpainter_is_a_clear_error(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_an_inpainter_defined_outside_the_package_runs_through_task_inpaintaff(tmp_path, data_dir) -> None:
-    code, conf = tmp_path / "code", tmp_path / "conf" / "experiment"
-    code.mkdir()
-    conf.mkdir(parents=True)
-    (code / "my_inpainters.py").write_text(textwrap.dedent(OUTSIDE_CLASS))
-    (conf / "mean_inpainter.yaml").write_text(textwrap.dedent(OUTSIDE_YAML))
     out = tmp_path / "aff"
-    env = {**os.environ, "PYTHONPATH": str(code)}
 
     def predict(*extra: str) -> None:
-        args = [sys.executable, "predict.py", f"paths.root_dir={tmp_path}", f"paths.data_dir={data_dir}",
-                f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *QUICK, *extra]
-        proc = subprocess.run(args, cwd=PROJECT, capture_output=True, text=True, timeout=300, env=env)
+        proc = run_with_outside_plugin(tmp_path, "my_inpainters", OUTSIDE_CLASS, "mean_inpainter", OUTSIDE_YAML, [
+            f"paths.root_dir={tmp_path}", f"paths.data_dir={data_dir}", *QUICK, *extra])
         assert proc.returncode == 0, proc.stderr[-3000:]
 
     predict("experiment=mean_inpainter", f"task.out_dir={out}", f"hydra.run.dir={tmp_path}/run")

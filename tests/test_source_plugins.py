@@ -5,10 +5,6 @@ take ``{_target_: ...}``, also a class defined outside the package, in ``task=se
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +26,7 @@ from inpaintaff.segment.sources import (
 )
 from inpaintaff.tasks import run_task
 from inpaintaff.tasks.inpaintaff.patches import foreground_skip_spec
+from tests.conftest import run_with_outside_plugin
 from tests.test_segment_task import _write_affinity_dir
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -168,16 +165,9 @@ task:
 
 @pytest.mark.slow
 def test_a_foreground_defined_outside_the_package_runs_through_task_segment(tmp_path, data_dir) -> None:
-    code, conf = tmp_path / "code", tmp_path / "conf" / "experiment"
-    code.mkdir()
-    conf.mkdir(parents=True)
-    (code / "my_sources.py").write_text(textwrap.dedent(OUTSIDE_CLASS))
-    (conf / "eroded.yaml").write_text(textwrap.dedent(OUTSIDE_YAML))
-    args = [sys.executable, "predict.py", f"paths.root_dir={tmp_path}", f"paths.data_dir={data_dir}",
-            f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "task=segment", "experiment=eroded", "task.split=val",
-            "task.overlays=false", f"hydra.run.dir={tmp_path}/run"]
-    proc = subprocess.run(args, cwd=PROJECT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(code)})
+    proc = run_with_outside_plugin(tmp_path, "my_sources", OUTSIDE_CLASS, "eroded", OUTSIDE_YAML, [
+        f"paths.root_dir={tmp_path}", f"paths.data_dir={data_dir}", "task=segment", "experiment=eroded",
+        "task.split=val", "task.overlays=false", f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "run" / RESULT_NAME).read_text())
     assert result["label"] == "GT-AFF + ERODEDTRUTH" and result["config"]["foreground"]["source"]["iterations"] == 3
