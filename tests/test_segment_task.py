@@ -251,9 +251,8 @@ def test_task_settings_are_typed(compose):
 
 
 def test_intensity_foreground():
-    from inpaintaff.segment.sources import foreground_for_frame
+    from inpaintaff.segment.sources import FrameData, build_foreground, frame_foreground
 
     image = np.array([[0.1, 0.6], [0.9, 0.4]])
-    fg = foreground_for_frame("intensity", dataset="d", seq="01", frame=0, labels=None, shape=(2, 2), image=image,
-                              threshold=0.5)
+    fg = frame_foreground(build_foreground("intensity", threshold=0.5), FrameData("d", "01", 0, (2, 2), image=image))
     np.testing.assert_array_equal(fg, [[False, True], [True, False]])

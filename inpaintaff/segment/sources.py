@@ -247,25 +247,3 @@ def frame_affinities(source: AffinitySource, frame: FrameData) -> Affinities:
         raise ValueError(f"the affinity source {type(source).__name__} returned image shape {aff.aff.shape[1:]} for "
                          f"frame {frame.seq}/{frame.frame}, expected {tuple(frame.shape)}")
     return aff
-
-
-def foreground_for_frame(
-    source: str | Mapping[str, Any],
-    *,
-    dataset: str,
-    seq: str,
-    frame: int,
-    labels: np.ndarray | None,
-    shape: tuple[int, int],
-    folder: str | Path | None = None,
-    pattern: str | None = None,
-    threshold: float = 0.5,
-    image: np.ndarray | None = None,
-    frame_shape: tuple[int, int] | None = None,
-    stem: str | None = None,
-) -> np.ndarray:
-    """The binary foreground of one frame from a source named (or ``_target_``-specified) once: a
-    shorthand of :func:`build_foreground` and :func:`frame_foreground` for one call."""
-    built = build_foreground(source, dir=folder, pattern=pattern, threshold=threshold)
-    data = FrameData(dataset, seq, frame, tuple(shape), labels, image, stem, frame_shape)
-    return frame_foreground(built, data)
