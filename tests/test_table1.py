@@ -160,3 +160,19 @@ def test_fgnet_rows_choose_their_threshold_on_val(compose) -> None:
     with open_dict(seg):
         seg.paths.output_dir = str(work / "check_auto")
     assert run_task(seg)["seg"] == mws["splits"]["test"]["seg"]
+
+
+def test_every_shipped_alpha_file_is_valid_and_names_a_shipped_checkpoint() -> None:
+    """The α files beside the shipped checkpoints are what task.alpha=auto reads on a user's frames."""
+    from inpaintaff.segment.alpha import check_alpha_entry, load_alpha_file
+
+    shipped = Path(__file__).resolve().parents[1] / "inpaintaff" / "checkpoints"
+    files = sorted(shipped.glob("*.alpha.json"))
+    assert len(files) >= 5
+    for path in files:
+        assert (shipped / path.name.replace(".alpha.json", ".ckpt")).is_file(), path
+        data = load_alpha_file(path)
+        assert "truefg" in data or "fgnet" in data, path
+        for key, entry in data.items():
+            check_alpha_entry(path, key, entry)
+            assert entry["alpha"] in [c["alpha"] for c in entry["curve"]], (path, key)  # chosen from its own curve
