@@ -123,7 +123,9 @@ def pool_detection(counts: Iterable[DetectionCounts]) -> DetectionCounts:
     return out
 
 
-# The name of the detection accuracy at IoU 0.5 in every row, result and CSV (it breaks near-ties of SEG).
+# The detection accuracy that breaks near-ties of SEG: its IoU threshold, and its name in every row,
+# result and CSV.
+ACCURACY_IOU = 0.5
 ACCURACY_KEY = "det_acc_0.5"
 
 

@@ -20,7 +20,7 @@ from inpaintaff.io import ctc
 from inpaintaff.io.files import write_json
 from inpaintaff.io.results import RESULT_NAME, write_csv
 from inpaintaff.metrics.ctc import pool_seg
-from inpaintaff.metrics.detection import ACCURACY_KEY, accuracy_at, pool_detection
+from inpaintaff.metrics.detection import ACCURACY_IOU, ACCURACY_KEY, accuracy_at, pool_detection
 from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment, task_sources
 from inpaintaff.segment.settings import SegmentSettings, method_label
 from inpaintaff.utils.errors import InputError
@@ -74,7 +74,7 @@ def summarize(
         if sc is not None:
             row.update(sc.seg.as_dict())
             row["seg"] = sc.seg.seg if sc.seg.n_gt else None  # no GT object in the frame (or window)
-            row[ACCURACY_KEY] = accuracy_at(sc.detection.as_dict(), 0.5)
+            row[ACCURACY_KEY] = accuracy_at(sc.detection.as_dict(), ACCURACY_IOU)
         rows.append(row)
     scored = [s for s in scores if s is not None]
     pooled: dict[str, Any] = {"seg": None, "n_gt": 0, "detection": None}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inpaintaff.metrics.ctc import pool_seg, seg_from_overlap
-from inpaintaff.metrics.detection import ACCURACY_KEY, accuracy_at, detection_from_overlap, pool_detection
+from inpaintaff.metrics.detection import ACCURACY_IOU, ACCURACY_KEY, accuracy_at, detection_from_overlap, pool_detection
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize
 from inpaintaff.segment.one_pass import OnePassSegmenter, Prepared
@@ -62,9 +62,6 @@ def select_alpha(dm: Any, task: SegmentSelectSettings, seed: int) -> tuple[float
         log.info("alpha=%g, min_size=%d: SEG %.4f on %s", r["alpha"], r["min_size"], r["seg"], split)
     best = best_row(rows, alphas)  # highest SEG: the smallest such min_size, then α
     return float(best["alpha"]), int(best["min_size"]), rows
-
-
-ACCURACY_IOU = 0.5  # the IoU threshold of the detection accuracy that breaks near-ties of SEG
 
 
 def pooled_scores(gts: Sequence, preds: Sequence) -> dict:

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from inpaintaff.io.results import RESULT_NAME, find_results, load_result, write_csv
-from inpaintaff.metrics.detection import ACCURACY_KEY, accuracy_at
+from inpaintaff.metrics.detection import ACCURACY_IOU, ACCURACY_KEY, accuracy_at
 from inpaintaff.viz.scores import plot_seg_vs_alpha
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 
@@ -53,7 +53,7 @@ def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "job": str(job_dir.relative_to(sweep_dir)) if job_dir != sweep_dir else ".",
             "label": r.get("label"), "dataset": r.get("dataset"), "split": r.get("split"),
             "alpha": r.get("alpha"), "seg": r.get("seg"), "n_gt": r.get("n_gt"), "n_frames": r.get("n_frames"),
-            ACCURACY_KEY: accuracy_at(r.get("detection"), 0.5), "overrides": _overrides(job_dir),
+            ACCURACY_KEY: accuracy_at(r.get("detection"), ACCURACY_IOU), "overrides": _overrides(job_dir),
             "output_dir": str(job_dir),
         })
     rows.sort(key=lambda r: (str(r["label"]), str(r["dataset"]), str(r["split"]), r["alpha"] or 0.0, r["job"]))

@@ -37,12 +37,12 @@ from inpaintaff.io.files import write_json
 from inpaintaff.io.records import differences, make_record, source_settings
 from inpaintaff.io.results import write_csv
 from inpaintaff.metrics.ctc import SegResult, pool_seg, seg_from_overlap
-from inpaintaff.metrics.detection import ACCURACY_KEY
+from inpaintaff.metrics.detection import ACCURACY_IOU, ACCURACY_KEY
 from inpaintaff.metrics.overlap import overlap
 from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.one_pass import OnePassSegmenter
-from inpaintaff.segment.selection import ACCURACY_IOU, best_row, pooled_scores, sweep_alpha
+from inpaintaff.segment.selection import best_row, pooled_scores, sweep_alpha
 from inpaintaff.segment.settings import check_min_sizes
 from inpaintaff.tasks.table1 import row_slug
 from inpaintaff.utils.config import typed

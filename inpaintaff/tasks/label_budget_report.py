@@ -29,7 +29,7 @@ from omegaconf import MISSING, DictConfig
 
 from inpaintaff.io.files import atomic_path, write_json
 from inpaintaff.io.results import write_csv
-from inpaintaff.metrics.detection import ACCURACY_KEY, accuracy_at
+from inpaintaff.metrics.detection import ACCURACY_IOU, ACCURACY_KEY, accuracy_at
 from inpaintaff.tasks.label_budget import RESULT_NAME
 from inpaintaff.utils.config import typed
 from inpaintaff.viz.scores import plot_detection_over_iou, plot_seg_vs_labels
@@ -67,7 +67,7 @@ def job_rows(results: Sequence[Mapping], missing: Sequence[Path], sweep_dir: Pat
                          "seed": r["seed"], "n_labeled": r["n_labeled"], "method": m["label"],
                          "alpha": m.get("alpha"), "min_size": m.get("min_size"),
                          f"seg_{select}": m.get(f"seg_{select}"), f"seg_{split}": m.get(f"seg_{split}"),
-                         ACCURACY_KEY: accuracy_at(m.get(f"detection_{split}"), 0.5),
+                         ACCURACY_KEY: accuracy_at(m.get(f"detection_{split}"), ACCURACY_IOU),
                          "status": "done"})
     for job in missing:
         rows.append({"job": str(job.relative_to(sweep_dir)), "status": "missing"})
