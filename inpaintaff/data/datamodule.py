@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from inpaintaff.data.augment import Augment
 from inpaintaff.data.budget import LABEL_DRAWS, budget_crop, choose_label_frames, count_instances
 from inpaintaff.data.normalize import percentile_normalize
-from inpaintaff.data.pseudo import PseudoLabels, crop_weights
+from inpaintaff.data.pseudo import IGNORE_LABEL, PseudoLabels, crop_weights
 from inpaintaff.data.sources import FrameRef
 from inpaintaff.io import ctc
 from inpaintaff.utils.errors import InputError
@@ -299,9 +299,9 @@ class CTCDataModule(pl.LightningDataModule):
             img, lab = frames.load_image(ref)[sl], lab[sl]
             pad = [(0, max(0, self.crop_size - n)) for n in img.shape]
             if any(p[1] for p in pad):
-                # Crop smaller than a training crop: pad; padded labels are -1 (ignore).
+                # Crop smaller than a training crop: pad; padded labels are ignored by the loss.
                 img = np.pad(img, pad, mode="reflect")
-                lab = np.pad(lab, pad, constant_values=-1)
+                lab = np.pad(lab, pad, constant_values=IGNORE_LABEL)
             total += count_instances(np.clip(lab, 0, None))
             images.append(img)
             labels.append(lab)
@@ -331,7 +331,7 @@ class CTCDataModule(pl.LightningDataModule):
             if not path.is_file():
                 raise InputError(path, "data.pseudo.dir holds no foreground probabilities for this raw frame: run "
                                        "task=foreground with task.split=raw (and task.out_dir=data.pseudo.dir) first")
-            prob = read_probability(path, frame_shape=self.load_raw(ref).shape).astype(np.float32)
+            prob = read_probability(path).astype(np.float32)
             if prob.shape != image.shape:
                 prob = resize(prob, image.shape, order=1)  # written at the frame's scale, trained at another
             self._check_size(ref, image.shape)
