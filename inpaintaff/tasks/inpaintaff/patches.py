@@ -288,13 +288,14 @@ class PatchDataModule(pl.LightningDataModule):
             self._skip_sources = [(name, build_foreground(name, dir=spec["dir"], pattern=spec["pattern"],
                                                           threshold=spec["threshold"])) for name in names]
         frame_shape = self.data.input_shape(ref) if hasattr(self.data, "input_shape") else None
+        # GT is read (once) for TRUEFG, and offered to a plugged-in source where the frame has it.
+        names = [name for name, _ in self._skip_sources]
+        wants_gt = "truefg" in names or (ref.gt_path is not None and any(is_target(n) for n in names))
+        labels = self.data.load_labels(ref) if wants_gt else None
+        data = FrameData(self.data.dataset, ref.seq, ref.frame, image.shape, labels, image, ref.stem, frame_shape,
+                         self.seed)
         fg = np.zeros(image.shape, dtype=bool)
-        for name, source in self._skip_sources:
-            # GT is read for TRUEFG, and offered to a plugged-in source where the frame has it.
-            wants_gt = name == "truefg" or (is_target(name) and ref.gt_path is not None)
-            labels = self.data.load_labels(ref) if wants_gt else None
-            data = FrameData(self.data.dataset, ref.seq, ref.frame, image.shape, labels, image, ref.stem, frame_shape,
-                             self.seed)
+        for _, source in self._skip_sources:
             fg |= frame_foreground(source, data)
         return fg
 
