@@ -20,6 +20,9 @@ lists for ``train.py`` (``--variant name=override,override``); the built-in ones
   a new ``student_aug_edge`` FGNET trains on the labels plus these frames' confident pixels
   (``data.pseudo``: above 0.7 foreground, below 0.3 background, half the crops).
 
+``--ensemble`` measures the kept runs' FGNETs of each variant and direction averaged (the mean of
+their probabilities), beside the seeds' own mean, into ``ensemble.md``.
+
 Per run: IoU at thresholds 0.3–0.6, with 8 flips/turns averaged at 0.5 (``tta``), at 0.5 without the
 nuclei cut by the frame's border, which the GT leaves unlabeled (``interior``), and the
 seconds of one whole-frame prediction with and without flips. With ``--seg``, also Table 1's
@@ -117,34 +120,70 @@ def pseudo_overrides(teacher_ckpt: str, measured: int, out: Path, data_root: Pat
     return [f"data.pseudo.dir={out}", raw]
 
 
-def measure(ckpt: str, frame: int, data_root: Path) -> dict:
-    """IoU of the FGNET at ``ckpt`` on the whole frame ``frame`` against TRUEFG."""
+def frame_and_truth(frame: int, data_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised whole frame and its TRUEFG."""
     from inpaintaff.data.normalize import percentile_normalize
     from inpaintaff.io import ctc
-    from inpaintaff.modules.fgnet import FGNetModule
     from inpaintaff.segment.foreground import true_foreground
-    from inpaintaff.tasks.checkpoints import load_module
-    from inpaintaff.utils.tiling import predict_at_least, with_flips
 
     dataset = "Fluo-N2DL-HeLa"
     image = percentile_normalize(ctc.read_image(ctc.raw_path(data_root, dataset, "01", frame)))
-    truth = true_foreground(ctc.read_labels(ctc.gt_seg_path(data_root, dataset, "01", frame)))
+    return image, true_foreground(ctc.read_labels(ctc.gt_seg_path(data_root, dataset, "01", frame)))
+
+
+def fgnet_probability(ckpt: str, image: np.ndarray, flips: bool = False) -> np.ndarray:
+    """The FGNET at ``ckpt``'s foreground probability of a whole frame (8 flips/turns averaged if ``flips``)."""
+    from inpaintaff.modules.fgnet import FGNetModule
+    from inpaintaff.tasks.checkpoints import load_module
+    from inpaintaff.utils.tiling import predict_at_least, with_flips
+
     module = load_module(FGNetModule, ckpt)
+    predict = with_flips(module.predict_proba) if flips else module.predict_proba
+    return predict_at_least(predict, image, 256, 32)[0]
+
+
+def ious(prob: np.ndarray, truth: np.ndarray) -> dict:
+    """IoU against TRUEFG at each of ``THRESHOLDS``, and at 0.5 without the objects cut by the border."""
+    out = {f"iou_{t}": iou(prob > t, truth) for t in THRESHOLDS}
+    out["iou_interior"] = iou(without_border_objects(prob > 0.5), without_border_objects(truth))
+    return out
+
+
+def measure(ckpt: str, frame: int, data_root: Path) -> dict:
+    """IoU of the FGNET at ``ckpt`` on the whole frame ``frame`` against TRUEFG."""
+    image, truth = frame_and_truth(frame, data_root)
     t0 = time.perf_counter()
-    prob = predict_at_least(module.predict_proba, image, 256, 32)[0]
+    prob = fgnet_probability(ckpt, image)
     seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    prob_tta = predict_at_least(with_flips(module.predict_proba), image, 256, 32)[0]
+    prob_tta = fgnet_probability(ckpt, image, flips=True)
     seconds_tta = time.perf_counter() - t0
-    out = {f"iou_{t}": iou(prob > t, truth) for t in THRESHOLDS}
     interior = without_border_objects(prob > 0.5)
-    out.update(iou_tta=iou(prob_tta > 0.5, truth),
-               iou_interior=iou(interior, without_border_objects(truth)),
-               seconds=seconds, seconds_tta=seconds_tta,
-               fg_pixels=int(truth.sum()), predicted=int((prob > 0.5).sum()),
-               missed=int((truth & ~(prob > 0.5)).sum()), false=int((~truth & (prob > 0.5)).sum()),
-               false_border=int((~truth & (prob > 0.5) & ~interior).sum()))
-    return out
+    return {**ious(prob, truth), "iou_tta": iou(prob_tta > 0.5, truth),
+            "seconds": seconds, "seconds_tta": seconds_tta,
+            "fg_pixels": int(truth.sum()), "predicted": int((prob > 0.5).sum()),
+            "missed": int((truth & ~(prob > 0.5)).sum()), "false": int((~truth & (prob > 0.5)).sum()),
+            "false_border": int((~truth & (prob > 0.5) & ~interior).sum())}
+
+
+def ensembles(results: list[dict], data_root: Path) -> str:
+    """Per variant and direction with 2 or more seeds kept: the IoUs of the seeds' FGNETs averaged
+    (their probabilities' mean), beside the seeds' mean IoU."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["variant"], r["direction"]), []).append(r)
+    heads = [f"IoU {t}" for t in THRESHOLDS] + ["interior"]
+    cols = " | ".join(f"{h}: seeds / mean of FGNETs" for h in heads)
+    lines = [f"| variant | train → measure | FGNETs | {cols} |", "|---" * (3 + len(heads)) + "|"]
+    for (variant, direction), rs in groups.items():
+        if len(rs) < 2:
+            continue
+        image, truth = frame_and_truth(int(direction.split("→")[1]), data_root)
+        mean = ious(np.mean([fgnet_probability(r["checkpoint"], image) for r in rs], axis=0), truth)
+        cells = [f"{np.mean([r[k] for r in rs]):.3f} / {mean[k]:.3f}"
+                 for k in [*(f"iou_{t}" for t in THRESHOLDS), "iou_interior"]]
+        lines.append(f"| {variant} | {direction} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 SEG_THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5]  # FGNET's threshold, chosen with α on the validation frames
@@ -190,13 +229,16 @@ def table(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS),
+                        help="built-in variants (none: --variant only)")
     parser.add_argument("--variant", action="append", default=[], help="name=override,override (adds a variant)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_foreground_iou")
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--seg", action="store_true", help="also Table 1's FGNET rows (SEG on the test frames)")
     parser.add_argument("--report", action="store_true", help="only print the table of the results kept in --out")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="only the IoUs of each variant's kept seeds' FGNETs averaged, beside the seeds' mean")
     parser.add_argument("--remeasure", action="store_true",
                         help="measure the IoUs of kept runs again from their checkpoints (columns added later)")
     args = parser.parse_args()
@@ -207,6 +249,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
+    if args.ensemble:
+        md = ensembles([r for r in results if r["variant"] in variants and r["seed"] in args.seeds], args.data)
+        (args.out / "ensemble.md").write_text(md)
+        print(md)
+        return
     if args.report:
         print(table([r for r in results if r["variant"] in variants and r["seed"] in args.seeds]))
         return
