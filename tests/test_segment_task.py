@@ -250,6 +250,26 @@ def test_task_settings_are_typed(compose):
         segment_settings(compose("predict", ["task=segment", "task.mws.min_size=many"]).task)
 
 
+def test_settings_check_their_own_values(compose):
+    """Bad values fail where settings are made: from the config, and from dataclasses.replace (as
+    α files fill in the fragment size), in the segmentation tasks and in Table 1."""
+    from dataclasses import replace
+
+    from inpaintaff.segment.settings import segment_settings
+    from inpaintaff.tasks.table1 import table_settings
+
+    task = segment_settings(compose("predict", ["task=segment_select"]).task)
+    with pytest.raises(ValueError, match=r"task\.mws\.min_size must be >= 0"):
+        replace(task, mws=replace(task.mws, min_size=-1))
+    with pytest.raises(ValueError, match=r"task\.alpha must be a number or 'auto', got 'lots'"):
+        segment_settings(compose("predict", ["task=segment", "task.alpha=lots"]).task)
+    with pytest.raises(ValueError, match=r"task\.min_sizes must be >= 0"):
+        segment_settings(compose("predict", ["task=segment_select", "task.min_sizes=[50,-1]"]).task)
+    with pytest.raises(ValueError, match=r"task\.min_sizes must be >= 0"):
+        table_settings(compose("predict", ["task=table1", "task.min_sizes=[-5]"]))
+    assert replace(task, mws=replace(task.mws, min_size=30)).mws.min_size == 30
+
+
 def test_intensity_foreground():
     from inpaintaff.segment.sources import FrameData, build_foreground, frame_foreground
 

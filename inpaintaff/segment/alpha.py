@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from inpaintaff.io.files import write_json
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.pipeline import crop_window
-from inpaintaff.segment.settings import SegmentSettings, check_alpha
+from inpaintaff.segment.settings import SegmentSettings
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.plugins import is_target, target_name
 
@@ -153,8 +153,7 @@ def resolve_alpha(task: SegmentSettings) -> tuple[float, int | None, float | Non
     the affinities (or in ``task.alpha_file``) for this foreground, as ``task=segment_select``/
     ``task=table1`` chose them."""
     if str(task.alpha) != "auto":
-        check_alpha(task.alpha)
-        return float(task.alpha), None, None
+        return float(task.alpha), None, None  # a number: SegmentSettings checked it
     where = task.alpha_file or task.affinities.dir
     if not where:
         raise ValueError("task.alpha=auto needs task.affinities.dir (or task.alpha_file) holding alpha_selection.json")

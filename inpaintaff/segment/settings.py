@@ -1,6 +1,7 @@
 """Typed settings of the segmentation tasks (``task=segment``, ``task=segment_select``; ``task=table1``
 composes them per row). Their defaults live in ``conf/task/segment.yaml`` and
-``conf/task/segment_select.yaml``; ``segment_settings`` checks a task config against these."""
+``conf/task/segment_select.yaml``; ``segment_settings`` checks a task config against these, and the
+settings check their own values whenever one is made (``__post_init__``)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ class SegmentSettings:
     overlays: bool = MISSING
     label: str | None = MISSING
 
+    def __post_init__(self) -> None:  # also after dataclasses.replace
+        check_min_sizes([self.mws.min_size], "task.mws.min_size")
+        check_alpha(self.alpha)
+
 
 @dataclass
 class SegmentSelectSettings(SegmentSettings):
@@ -80,6 +85,10 @@ class SegmentSelectSettings(SegmentSettings):
     select_split: str = MISSING
     alphas: list[float] = MISSING
     min_sizes: list[int] | None = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_min_sizes(self.min_sizes, "task.min_sizes")
 
 
 def check_min_sizes(sizes: list[int] | None, key: str) -> None:
@@ -101,14 +110,9 @@ def check_alpha(alpha: Any, key: str = "task.alpha") -> None:
 
 def segment_settings(task: Mapping[str, Any]) -> SegmentSettings:
     """``cfg.task`` of a segmentation task (converted once, at the task's entry), typed (``segment_select``
-    keys included when present) and checked: fragment sizes >= 0, α a number or ``auto``."""
-    cls = SegmentSelectSettings if "select_split" in task else SegmentSettings
-    t = typed(task, cls)
-    check_min_sizes([t.mws.min_size], "task.mws.min_size")
-    if isinstance(t, SegmentSelectSettings):
-        check_min_sizes(t.min_sizes, "task.min_sizes")
-    check_alpha(t.alpha)
-    return t
+    keys included when present) and checked by the settings themselves: fragment sizes >= 0, α a
+    number or ``auto``."""
+    return typed(task, SegmentSelectSettings if "select_split" in task else SegmentSettings)
 
 
 _AFF_NAMES = {"inpaintaff": "INPAINTAFF", "affnet": "AFFNET", "distill": "DISTILL"}

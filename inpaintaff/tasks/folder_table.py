@@ -69,6 +69,17 @@ class Row:
     alphas: list[float] | None = None
     min_sizes: list[int] | None = None
 
+    def __post_init__(self) -> None:
+        """The method, affinities and foreground fit together; else an error naming the row."""
+        where = f"task.rows ({self.label!r})"
+        if self.method not in METHODS:
+            raise ValueError(f"{where}: method must be one of {METHODS}, got {self.method!r}")
+        if self.method == "cc" and (self.affinities or self.foreground != "truefg"):
+            raise ValueError(f"{where}: a cc row takes the true foreground (foreground: truefg) and no affinities")
+        if self.method == "mws" and not self.affinities:
+            raise ValueError(f"{where}: an mws row needs affinities: <a DISTILL student or AFFNET checkpoint>")
+        check_min_sizes(self.min_sizes, f"{where} min_sizes")
+
 
 @dataclass
 class SegmenterSpec:
@@ -105,33 +116,20 @@ class FolderTableSettings:
     segmenter: SegmenterSpec = field(default_factory=SegmenterSpec)
     figure: FigureSpec = field(default_factory=FigureSpec)
 
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise ValueError("task.rows is empty: nothing to put in the table")
+        if not self.alphas:
+            raise ValueError("task.alphas is empty: nothing to choose α from")
+        check_min_sizes(self.min_sizes, "task.min_sizes")
+
 
 # --- settings ---------------------------------------------------------------------------------
 
 
-def check_row(row: Row) -> None:
-    """A row's method, affinities and foreground fit together; else an error naming the row."""
-    where = f"task.rows ({row.label!r})"
-    if row.method not in METHODS:
-        raise ValueError(f"{where}: method must be one of {METHODS}, got {row.method!r}")
-    if row.method == "cc" and (row.affinities or row.foreground != "truefg"):
-        raise ValueError(f"{where}: a cc row takes the true foreground (foreground: truefg) and no affinities")
-    if row.method == "mws" and not row.affinities:
-        raise ValueError(f"{where}: an mws row needs affinities: <a DISTILL student or AFFNET checkpoint>")
-    check_min_sizes(row.min_sizes, f"{where} min_sizes")
-
-
 def settings(cfg: DictConfig) -> FolderTableSettings:
-    """``cfg.task`` typed and checked."""
-    t = typed(cfg.task, FolderTableSettings)
-    if not t.rows:
-        raise ValueError("task.rows is empty: nothing to put in the table")
-    if not t.alphas:
-        raise ValueError("task.alphas is empty: nothing to choose α from")
-    check_min_sizes(t.min_sizes, "task.min_sizes")
-    for row in t.rows:
-        check_row(row)
-    return t
+    """``cfg.task`` typed and checked (by the settings themselves)."""
+    return typed(cfg.task, FolderTableSettings)
 
 
 def row_grid(t: FolderTableSettings, row: Row) -> tuple[list[float], list[int]]:

@@ -81,6 +81,9 @@ class Row:
     min_sizes: list[int] | None = None  # this row's fragment sizes (null: task.min_sizes)
     store_alpha: bool = True  # false: the chosen α is not stored beside the affinities (a variant)
 
+    def __post_init__(self) -> None:
+        check_min_sizes(self.min_sizes, f"task.rows ({self.label!r}) min_sizes")
+
 
 @dataclass
 class Inpainter:
@@ -109,6 +112,11 @@ class Table1Settings:
     metrics: dict[str, Any] = MISSING
     overlays: bool = MISSING
     figure: dict[str, Any] | None = MISSING
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise ValueError("task.rows is empty: nothing to put in the table")
+        check_min_sizes(self.min_sizes, "task.min_sizes")
 
 
 def rows_need(rows: Sequence[Row], key: str, value: str) -> bool:
@@ -335,14 +343,8 @@ def _fmt(x: float | None) -> str:
 
 
 def table_settings(cfg: DictConfig, cls: type = Table1Settings) -> Any:
-    """``cfg.task`` typed (``cls``: Table1Settings or a task built on it)."""
-    t = typed(cfg.task, cls)
-    if not t.rows:
-        raise ValueError("task.rows is empty: nothing to put in the table")
-    check_min_sizes(t.min_sizes, "task.min_sizes")
-    for row in t.rows:
-        check_min_sizes(row.min_sizes, f"task.rows ({row.label!r}) min_sizes")
-    return t
+    """``cfg.task`` typed (``cls``: Table1Settings or a task built on it) and checked by itself."""
+    return typed(cfg.task, cls)
 
 
 def run(cfg: DictConfig, t: Table1Settings | None = None, dm: Any = None) -> dict:
