@@ -28,7 +28,7 @@ Then, from the same affinities and FGNET probabilities:
   ceiling) is replaced by the pixels within ``OUTLINE_REACH`` px of it that are brighter than its
   local background by ``frac`` of its median's height over it; ``frac`` chosen on the validation
   frames. The same redrawing applied to the GT nucleus itself says how far the GT's outlines
-  follow the image's brightness at all;
+  follow the image's brightness at all (``outline_t077.png``: the nuclei the redraw changes most);
 - a picture of the nuclei FGNET's row leaves unmatched on the fully labeled frame FGNET did not
   train on (``unmatched_t<frame>.png``).
 
@@ -145,6 +145,50 @@ def outline_ceilings(image: np.ndarray, gt: np.ndarray, prob: np.ndarray, thresh
                 j = (own & drawn).sum() / (own | drawn).sum()
                 out.setdefault((name, frac), []).append(float(j) if j > 0.5 else 0.0)
     return out
+
+
+def outline_picture(path: Path, image: np.ndarray, gt: np.ndarray, prob: np.ndarray, threshold: float,
+                    frac: float, n: int = 8) -> None:
+    """The ``n`` GT nuclei whose FGNET piece the brightness redraw changes most: GT (green), FGNET above
+    ``threshold`` (cyan), the redrawn piece (magenta), the GT redrawn (yellow, dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    smooth = ndi.gaussian_filter(image, 1.0)
+    cases = []
+    for i, box in enumerate(ndi.find_objects(gt), start=1):
+        if box is None:
+            continue
+        win = tuple(slice(max(0, b.start - 12), b.stop + 12) for b in box)
+        g, p, img = gt[win], prob[win], smooth[win]
+        own, others = g == i, ndi.binary_dilation((g > 0) & ~(g == i))
+        near = ndi.binary_dilation(own, iterations=SHAPE_REACH) & ~others
+        piece = (p > threshold) & near
+        if not piece.any():
+            continue
+        drawn = brightness_outline(img, piece, ~others, p < 0.05, frac) & near
+        gt_drawn = brightness_outline(img, own, ~others, p < 0.05, frac) & near
+        cases.append(((piece ^ drawn).sum(), i, win, piece, drawn, gt_drawn))
+    cases = sorted(cases, key=lambda c: -c[0])[:n]
+    if not cases:
+        return
+    fig, axs = plt.subplots(1, len(cases), figsize=(2.4 * len(cases), 2.9), squeeze=False)
+    for ax, (_, i, win, piece, drawn, gt_drawn) in zip(axs[0], cases):
+        crop = image[win]
+        ax.imshow(crop, cmap="gray", vmax=np.percentile(crop, 99.5))
+        ax.contour(gt[win] == i, [0.5], colors="lime")
+        ax.contour(piece, [0.5], colors="cyan")
+        ax.contour(drawn, [0.5], colors="magenta")
+        ax.contour(gt_drawn, [0.5], colors="yellow", linestyles="dashed")
+        ax.set_title(f"#{i}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"GT (green), FGNET > {threshold:g} (cyan), FGNET's piece redrawn at the nucleus's brightness "
+                 f"(magenta, frac {frac:g}), the GT redrawn (yellow)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def grow_sweep(frames: dict[int, tuple]) -> dict[tuple, tuple[float, int]]:
@@ -337,6 +381,11 @@ def main() -> None:
         summary["sets"].setdefault(name, {}).update(shape_ceiling=float(ceiling), outline_fgnet=drawn["fgnet"],
                                                     outline_gt=drawn["gt"])
         lines.append(f"| {name} | {ceiling:.3f} | {drawn['fgnet']:.3f} | {drawn['gt']:.3f} |")
+
+    test_frame = SETS["test"][-1]
+    outline_picture(args.out / f"outline_t{test_frame:03d}.png",
+                    percentile_normalize(ctc.read_image(ctc.raw_path(args.data, DATASET, "01", test_frame))),
+                    frames[test_frame][2], frames[test_frame][1], threshold, frac)
 
     res = grow_sweep(frames)
     summary["plain"], summary["grown"] = choose(res, grown=False), choose(res, grown=True)
