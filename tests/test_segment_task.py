@@ -128,6 +128,8 @@ def test_bad_affinity_folders_are_clear_errors(compose, tmp_path, synthetic_root
     base = ["task=segment", "task.split=val", "task.overlays=false", "task.affinities.source=dir"]
     with pytest.raises(InputError, match="aff000.tif: affinity file not found"):
         run_task(compose("predict", [*base, f"task.affinities.dir={tmp_path / 'nothing'}"]))
+    with pytest.raises(InputError, match="does not fit"):  # the crop is checked before any file is read
+        run_task(compose("predict", [*base, f"task.affinities.dir={tmp_path / 'nothing'}", "task.crop=[900,0,10,10]"]))
     bad = tmp_path / "bad"
     _write_affinity_dir(bad, synthetic_root, [0, 1], crop=100)
     with pytest.raises(InputError, match=r"aff000.tif: affinities of image shape \(100, 256\)"):

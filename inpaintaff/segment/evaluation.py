@@ -21,8 +21,9 @@ from inpaintaff.io.files import write_json
 from inpaintaff.io.results import RESULT_NAME, write_csv
 from inpaintaff.metrics.ctc import pool_seg
 from inpaintaff.metrics.detection import ACCURACY_IOU, ACCURACY_KEY, accuracy_at, pool_detection
-from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment, task_sources
+from inpaintaff.segment.pipeline import FrameInput, FrameScore, load_frame_input, score, segment
 from inpaintaff.segment.settings import SegmentSettings, method_label
+from inpaintaff.segment.sources import task_sources
 from inpaintaff.utils.errors import InputError
 from inpaintaff.viz.tensorboard import log_to_tensorboard
 

@@ -18,15 +18,7 @@ from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
 from inpaintaff.segment.scale import labels_onto_foreground, labels_to_shape, rescale_image
 from inpaintaff.segment.settings import MwsSpec, SegmentSettings
-from inpaintaff.segment.sources import (
-    AffinitySource,
-    ForegroundSource,
-    FrameData,
-    build_affinities,
-    build_foreground,
-    frame_affinities,
-    frame_foreground,
-)
+from inpaintaff.segment.sources import FrameData, TaskSources, frame_affinities, frame_foreground, task_sources
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.labels import relabel_consecutive
 
@@ -122,22 +114,6 @@ def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) ->
     return seen
 
 
-@dataclass(frozen=True)
-class TaskSources:
-    """A segmentation task's foreground and affinity sources, built once for all its frames
-    (``affinities`` None for ``method: cc``)."""
-
-    foreground: ForegroundSource
-    affinities: AffinitySource | None
-
-
-def task_sources(task: SegmentSettings) -> TaskSources:
-    """The sources ``task.foreground`` and ``task.affinities`` say (built-in names or ``_target_`` classes)."""
-    f = task.foreground
-    fg = build_foreground(f.source, dir=f.dir, pattern=f.pattern, threshold=f.threshold)
-    return TaskSources(fg, build_affinities(task.affinities) if task.method == "mws" else None)
-
-
 def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int,
                      sources: TaskSources | None = None) -> FrameInput:
     """Read a frame of the data module with its GT (if any), foreground and affinities (from
@@ -148,6 +124,7 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int,
     and the GT are cleared, so that only the covered part is segmented and scored.
     """
     image = dm.load_image(ref)
+    win = crop_window(task.crop, image.shape, ref.raw_path)  # a bad crop fails before the sources read
     labels = dm.load_labels(ref) if ref.gt_path is not None else None
     if labels is not None and labels.size and int(labels.max()) > MAX_LABEL:
         raise InputError(ref.gt_path, f"GT of frame {ref.seq}/t{ref.frame:03d} holds ids up to {int(labels.max())}, "
@@ -168,7 +145,6 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int,
     fg = frame_foreground(sources.foreground, model_where)
     input_fg = None if factor == 1.0 else frame_foreground(sources.foreground, where)
     frame_shape = image.shape
-    win = crop_window(task.crop, frame_shape, ref.raw_path)
     if win is not None:
         # The window in the input's pixels, and the same window at the model's scale.
         model_win = win if factor == 1.0 else scaled_window(win, factor, model_image.shape)

@@ -5,7 +5,7 @@ Affinities (:class:`AffinitySource`): ``labels`` (from the GT labelling, plus se
 the correctness check) or ``dir`` (per-frame affinity TIFFs written by ``task=inpaintaff`` or AFFNET).
 Foreground (:class:`ForegroundSource`): ``truefg`` (from GT, docs/method.md §6), ``dir``/``file``
 (probability TIFFs, e.g. from ``task=foreground``, thresholded), ``intensity`` (the normalised image
-thresholded) or ``all``. A source is built once per run and called once per frame with its
+thresholded) or ``all``. A source is built once per run (``task_sources``) and called once per frame with its
 :class:`FrameData`.
 """
 
@@ -24,7 +24,7 @@ from inpaintaff.io.affinities import AFF_PATTERN, Affinities, aff_path, read_aff
 from inpaintaff.io.foreground import FG_PATTERN, foreground_from_probability, foreground_path
 from inpaintaff.offsets import OFFSETS, affinities_from_labels
 from inpaintaff.segment.foreground import true_foreground
-from inpaintaff.segment.settings import AffinitySpec
+from inpaintaff.segment.settings import AffinitySpec, SegmentSettings
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.plugins import instantiate_target, is_target
 
@@ -247,3 +247,19 @@ def frame_affinities(source: AffinitySource, frame: FrameData) -> Affinities:
         raise ValueError(f"the affinity source {type(source).__name__} returned image shape {aff.aff.shape[1:]} for "
                          f"frame {frame.seq}/{frame.frame}, expected {tuple(frame.shape)}")
     return aff
+
+
+@dataclass(frozen=True)
+class TaskSources:
+    """A segmentation task's foreground and affinity sources, built once for all its frames
+    (``affinities`` None for ``method: cc``)."""
+
+    foreground: ForegroundSource
+    affinities: AffinitySource | None
+
+
+def task_sources(task: SegmentSettings) -> TaskSources:
+    """The sources ``task.foreground`` and ``task.affinities`` say (built-in names or ``_target_`` classes)."""
+    f = task.foreground
+    fg = build_foreground(f.source, dir=f.dir, pattern=f.pattern, threshold=f.threshold)
+    return TaskSources(fg, build_affinities(task.affinities) if task.method == "mws" else None)
