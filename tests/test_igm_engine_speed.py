@@ -145,6 +145,9 @@ def test_patch_counts_and_skip_spec() -> None:
     counts = patch_counts(mask, [(0, 0), (5, 7), (0, 6), (4, 2)], 5)
     assert counts.tolist() == [1, 1, 0, 0]
     assert foreground_skip_spec("gt")["source"] == "truefg"
+    assert foreground_skip_spec({"source": "file", "dir": "d"}) == foreground_skip_spec({"source": "dir", "dir": "d"})
+    with pytest.raises(ValueError, match="source"):
+        foreground_skip_spec("all")  # would skip nothing
     assert foreground_skip_spec(None) == foreground_skip_spec({"source": None})
     with pytest.raises(ValueError, match="dir"):
         foreground_skip_spec({"source": "dir"})

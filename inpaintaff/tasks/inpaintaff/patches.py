@@ -23,18 +23,26 @@ from inpaintaff.data.sources import FrameRef
 from inpaintaff.igm.split import mix_seed
 from inpaintaff.io.foreground import FG_PATTERN
 from inpaintaff.segment.pipeline import check_crop
-from inpaintaff.segment.sources import ForegroundSource, FrameData, build_foreground, frame_foreground
+from inpaintaff.segment.sources import (
+    FOREGROUND_SOURCES,
+    ForegroundSource,
+    FrameData,
+    build_foreground,
+    frame_foreground,
+)
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.plugins import is_target
 
-SKIP_SOURCES = (None, "truefg", "dir", "intensity")
+# Every built-in foreground but ``all`` (which would skip nothing); null: split every patch.
+SKIP_SOURCES = (None, *(s for s in FOREGROUND_SOURCES if s != "all"))
+_ALIASES = {"gt": "truefg", "file": "dir"}
 
 
 def foreground_skip_spec(spec: str | Mapping | None) -> dict:
     """``task.foreground`` as a complete mapping: which pixels count as foreground for skipping.
 
-    ``source``: null (every patch is split), ``truefg`` (GT; ``gt`` is accepted too), ``dir``
-    (probability TIFFs such as ``task=foreground`` writes, thresholded at ``threshold``),
+    ``source``: null (every patch is split), ``truefg`` (GT; ``gt`` is accepted too), ``dir`` or
+    ``file`` (probability TIFFs such as ``task=foreground`` writes, thresholded at ``threshold``),
     ``intensity`` (the normalised image above ``threshold``), a ``{_target_: your.Class, ...}``
     foreground source (``inpaintaff.segment.sources.ForegroundSource``), or a list of these, whose
     union counts (``[truefg, dir]``: affinities good for both a GT and an FGNET foreground). A patch
@@ -45,7 +53,7 @@ def foreground_skip_spec(spec: str | Mapping | None) -> dict:
     out = {"source": spec.get("source"), "dir": spec.get("dir"), "pattern": spec.get("pattern") or FG_PATTERN,
            "threshold": float(spec.get("threshold", 0.5)), "min_pixels": int(spec.get("min_pixels", 1))}
     sources = out["source"] if isinstance(out["source"], (list, tuple)) else [out["source"]]
-    sources = ["truefg" if s == "gt" else (dict(s) if is_target(s) else s) for s in sources]
+    sources = [dict(s) if is_target(s) else _ALIASES.get(s, s) for s in sources]
     for s in sources:
         if (s not in SKIP_SOURCES and not is_target(s)) or (s is None and len(sources) > 1):
             raise ValueError(f"task.foreground.source must be one of {SKIP_SOURCES} (or gt), a mapping with "
@@ -168,7 +176,7 @@ class PatchDataModule(pl.LightningDataModule):
         window: optional side (px): a frame larger than window x window is cut to its centred
             window of that size (each frame its own; with ``crop`` unset), to bound a frame's cost.
         foreground: which patches to skip (see ``foreground_skip_spec``): None, a source name
-            ("truefg"/"gt", "dir", "intensity") or a mapping {source, dir, pattern, threshold, min_pixels}.
+            ("truefg"/"gt", "dir"/"file", "intensity") or a mapping {source, dir, pattern, threshold, min_pixels}.
         repeats: hierarchies per patch, each from its own seed, all averaged into the affinities.
         patch_foreground: serve each patch's foreground (of ``foreground``) with it, for the engine's
             region rules (``engine.region_min_fg``, ``engine.one_object_px``).
