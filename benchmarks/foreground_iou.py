@@ -15,6 +15,7 @@ lists for ``train.py`` (``--variant name=override,override``); the built-in ones
 - ``student_aug_edge_decoder`` / ``_head``: ``student_aug_edge`` with the student's encoder (or every
   layer but the output) kept as it is (``model.train_layers``): the head variant shares all its
   features with the student, one net for both outputs.
+- ``student_aug_edge_long``: ``student_aug_edge`` trained three times longer (4,500 steps).
 - ``student_aug_edge_pseudo``: self-training: the ``student_aug_edge`` FGNET of the same frame and seed
   predicts the unlabeled frames (sequence 01 without the validation, test and measured frames), and
   a new ``student_aug_edge`` FGNET trains on the labels plus these frames' confident pixels
@@ -68,6 +69,8 @@ VARIANTS = {
                                  "model.train_layers=decoder"],
     "student_aug_edge_head": [*PLAIN, f"model.init_from={STUDENT}", *AUG, "model.boundary_weight=4",
                               "model.train_layers=head"],
+    "student_aug_edge_long": [*PLAIN, f"model.init_from={STUDENT}", *AUG, "model.boundary_weight=4",
+                              "trainer.max_steps=4500"],
 }
 # Self-training variants: name -> the variant whose FGNET (same frame, seed) pseudo-labels the raw frames.
 PSEUDO = {"student_aug_edge_pseudo": "student_aug_edge"}
@@ -175,6 +178,8 @@ def ensembles(results: list[dict], data_root: Path) -> str:
     heads = [f"IoU {t}" for t in THRESHOLDS] + ["interior"]
     cols = " | ".join(f"{h}: seeds / mean of FGNETs" for h in heads)
     lines = [f"| variant | train → measure | FGNETs | {cols} |", "|---" * (3 + len(heads)) + "|"]
+    if not any(len(rs) > 1 for rs in groups.values()):
+        raise SystemExit("--ensemble: no variant has two or more seeds kept in --out; run the variants first")
     for (variant, direction), rs in groups.items():
         if len(rs) < 2:
             continue
