@@ -154,7 +154,7 @@ def test_patch_counts_and_skip_spec() -> None:
     with pytest.raises(ValueError, match="source"):
         foreground_skip_spec("otsu")
     assert foreground_skip_spec({"source": ["gt", "intensity"]})["source"] == ["truefg", "intensity"]
-    for bad in (["truefg", None], ["truefg", "otsu"], []):
+    for bad in (["truefg", None], ["truefg", "otsu"], [], [{"threshold": 0.5}]):
         with pytest.raises(ValueError, match="source"):
             foreground_skip_spec({"source": bad})
     with pytest.raises(ValueError, match="dir"):

@@ -53,7 +53,7 @@ def foreground_skip_spec(spec: str | Mapping | None) -> dict:
     out = {"source": spec.get("source"), "dir": spec.get("dir"), "pattern": spec.get("pattern") or FG_PATTERN,
            "threshold": float(spec.get("threshold", 0.5)), "min_pixels": int(spec.get("min_pixels", 1))}
     sources = out["source"] if isinstance(out["source"], (list, tuple)) else [out["source"]]
-    sources = [dict(s) if is_target(s) else _ALIASES.get(s, s) for s in sources]
+    sources = [dict(s) if is_target(s) else _ALIASES.get(s, s) if isinstance(s, str) else s for s in sources]
     for s in sources:
         if (s not in SKIP_SOURCES and not is_target(s)) or (s is None and len(sources) > 1):
             raise ValueError(f"task.foreground.source must be one of {SKIP_SOURCES} (or gt), a mapping with "
