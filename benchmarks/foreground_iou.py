@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,13 +135,18 @@ def frame_and_truth(frame: int, data_root: Path) -> tuple[np.ndarray, np.ndarray
     return image, true_foreground(ctc.read_labels(ctc.gt_seg_path(data_root, dataset, "01", frame)))
 
 
-def fgnet_probability(ckpt: str, image: np.ndarray, flips: bool = False) -> np.ndarray:
-    """The FGNET at ``ckpt``'s foreground probability of a whole frame (8 flips/turns averaged if ``flips``)."""
+def load_fgnet(ckpt: str) -> Any:
+    """The FGNET module of the checkpoint ``ckpt``."""
     from inpaintaff.modules.fgnet import FGNetModule
     from inpaintaff.tasks.checkpoints import load_module
+
+    return load_module(FGNetModule, ckpt)
+
+
+def fgnet_probability(module: Any, image: np.ndarray, flips: bool = False) -> np.ndarray:
+    """An FGNET's foreground probability of a whole frame (8 flips/turns averaged if ``flips``)."""
     from inpaintaff.utils.tiling import predict_at_least, with_flips
 
-    module = load_module(FGNetModule, ckpt)
     predict = with_flips(module.predict_proba) if flips else module.predict_proba
     return predict_at_least(predict, image, 256, 32)[0]
 
@@ -155,11 +161,12 @@ def ious(prob: np.ndarray, truth: np.ndarray) -> dict:
 def measure(ckpt: str, frame: int, data_root: Path) -> dict:
     """IoU of the FGNET at ``ckpt`` on the whole frame ``frame`` against TRUEFG."""
     image, truth = frame_and_truth(frame, data_root)
+    module = load_fgnet(ckpt)
     t0 = time.perf_counter()
-    prob = fgnet_probability(ckpt, image)
+    prob = fgnet_probability(module, image)
     seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    prob_tta = fgnet_probability(ckpt, image, flips=True)
+    prob_tta = fgnet_probability(module, image, flips=True)
     seconds_tta = time.perf_counter() - t0
     interior = without_border_objects(prob > 0.5)
     return {**ious(prob, truth), "iou_tta": iou(prob_tta > 0.5, truth),
@@ -184,7 +191,7 @@ def ensembles(results: list[dict], data_root: Path) -> str:
         if len(rs) < 2:
             continue
         image, truth = frame_and_truth(int(direction.split("→")[1]), data_root)
-        mean = ious(np.mean([fgnet_probability(r["checkpoint"], image) for r in rs], axis=0), truth)
+        mean = ious(np.mean([fgnet_probability(load_fgnet(r["checkpoint"]), image) for r in rs], axis=0), truth)
         cells = [f"{np.mean([r[k] for r in rs]):.3f} / {mean[k]:.3f}"
                  for k in [*(f"iou_{t}" for t in THRESHOLDS), "iou_interior"]]
         lines.append(f"| {variant} | {direction} | {len(rs)} | " + " | ".join(cells) + " |")
