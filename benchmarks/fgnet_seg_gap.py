@@ -47,6 +47,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import tifffile
 from scipy import ndimage as ndi
@@ -63,6 +64,7 @@ from inpaintaff.segment.mws import mutex_watershed  # noqa: E402
 from inpaintaff.segment.postprocess import merge_small_segments  # noqa: E402
 from inpaintaff.segment.scale import labels_onto_foreground  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
+from inpaintaff.viz.figures import save_figure  # noqa: E402
 
 SHARED = shared_data_dir()
 DATASET = "Fluo-N2DL-HeLa"
@@ -124,10 +126,11 @@ def brightness_outline(image: np.ndarray, own: np.ndarray, allowed: np.ndarray, 
     return ndi.binary_fill_holes(np.isin(pieces, touching[touching > 0]))
 
 
-def outline_ceilings(image: np.ndarray, gt: np.ndarray, prob: np.ndarray, threshold: float) -> dict:
-    """Per ``frac``: the shape ceiling's Jaccards (SEG's, per GT nucleus) of FGNET's piece redrawn at the
-    nucleus's brightness, and of the GT nucleus itself redrawn so (in a window around each nucleus)."""
-    out: dict = {}
+def nucleus_windows(image: np.ndarray, gt: np.ndarray, prob: np.ndarray, threshold: float):
+    """Per GT nucleus, in a window around it: its id, the window, and the redraw's inputs: a function
+    ``redraw(start, frac)`` (``start`` redrawn at the nucleus's brightness, within reach of the
+    nucleus and away from other labeled nuclei), the nucleus and FGNET's piece of it (as in the
+    shape ceiling)."""
     smooth = ndi.gaussian_filter(image, 1.0)
     pad = SHAPE_REACH + OUTLINE_REACH + 8
     for i, box in enumerate(ndi.find_objects(gt), start=1):
@@ -138,10 +141,21 @@ def outline_ceilings(image: np.ndarray, gt: np.ndarray, prob: np.ndarray, thresh
         own = g == i
         others = ndi.binary_dilation((g > 0) & ~own)
         near = ndi.binary_dilation(own, iterations=SHAPE_REACH) & ~others
-        piece = (p > threshold) & near
+
+        def redraw(start, frac, img=img, others=others, p=p, near=near):
+            return brightness_outline(img, start, ~others, p < 0.05, frac) & near if start.any() else start
+
+        yield i, win, redraw, own, (p > threshold) & near
+
+
+def outline_ceilings(image: np.ndarray, gt: np.ndarray, prob: np.ndarray, threshold: float) -> dict:
+    """Per ``frac``: the shape ceiling's Jaccards (SEG's, per GT nucleus) of FGNET's piece redrawn at the
+    nucleus's brightness, and of the GT nucleus itself redrawn so (in a window around each nucleus)."""
+    out: dict = {}
+    for _, _, redraw, own, piece in nucleus_windows(image, gt, prob, threshold):
         for frac in OUTLINE_FRACS:
             for name, start in (("fgnet", piece), ("gt", own)):
-                drawn = brightness_outline(img, start, ~others, p < 0.05, frac) & near if start.any() else start
+                drawn = redraw(start, frac)
                 j = (own & drawn).sum() / (own | drawn).sum()
                 out.setdefault((name, frac), []).append(float(j) if j > 0.5 else 0.0)
     return out
@@ -151,26 +165,11 @@ def outline_picture(path: Path, image: np.ndarray, gt: np.ndarray, prob: np.ndar
                     frac: float, n: int = 8) -> None:
     """The ``n`` GT nuclei whose FGNET piece the brightness redraw changes most: GT (green), FGNET above
     ``threshold`` (cyan), the redrawn piece (magenta), the GT redrawn (yellow, dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    smooth = ndi.gaussian_filter(image, 1.0)
     cases = []
-    for i, box in enumerate(ndi.find_objects(gt), start=1):
-        if box is None:
-            continue
-        win = tuple(slice(max(0, b.start - 12), b.stop + 12) for b in box)
-        g, p, img = gt[win], prob[win], smooth[win]
-        own, others = g == i, ndi.binary_dilation((g > 0) & ~(g == i))
-        near = ndi.binary_dilation(own, iterations=SHAPE_REACH) & ~others
-        piece = (p > threshold) & near
-        if not piece.any():
-            continue
-        drawn = brightness_outline(img, piece, ~others, p < 0.05, frac) & near
-        gt_drawn = brightness_outline(img, own, ~others, p < 0.05, frac) & near
-        cases.append(((piece ^ drawn).sum(), i, win, piece, drawn, gt_drawn))
+    for i, win, redraw, own, piece in nucleus_windows(image, gt, prob, threshold):
+        if piece.any():
+            drawn = redraw(piece, frac)
+            cases.append(((piece ^ drawn).sum(), i, win, piece, drawn, redraw(own, frac)))
     cases = sorted(cases, key=lambda c: -c[0])[:n]
     if not cases:
         return
@@ -187,8 +186,7 @@ def outline_picture(path: Path, image: np.ndarray, gt: np.ndarray, prob: np.ndar
     fig.suptitle(f"GT (green), FGNET > {threshold:g} (cyan), FGNET's piece redrawn at the nucleus's brightness "
                  f"(magenta, frac {frac:g}), the GT redrawn (yellow)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def grow_sweep(frames: dict[int, tuple]) -> dict[tuple, tuple[float, int]]:
@@ -256,11 +254,6 @@ def alpha_curves(plain: dict, kept: dict, summary: dict) -> dict:
 
 
 def curve_figure(path: Path, curves: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axs = plt.subplots(1, len(SETS), figsize=(4 * len(SETS), 3.4), squeeze=False)
     for ax, name in zip(axs[0], SETS):
         for proto, style in (("plain", "o-"), ("kept", "s--")):
@@ -270,29 +263,20 @@ def curve_figure(path: Path, curves: dict) -> None:
         ax.set_ylabel("SEG")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def choose(res: dict, grown: bool, on: str = "val") -> dict:
     """The setting of the best pooled SEG on the frames ``on`` (val: the protocol; test: a ceiling
     no protocol can claim), and its SEG on every set."""
-    def score(frames, key):
-        return sum(res[(f, *key)][0] for f in frames) / sum(res[(f, *key)][1] for f in frames)
-
     keys = sorted({k[1:] for k in res if grown or k[4] is None}, key=str)
-    best = max(keys, key=lambda k: (round(score(SETS[on], k), 4), -k[0]))
+    best = max(keys, key=lambda k: (round(pooled(res, SETS[on], k), 4), -k[0]))
     return {"core": best[0], "alpha": best[1], "min_size": best[2], "rim": best[3],
-            **{name: score(frames, best) for name, frames in SETS.items()}}
+            **{name: pooled(res, frames, best) for name, frames in SETS.items()}}
 
 
 def unmatched_picture(path: Path, image: np.ndarray, gt: np.ndarray, prob: np.ndarray, labels: np.ndarray,
                       threshold: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     s = seg_frame(gt, labels)
     bad = s.gt_ids[s.jaccard == 0][:8]
     if not len(bad):
@@ -315,8 +299,7 @@ def unmatched_picture(path: Path, image: np.ndarray, gt: np.ndarray, prob: np.nd
     fig.suptitle("GT nuclei DISTILL + FGNET leaves unmatched. Top: image, GT (green), FGNET above its threshold "
                  "(cyan); bottom: instances, GT (white)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def main() -> None:
@@ -366,10 +349,10 @@ def main() -> None:
                      f"{row['gap_matched']:.3f} | {row['unmatched_fgnet']} / {row['unmatched_truefg']} "
                      f"of {row['n_gt']} | {row['shape_ceiling']:.3f} |")
 
-    outline = {}
+    outline, images = {}, {}
     for f, (_, prob, gt) in frames.items():
-        image = percentile_normalize(ctc.read_image(ctc.raw_path(args.data, DATASET, "01", f)))
-        for key, js in outline_ceilings(image, gt, prob, threshold).items():
+        images[f] = percentile_normalize(ctc.read_image(ctc.raw_path(args.data, DATASET, "01", f)))
+        for key, js in outline_ceilings(images[f], gt, prob, threshold).items():
             outline.setdefault(key, {})[f] = js
     frac = max(OUTLINE_FRACS, key=lambda fr: np.mean([j for f in SETS["val"] for j in outline[("fgnet", fr)][f]]))
     summary["outline_frac"] = frac
@@ -383,9 +366,8 @@ def main() -> None:
         lines.append(f"| {name} | {ceiling:.3f} | {drawn['fgnet']:.3f} | {drawn['gt']:.3f} |")
 
     test_frame = SETS["test"][-1]
-    outline_picture(args.out / f"outline_t{test_frame:03d}.png",
-                    percentile_normalize(ctc.read_image(ctc.raw_path(args.data, DATASET, "01", test_frame))),
-                    frames[test_frame][2], frames[test_frame][1], threshold, frac)
+    outline_picture(args.out / f"outline_t{test_frame:03d}.png", images[test_frame], frames[test_frame][2],
+                    frames[test_frame][1], threshold, frac)
 
     res = grow_sweep(frames)
     summary["plain"], summary["grown"] = choose(res, grown=False), choose(res, grown=True)
