@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from inpaintaff.data.datamodule import CTCDataModule
 from inpaintaff.data.pseudo import IGNORE_LABEL, PseudoLabels, crop_weights
@@ -43,8 +44,6 @@ def _probabilities(root, out) -> None:
     for f in range(6):
         gt = ctc.read_labels(ctc.gt_seg_path(root, SYNTH, "02", f))
         fg = true_foreground(gt)
-        from scipy import ndimage
-
         band = ndimage.binary_dilation(fg, iterations=2) & ~fg
         prob = np.where(fg, 0.95, np.where(band, 0.5, 0.05)).astype(np.float32)
         write_foreground(foreground_path(out, SYNTH, "02", f), prob)
