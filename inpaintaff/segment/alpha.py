@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -147,19 +148,21 @@ def count_merged_objects(dm: Any, split: str, crop: Sequence[int] | None = None)
     return total
 
 
-def resolve_alpha(task: SegmentSettings) -> tuple[float, int | None, float | None]:
-    """``task.alpha`` as a number, and the min_size and FGNET threshold chosen with it (None: keep
-    ``task.mws`` and ``task.foreground.threshold``); ``auto`` reads them from the α stored beside
-    the affinities (or in ``task.alpha_file``) for this foreground, as ``task=segment_select``/
-    ``task=table1`` chose them."""
+def resolve_alpha(task: SegmentSettings) -> tuple[float, SegmentSettings]:
+    """``task.alpha`` as a number, and ``task`` with the fragment size and FGNET threshold chosen with
+    it; ``auto`` reads all three from the α stored beside the affinities (or in ``task.alpha_file``)
+    for this foreground, as ``task=segment_select``/``task=table1`` chose them. A number keeps
+    ``task.mws`` and ``task.foreground.threshold`` as they are."""
     if str(task.alpha) != "auto":
-        return float(task.alpha), None, None  # a number: SegmentSettings checked it
+        return float(task.alpha), task  # a number: SegmentSettings checked it
     where = task.alpha_file or task.affinities.dir
     if not where:
         raise ValueError("task.alpha=auto needs task.affinities.dir (or task.alpha_file) holding alpha_selection.json")
     value, entry = read_alpha(where, task.foreground.source)
-    min_size = int(entry["min_size"])
+    task = replace(task, mws=replace(task.mws, min_size=int(entry["min_size"])))
     threshold = entry.get("threshold") if foreground_key(task.foreground.source) == "fgnet" else None
-    log.info("alpha=auto: %g (min_size %d%s), chosen on %s for %s (%s)", value, min_size,
+    if threshold is not None:
+        task = replace(task, foreground=replace(task.foreground, threshold=float(threshold)))
+    log.info("alpha=auto: %g (min_size %d%s), chosen on %s for %s (%s)", value, task.mws.min_size,
              "" if threshold is None else f", FGNET threshold {threshold:g}", entry["chosen_on"], entry["label"], where)
-    return value, min_size, None if threshold is None else float(threshold)
+    return value, task

@@ -8,31 +8,20 @@ scores, the configuration), ``scores.csv`` (per frame, then the pooled row), ``d
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from inpaintaff.segment.alpha import resolve_alpha
 from inpaintaff.segment.evaluation import evaluate, load_inputs, write_outputs
-from inpaintaff.segment.settings import SegmentSettings, segment_settings
+from inpaintaff.segment.settings import segment_settings
 from inpaintaff.tasks.compose import load_data
-
-
-def with_stored(task: SegmentSettings, min_size: int | None, threshold: float | None) -> SegmentSettings:
-    """``task`` with the fragment size and FGNET threshold stored beside the affinities (where given)."""
-    if min_size is not None:
-        task = replace(task, mws=replace(task.mws, min_size=int(min_size)))
-    if threshold is not None:
-        task = replace(task, foreground=replace(task.foreground, threshold=float(threshold)))
-    return task
 
 
 def run(cfg: DictConfig) -> dict:
     """Segment the frames of ``task.split`` with ``task.alpha`` and score them."""
     task = segment_settings(cfg.task)
-    alpha, min_size, threshold = resolve_alpha(task)
-    task = with_stored(task, min_size, threshold)
+    alpha, task = resolve_alpha(task)  # with the fragment size and threshold stored beside α
     dm = load_data(cfg.data)
     inputs = load_inputs(dm, task.split, task, int(cfg.seed))
     labels, scores, seconds = evaluate(inputs, task, alpha)
