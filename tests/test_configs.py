@@ -155,3 +155,14 @@ def test_an_added_key_the_target_does_not_take_fails_to_build(compose):
     cfg = compose("train", ["model=fgnet_cpu", "+model.no_such_arg=1"])
     with pytest.raises(Exception, match="no_such_arg"):
         hydra.utils.instantiate(cfg.model, _convert_="all")
+
+
+def test_distill_tuned_spends_fgnets_labels(compose):
+    """DISTILL-TUNED and FGNET learn from the same labeled crop, both started from the student: the
+    pair spends one label budget, not two."""
+    tuned, fgnet = (compose("train", [f"experiment={name}"]) for name in ("hela_distill_tuned_cpu", "hela_fgnet_cpu"))
+    for key in ("train_mode", "splits.train", "label_frames", "max_instances", "crop_size"):
+        assert OmegaConf.select(tuned.data, key) == OmegaConf.select(fgnet.data, key), key
+    assert tuned.seed == fgnet.seed
+    assert tuned.model.init_from == fgnet.model.init_from and tuned.model.init_from.endswith("hela_distill_cpu.ckpt")
+    assert tuned.model._target_.endswith("AffNetModule")
