@@ -25,6 +25,9 @@ DEFAULT_THRESHOLD = 0.5  # FGNET's, where its α file stores none
 PRETRAINED = {
     "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt",
              "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
+    # The HeLa student fine-tuned on FGNET's 31 labeled nuclei (experiment=hela_distill_tuned_cpu).
+    "hela_tuned": {"affinities": CHECKPOINT_DIR / "hela_distill_tuned_cpu.ckpt",
+                   "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
     # Trained without labels on 100 DSB 2018 fluorescence images (experiment=dsb_selfsup); its FGNET started
     # from it and learned from 38 labeled nuclei.
     "dsb": {"affinities": CHECKPOINT_DIR / "dsb_distill_cpu.ckpt",
@@ -131,8 +134,9 @@ class Segmenter:
 
     @classmethod
     def pretrained(cls, name: str = "hela", **kwargs: Any) -> Segmenter:
-        """The shipped checkpoints (``"hela"``: the DISTILL student and FGNET of HeLa nuclei; ``"dsb"``: those
-        of the 2018 Data Science Bowl's fluorescence nuclei, the student trained without labels)."""
+        """The shipped checkpoints (``"hela"``: the DISTILL student and FGNET of HeLa nuclei; ``"hela_tuned"``:
+        that student fine-tuned on FGNET's labeled nuclei, and FGNET; ``"dsb"``: those of the 2018 Data
+        Science Bowl's fluorescence nuclei, the student trained without labels)."""
         if name not in PRETRAINED:
             raise ValueError(f"unknown pretrained model {name!r}; known: {sorted(PRETRAINED)}")
         return cls.from_checkpoints(**PRETRAINED[name], **kwargs)

@@ -42,7 +42,7 @@ def test_resizing_shapes_and_labels_round_trip() -> None:
 
 
 def test_shipped_checkpoints_record_their_nucleus_size() -> None:
-    for name in ("hela_distill_cpu", "hela_fgnet_cpu", "hela_affnet_cpu", "hela_inpaint_cpu"):
+    for name in ("hela_distill_cpu", "hela_distill_tuned_cpu", "hela_fgnet_cpu", "hela_affnet_cpu", "hela_inpaint_cpu"):
         # 25.03: measured on the GT of 013 and 052; 25: data.diameter of data=shared_hela (later checkpoints)
         assert checkpoint_diameter(CHECKPOINT_DIR / f"{name}.ckpt") == pytest.approx(25.0, abs=0.05)
 

@@ -267,3 +267,19 @@ def test_fgnet_is_trained_from_the_student_on_the_few_masks_and_ships_beside_it(
     entry = json.loads((out / "student.alpha.json").read_text())["fgnet"]
     assert entry["threshold"] in (0.3, 0.5) and entry["chosen_on"] == "val"
     assert f"task.foreground.ckpt={fgnet.resolve()}" in model_overrides(str(student))
+
+
+def test_the_shipped_tuned_hela_student_reads_its_own_alpha() -> None:
+    """``hela_tuned`` segments with the α, fragment size and threshold measured for it, not the student's."""
+    from inpaintaff import Segmenter
+    from inpaintaff.api import PRETRAINED, stored_alpha
+    from inpaintaff.cli import model_overrides
+
+    tuned, student = PRETRAINED["hela_tuned"]["affinities"], PRETRAINED["hela"]["affinities"]
+    assert PRETRAINED["hela_tuned"]["foreground"] == PRETRAINED["hela"]["foreground"]
+    assert stored_alpha(tuned, "fgnet") != stored_alpha(student, "fgnet")
+    seg = Segmenter.pretrained("hela_tuned")
+    raw, labels = synthetic_frame((128, 128), seed=3, radius=12.0, density=0.35)
+    pred = seg(raw.astype(np.float32), diameter=24.0)
+    assert pred.shape == raw.shape and 0.5 * labels.max() < len(np.unique(pred)) - 1 < 2 * labels.max()
+    assert f"task.affinities_ckpt={tuned}" in model_overrides("hela_tuned")
