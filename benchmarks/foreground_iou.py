@@ -29,14 +29,13 @@ nuclei cut by the frame's border, which the GT leaves unlabeled (``interior``), 
 seconds of one whole-frame prediction with and without flips. With ``--seg``, also Table 1's
 FGNET rows with that FGNET (``experiment=hela_table1``: DISTILL + FGNET with the shipped student,
 and CC on FGNET; α, fragment size and FGNET's threshold chosen on the validation frames 025, 044,
-054, SEG on the test frames 014, 021, 039, 077). With ``--affnet`` as well, the rows of AFFNET
-started from the same student and trained on the same labeled crop and seed (``experiment=hela_affnet_cpu
-model.init_from=<student>``: the student fine-tuned on the labels), with that FGNET and with TRUEFG,
-so that both nets spend the same at most 50 labels. Writes ``results.json`` and ``table.md`` into
---out and prints the table (mean ± std over seeds per variant and direction).
+054, SEG on the test frames 014, 021, 039, 077). With ``--tuned`` as well, the rows of DISTILL-TUNED
+(``experiment=hela_distill_tuned_cpu``: the student fine-tuned on the same labeled crop, with the same
+seed) with that FGNET and with TRUEFG, so that both nets spend the same at most 50 labels. Writes
+``results.json`` and ``table.md`` into --out and prints the table (mean ± std over seeds per variant and direction).
 
     PYTHONPATH=. .venv/bin/python benchmarks/foreground_iou.py [--variants scratch student ...] \
-        [--seeds 1 2 3] [--seg [--affnet]] [--out runs/bench_foreground_iou] [--data ../shared/data]
+        [--seeds 1 2 3] [--seg [--tuned]] [--out runs/bench_foreground_iou] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -206,24 +205,22 @@ def ensembles(results: list[dict], data_root: Path) -> str:
 SEG_THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5]  # FGNET's threshold, chosen with α on the validation frames
 SEG_ROWS = ['{label: "DISTILL + FGNET", affinities: distill, foreground: fgnet}',
             '{label: "CC on FGNET", method: cc, foreground: fgnet}']
-AFFNET_ROWS = ['{label: "AFFNET + FGNET", affinities: affnet, foreground: fgnet}',
-               '{label: "AFFNET + TRUEFG", affinities: affnet, foreground: truefg}']
-# The student fine-tuned on the labeled crop: AFFNET's preset started from the DISTILL student.
-AFFNET_FROM_STUDENT = [f"model.init_from={STUDENT}"]
+TUNED_ROWS = ['{label: "DISTILL-TUNED + FGNET", affinities: distill_tuned, foreground: fgnet}',
+              '{label: "DISTILL-TUNED + TRUEFG", affinities: distill_tuned, foreground: truefg}']
 
 
 def table1_rows(ckpt: str, out: Path, data_root: Path, distill_dir: Path | None,
-                affnet_ckpt: str | None = None) -> dict:
+                tuned_ckpt: str | None = None) -> dict:
     """Table 1's FGNET rows with this FGNET (a ``predict.py`` process; its folder resumes), and with
-    ``affnet_ckpt`` AFFNET's rows with it and with TRUEFG."""
-    rows = SEG_ROWS + (AFFNET_ROWS if affnet_ckpt else [])
+    ``tuned_ckpt`` DISTILL-TUNED's rows with it and with TRUEFG."""
+    rows = SEG_ROWS + (TUNED_ROWS if tuned_ckpt else [])
     args = [sys.executable, str(ROOT / "predict.py"), "experiment=hela_table1", f"data.root={data_root}",
             f"task.fgnet_ckpt={ckpt}", f"task.rows=[{', '.join(rows)}]", "task.figure=null", "task.overlays=false",
             "task.eval_splits=[test]", f"task.fg_thresholds={SEG_THRESHOLDS}", f"hydra.run.dir={out}"]
     if distill_dir is not None:
         args.append(f"+task.affinity_dirs.distill={distill_dir}")
-    if affnet_ckpt:
-        args.append(f"task.affinity_nets.affnet={affnet_ckpt}")
+    if tuned_ckpt:
+        args.append(f"task.affinity_nets.distill_tuned={tuned_ckpt}")
     subprocess.run(args, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     report = json.loads((out / "table1.json").read_text())
     by_label = {r["label"]: r for r in report["rows"]}
@@ -232,12 +229,12 @@ def table1_rows(ckpt: str, out: Path, data_root: Path, distill_dir: Path | None,
               "min_size": d["min_size"], "threshold": d.get("threshold"), "cc_seg_val": cc["seg_val"],
               "cc_seg_test": cc["splits"]["test"]["seg"], "cc_threshold": cc.get("threshold"),
               "fg_thresholds": SEG_THRESHOLDS}
-    if affnet_ckpt:
-        a, t = by_label["AFFNET + FGNET"], by_label["AFFNET + TRUEFG"]
-        result.update({"affnet_checkpoint": affnet_ckpt, "affnet_seg_val": a["seg_val"],
-                       "affnet_seg_test": a["splits"]["test"]["seg"], "affnet_alpha": a["alpha"],
-                       "affnet_min_size": a["min_size"], "affnet_threshold": a.get("threshold"),
-                       "affnet_truefg_seg_val": t["seg_val"], "affnet_truefg_seg_test": t["splits"]["test"]["seg"]})
+    if tuned_ckpt:
+        a, t = by_label["DISTILL-TUNED + FGNET"], by_label["DISTILL-TUNED + TRUEFG"]
+        result.update({"tuned_checkpoint": tuned_ckpt, "tuned_seg_val": a["seg_val"],
+                       "tuned_seg_test": a["splits"]["test"]["seg"], "tuned_alpha": a["alpha"],
+                       "tuned_min_size": a["min_size"], "tuned_threshold": a.get("threshold"),
+                       "tuned_truefg_seg_val": t["seg_val"], "tuned_truefg_seg_test": t["splits"]["test"]["seg"]})
     return result
 
 
@@ -245,8 +242,8 @@ def table(results: list[dict]) -> str:
     keys = [f"iou_{t}" for t in THRESHOLDS] + ["iou_tta", "iou_interior"]
     if any("seg_test" in r for r in results):
         keys += ["seg_val", "seg_test", "cc_seg_test"]
-    if any("affnet_seg_test" in r for r in results):
-        keys += ["affnet_seg_val", "affnet_seg_test", "affnet_truefg_seg_test"]
+    if any("tuned_seg_test" in r for r in results):
+        keys += ["tuned_seg_val", "tuned_seg_test", "tuned_truefg_seg_test"]
     head = ["variant", "train → measure", "seeds", *[k.replace("iou_", "IoU ") for k in keys], "s / frame (tta)"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     groups: dict[tuple, list[dict]] = {}
@@ -271,16 +268,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_foreground_iou")
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--seg", action="store_true", help="also Table 1's FGNET rows (SEG on the test frames)")
-    parser.add_argument("--affnet", action="store_true",
-                        help="with --seg: also AFFNET started from the student, on the same labeled crop and seed")
+    parser.add_argument("--tuned", action="store_true",
+                        help="with --seg: also DISTILL-TUNED, the student fine-tuned on the same labeled crop and seed")
     parser.add_argument("--report", action="store_true", help="only print the table of the results kept in --out")
     parser.add_argument("--ensemble", action="store_true",
                         help="only the IoUs of each variant's kept seeds' FGNETs averaged, beside the seeds' mean")
     parser.add_argument("--remeasure", action="store_true",
                         help="measure the IoUs of kept runs again from their checkpoints (columns added later)")
     args = parser.parse_args()
-    if args.affnet and not args.seg:
-        parser.error("--affnet adds rows to Table 1's: it needs --seg")
+    if args.tuned and not args.seg:
+        parser.error("--tuned adds rows to Table 1's: it needs --seg")
     variants = {k: VARIANTS[k] for k in args.variants}
     for spec in args.variant:
         name, _, overrides = spec.partition("=")
@@ -318,18 +315,18 @@ def main() -> None:
                 elif args.remeasure:
                     row.update(measure(row["checkpoint"], b, args.data))
                 elif not args.seg or (row.get("fg_thresholds") == SEG_THRESHOLDS
-                                      and (not args.affnet or "affnet_seg_test" in row)):
+                                      and (not args.tuned or "tuned_seg_test" in row)):
                     continue
                 if args.seg:
                     first = not distill.is_dir()
                     where = args.out / "table1_first" if first else run_dir / "table1"
-                    affnet = (train(AFFNET_FROM_STUDENT, seed, a, run_dir / "affnet", args.data, "hela_affnet_cpu")
-                              if args.affnet else None)
-                    row.update(table1_rows(row["checkpoint"], where, args.data, None if first else distill, affnet))
+                    tuned = (train([], seed, a, run_dir / "tuned", args.data, "hela_distill_tuned_cpu")
+                             if args.tuned else None)
+                    row.update(table1_rows(row["checkpoint"], where, args.data, None if first else distill, tuned))
                 results_path.write_text(json.dumps(results, indent=1))
                 print(f"{name} {direction} seed {seed}: IoU@0.5 {row['iou_0.5']:.3f}, tta {row['iou_tta']:.3f}"
                       + (f", SEG test {row['seg_test']:.3f}" if "seg_test" in row else "")
-                      + (f", AFFNET + FGNET {row['affnet_seg_test']:.3f}" if "affnet_seg_test" in row else ""),
+                      + (f", DISTILL-TUNED + FGNET {row['tuned_seg_test']:.3f}" if "tuned_seg_test" in row else ""),
                       flush=True)
     md = table([r for r in results if r["variant"] in variants])
     (args.out / "table.md").write_text(md)
