@@ -16,6 +16,8 @@ lists for ``train.py`` (``--variant name=override,override``); the built-in ones
   layer but the output) kept as it is (``model.train_layers``): the head variant shares all its
   features with the student, one net for both outputs.
 - ``student_aug_edge_long``: ``student_aug_edge`` trained three times longer (4,500 steps).
+- ``student_aug_edge_dice``: ``student_aug_edge`` with the soft Dice loss of the foreground added to
+  BCE (``model.dice_weight=1``), which weighs a ring of missed pixels as the IoU does.
 - ``student_aug_edge_pseudo``: self-training: the ``student_aug_edge`` FGNET of the same frame and seed
   predicts the unlabeled frames (sequence 01 without the validation, test and measured frames), and
   a new ``student_aug_edge`` FGNET trains on the labels plus these frames' confident pixels
@@ -58,7 +60,7 @@ STUDENT = ROOT / "inpaintaff" / "checkpoints" / "hela_distill_cpu.ckpt"
 AUG = ["data.augment.flips=true", "data.augment.contrast=0.3", "data.augment.brightness=0.1",
        "data.augment.field=0.3"]
 # Each variant sets every knob it is about, so that it means the same whatever the preset's defaults.
-PLAIN = ["model.init_from=null", "model.boundary_weight=0", "model.refine=0", "model.train_layers=all",
+PLAIN = ["model.init_from=null", "model.boundary_weight=0", "model.dice_weight=0", "model.refine=0", "model.train_layers=all",
          "data.augment.flips=false", "data.augment.contrast=0", "data.augment.brightness=0", "data.augment.field=0"]
 VARIANTS = {
     "scratch": PLAIN,
@@ -74,6 +76,8 @@ VARIANTS = {
                               "model.train_layers=head"],
     "student_aug_edge_long": [*PLAIN, f"model.init_from={STUDENT}", *AUG, "model.boundary_weight=4",
                               "trainer.max_steps=4500"],
+    "student_aug_edge_dice": [*PLAIN, f"model.init_from={STUDENT}", *AUG, "model.boundary_weight=4",
+                              "model.dice_weight=1"],
 }
 # Self-training variants: name -> the variant whose FGNET (same frame, seed) pseudo-labels the raw frames.
 PSEUDO = {"student_aug_edge_pseudo": "student_aug_edge"}
