@@ -60,7 +60,8 @@ STUDENT = ROOT / "inpaintaff" / "checkpoints" / "hela_distill_cpu.ckpt"
 AUG = ["data.augment.flips=true", "data.augment.contrast=0.3", "data.augment.brightness=0.1",
        "data.augment.field=0.3"]
 # Each variant sets every knob it is about, so that it means the same whatever the preset's defaults.
-PLAIN = ["model.init_from=null", "model.boundary_weight=0", "model.dice_weight=0", "model.refine=0", "model.train_layers=all",
+PLAIN = ["model.init_from=null", "model.boundary_weight=0", "model.dice_weight=0", "model.refine=0",
+         "model.train_layers=all",
          "data.augment.flips=false", "data.augment.contrast=0", "data.augment.brightness=0", "data.augment.field=0"]
 VARIANTS = {
     "scratch": PLAIN,

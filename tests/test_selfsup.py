@@ -28,7 +28,7 @@ TINY = [
     '"trainer.limit_val_batches=0","callbacks.model_checkpoint.every_n_train_steps=2"]',
     "task.student.data.crop_size=64", "task.student.data.samples_per_epoch=8", "task.student.data.batch_size=2",
     "task.select.alphas=[1.0,3.0]", "task.select.min_sizes=[0]", "task.select.foregrounds=[truefg]",
-    "task.foreground.enabled=false",
+    "task.foreground.enabled=false", "task.tune.enabled=false",
 ]
 TINY_FGNET = [
     "task.foreground.enabled=true", "data.splits.train=[cell_0,cell_1]",
@@ -260,13 +260,73 @@ def test_fgnet_is_trained_from_the_student_on_the_few_masks_and_ships_beside_it(
     result = run_task(cfg)
     student, fgnet = Path(result["student"]), Path(result["fgnet"])
     assert fgnet == out / "student.fgnet.ckpt" and fgnet.is_file()
-    assert started_from == [str(student)]
+    assert started_from == [result["base_student"]] and not result["tuned"]
+    assert student.read_bytes() == Path(result["base_student"]).read_bytes()  # not tuned: the student itself
     record = checkpoint_meta(out / "fgnet" / "checkpoints" / "last.ckpt")["record"]
     assert record["checkpoints"]["init_from"] == checkpoint_sha1(student)
     assert set(reads) == {"cell_0", "cell_1", "cell_3", "cell_4"}  # train masks (FGNET), val masks (alpha)
     entry = json.loads((out / "student.alpha.json").read_text())["fgnet"]
     assert entry["threshold"] in (0.3, 0.5) and entry["chosen_on"] == "val"
     assert f"task.foreground.ckpt={fgnet.resolve()}" in model_overrides(str(student))
+
+
+@pytest.mark.slow
+def test_the_tuned_student_learns_from_fgnets_masks_and_is_shipped(compose, folder: Path, monkeypatch) -> None:
+    """Stage 4b: with masks, the student fine-tuned on the nuclei FGNET learns from (the same budget),
+    started from the student as trained; it is shipped, α is chosen for it, and a rerun trains nothing."""
+    from inpaintaff.io.records import checkpoint_sha1
+    from inpaintaff.modules.loading import checkpoint_diameter, checkpoint_kind
+    from inpaintaff.tasks.checkpoints import checkpoint_meta
+
+    tiny_tune = ['task.tune.overrides=["model=affnet_cpu","trainer=cpu","trainer.max_epochs=-1",'
+                 '"trainer.max_steps=4","trainer.limit_val_batches=0","callbacks.model_checkpoint.every_n_train_steps=2"]',
+                 "task.tune.data.crop_size=64", "task.tune.data.samples_per_epoch=8", "task.tune.data.batch_size=2"]
+    cfg = _cfg(compose, folder, *TINY_FGNET, "task.tune.enabled=true", "task.foreground.data.max_instances=6",
+               *tiny_tune)
+    cfg.task.out_dir = str(Path(cfg.task.out_dir).parent / "selfsup_tuned")
+    out = Path(cfg.task.out_dir)
+    result = run_task(cfg)
+    base, student = Path(result["base_student"]), Path(result["student"])
+    assert result["tuned"] and base == out / "student" / "student.ckpt" and student == out / "student.ckpt"
+    assert result["tune_train"]["n_train_instances"] == json.loads(
+        (out / "fgnet" / "train_result.json").read_text())["n_train_instances"] <= 2 * 6  # one budget
+    assert checkpoint_kind(student) == "AffNetModule" and checkpoint_kind(base) == "DistillModule"
+    assert checkpoint_diameter(student) == 25.0  # the folder command resizes to the size it learned
+    for net in ("fgnet", "tune"):
+        record = checkpoint_meta(out / net / "checkpoints" / "last.ckpt")["record"]
+        assert record["checkpoints"]["init_from"] == checkpoint_sha1(base)
+    select = json.loads((out / selfsup.SELECT_RECORD).read_text())["record"]
+    assert json.dumps(checkpoint_sha1(student)) in json.dumps(select)  # α chosen for the tuned student
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr("inpaintaff.train.train", no_training)
+    monkeypatch.setattr("inpaintaff.tasks.segment_folder.run", no_training)
+    again = run_task(cfg)
+    assert again["student"] == result["student"] and again["alpha"] == result["alpha"]
+
+
+def test_a_student_shipped_by_an_earlier_version_is_taken_over_byte_for_byte(tmp_path: Path) -> None:
+    """Earlier recipes shipped the student itself as ``student.ckpt`` and started FGNET from it: its bytes
+    (and so every record naming it) are kept as ``student/student.ckpt``; otherwise it is slimmed anew."""
+    from types import SimpleNamespace
+
+    from inpaintaff.io.records import checkpoint_sha1
+
+    trained = tmp_path / "student" / "checkpoints" / "last.ckpt"
+    trained.parent.mkdir(parents=True)
+    torch.save({"state_dict": {"w": torch.ones(3)}, "optimizer_states": [{}]}, trained)
+    t = SimpleNamespace(ship=str(tmp_path / "student.ckpt"))
+    earlier = selfsup.ship_checkpoint(str(trained), Path(t.ship), tmp_path)  # what an earlier run left
+    base = selfsup.base_student(str(trained), t, tmp_path)
+    assert base == tmp_path / "student" / "student.ckpt" and base.read_bytes() == earlier.read_bytes()
+    assert checkpoint_sha1(base) == checkpoint_sha1(earlier)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "student").mkdir()
+    fresh = selfsup.base_student(str(trained), SimpleNamespace(ship=str(other / "student.ckpt")), other)
+    assert fresh.is_file() and "optimizer_states" not in torch.load(fresh, weights_only=True)
 
 
 def test_the_shipped_tuned_hela_student_reads_its_own_alpha() -> None:

@@ -109,6 +109,21 @@ def test_fgnet_target_is_truefg_and_edges_weigh_more():
     assert weighted.loss(wrong_edge, labels) > weighted.loss(wrong_inside, labels)
 
 
+def test_fgnet_dice_weight_adds_the_soft_dice_of_the_foreground():
+    """dice_weight adds that many times 1 - soft Dice to BCE: nothing for a perfect foreground, nearly
+    its weight for an empty one; a negative weight is refused."""
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 4:12, 4:12] = 1
+    perfect = torch.full((2, 1, 16, 16), -20.0)
+    perfect[:, :, 4:12, 4:12] = 20.0
+    empty = torch.full((2, 1, 16, 16), -20.0)
+    plain, dice = FGNetModule(depth=2, base_features=4), FGNetModule(depth=2, base_features=4, dice_weight=2.0)
+    assert float(dice.loss(perfect, labels)) == pytest.approx(float(plain.loss(perfect, labels)), abs=1e-3)
+    assert float(dice.loss(empty, labels) - plain.loss(empty, labels)) == pytest.approx(2.0, abs=0.02)
+    with pytest.raises(ValueError, match="dice_weight"):
+        FGNetModule(depth=2, base_features=4, dice_weight=-1.0)
+
+
 def test_a_net_starts_from_another_checkpoints_matching_weights(tmp_path):
     """model.init_from: every weight of the same name and shape is copied (all but the output layer of
     another width); another architecture or a missing file is an error naming the file."""

@@ -15,8 +15,12 @@ nuclei have it (``data.diameter``, or a per-image estimate from the intensity fo
 4. ``fgnet/`` (when images of ``task.foreground.split`` have masks): FGNET started from the
    student's weights and fine-tuned on those few masks (``task.foreground``), shipped beside the
    student as ``student.fgnet.ckpt``, which the folder command takes with ``--model student.ckpt``;
-5. ``student.ckpt`` and ``student.alpha.json``: the student without optimizer state, and α and the
-   fragment size for it (and FGNET's threshold). With masks (``data.masks``) for images of
+4b. ``tune/`` (``task.tune``, when images of ``task.foreground.split`` have masks): the student
+   fine-tuned on the same labeled nuclei as FGNET with AFFNET's Dice loss (DISTILL-TUNED), so that
+   both nets spend one label budget; it is shipped instead of the student, which stays in
+   ``student/student.ckpt`` (FGNET and the tuning start from there);
+5. ``student.ckpt`` and ``student.alpha.json``: the (tuned) student without optimizer state, and α
+   and the fragment size for it (and FGNET's threshold). With masks (``data.masks``) for images of
    ``task.select.split``, they are chosen there, per foreground of ``task.select.foregrounds``, as
    the folder command's ``task.select`` does (FGNET: the recipe's own, else
    ``task.select.fgnet_ckpt``); without, ``task.select.default`` is stored, and the log says so.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,6 +59,9 @@ log = logging.getLogger(__name__)
 TEACHERS = ("analytic", "net")
 RESULT_NAME = "selfsup_result.json"
 SHIP_RECORD = "ship_record.json"
+BASE_STUDENT = "student.ckpt"  # in student/: the student as trained, slimmed; FGNET and the tuning start from it
+# The label budget's keys (task.foreground.data): FGNET and the tuned student learn from the same nuclei.
+BUDGET_KEYS = ("label_frames", "max_instances", "label_draw")
 SELECT_RECORD = "select_record.json"
 
 
@@ -100,6 +108,16 @@ class ForegroundStageSpec:
 
 
 @dataclass
+class TuneStageSpec:
+    """Stage 4b: the student fine-tuned on FGNET's labeled nuclei (``train.py`` overrides, data keys;
+    the label budget is ``task.foreground.data``'s)."""
+
+    enabled: bool = MISSING
+    overrides: list[str] = MISSING
+    data: dict[str, Any] = MISSING
+
+
+@dataclass
 class SelfsupSettings:
     """``task=selfsup`` (defaults in ``conf/task/selfsup.yaml``)."""
 
@@ -112,6 +130,7 @@ class SelfsupSettings:
     engine: EngineSpec = field(default_factory=EngineSpec)
     student: StageSpec = field(default_factory=StageSpec)
     foreground: ForegroundStageSpec = field(default_factory=ForegroundStageSpec)
+    tune: TuneStageSpec = field(default_factory=TuneStageSpec)
     select: SelectSpec = field(default_factory=SelectSpec)
     ship: str = MISSING
 
@@ -207,21 +226,50 @@ def teacher_stage(cfg: DictConfig, t: SelfsupSettings, names: list[str], ckpt: s
     return out / "affinities"
 
 
-def ship_checkpoint(checkpoint: str, dst: Path, out: Path) -> Path:
-    """A trained checkpoint without optimizer state at ``dst``; kept as it is when it was shipped from this
-    very checkpoint before (saving again would change its bytes, and with them every record naming it)."""
+def ship_checkpoint(checkpoint: str, dst: Path, out: Path, slimmed: Path | None = None) -> Path:
+    """A trained checkpoint without optimizer state at ``dst`` (``slimmed``: a copy of that file, already
+    slimmed from it); kept as it is when it was shipped from this very checkpoint before (saving again
+    would change its bytes, and with them every record naming it)."""
     record, source = out / SHIP_RECORD, checkpoint_sha1(checkpoint)
     if dst.is_file() and record.is_file() and json.loads(record.read_text()).get("source_sha1") == source:
         return dst
-    slim_checkpoint(checkpoint, dst)
+    if slimmed is not None:
+        shutil.copyfile(slimmed, dst)
+    else:
+        slim_checkpoint(checkpoint, dst)
     write_json(record, {"source": str(checkpoint), "source_sha1": source, "shipped": str(dst)})
     return dst
 
 
-def foreground_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Path) -> Path | None:
+def base_student(checkpoint: str, t: SelfsupSettings, out: Path) -> Path:
+    """The student as trained, without optimizer state, in ``student/student.ckpt``: FGNET and the
+    tuned student start from it. A recipe run of an earlier version shipped it as ``task.ship``
+    itself; that file is taken over byte for byte, so that the nets started from it are kept."""
+    dst, record, earlier = out / "student" / BASE_STUDENT, out / SHIP_RECORD, Path(t.ship)
+    shipped_before = (earlier.is_file() and record.is_file()
+                      and json.loads(record.read_text()).get("source_sha1") == checkpoint_sha1(checkpoint))
+    return ship_checkpoint(checkpoint, dst, dst.parent, earlier if shipped_before else None)
+
+
+def labeled_stage(cfg: DictConfig, t: SelfsupSettings, overrides: list[str], data: dict[str, Any], student: str,
+                  names: list[str], out: Path) -> dict:
+    """A net started from the student's weights and trained on the masks of ``names`` (``train.py``'s
+    ``overrides``, ``data`` and the label budget on top); resumes, or is read back when finished."""
+    tcfg = compose("train", [*overrides, f"model.init_from={student}"])
+    check_no_ddp(tcfg, f"task=selfsup ({out.name})")
+    budget = {k: t.foreground.data[k] for k in BUDGET_KEYS if k in t.foreground.data}
+    with open_dict(tcfg):
+        tcfg.paths = OmegaConf.merge(cfg.paths, {"output_dir": str(out)})
+        tcfg.seed = cfg.seed
+        tcfg.data = OmegaConf.merge(cfg.data, {**data, **budget, "train_mode": "labeled", "resize_to": t.diameter,
+                                               "splits": {"train": names, "val": []}})
+    key = {"overrides": list(overrides), "data": data_container(tcfg), "init_sha1": checkpoint_sha1(student)}
+    return fit_or_resume(tcfg, out, key)
+
+
+def foreground_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Path) -> dict | None:
     """Stage 4: FGNET started from the student's weights and trained on the images of
-    ``task.foreground.split`` that have masks, shipped beside the shipped student; None when no such
-    image has a mask (or the stage is off)."""
+    ``task.foreground.split`` that have masks; None when no such image has a mask (or the stage is off)."""
     spec = t.foreground
     if not spec.enabled:
         return None
@@ -229,19 +277,26 @@ def foreground_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Pat
     if not refs:
         log.info("stage 4 (FGNET) skipped: no image of split %r has a mask (data.masks)", spec.split)
         return None
-    names = [r.stem for r in refs]
-    tcfg = compose("train", [*spec.overrides, f"model.init_from={student}"])
-    check_no_ddp(tcfg, "task=selfsup (fgnet)")
-    with open_dict(tcfg):
-        tcfg.paths = OmegaConf.merge(cfg.paths, {"output_dir": str(out)})
-        tcfg.seed = cfg.seed
-        tcfg.data = OmegaConf.merge(cfg.data, {**spec.data, "train_mode": "labeled", "resize_to": t.diameter,
-                                               "splits": {"train": names, "val": []}})
-    key = {"overrides": list(spec.overrides), "data": data_container(tcfg), "init_sha1": checkpoint_sha1(student)}
-    trained = fit_or_resume(tcfg, out, key)
+    trained = labeled_stage(cfg, t, spec.overrides, spec.data, student, [r.stem for r in refs], out)
     log.info("FGNET from the student on %d labeled nuclei (of the %d image(s) of split %r with a mask)",
-             trained["n_train_instances"], len(names), spec.split)
-    return ship_checkpoint(trained["checkpoint"], checkpoint_fgnet_file(t.ship), out)
+             trained["n_train_instances"], len(refs), spec.split)
+    return trained
+
+
+def tune_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Path) -> dict | None:
+    """Stage 4b: the student fine-tuned with AFFNET's Dice loss on the labeled nuclei FGNET learns from
+    (the images of ``task.foreground.split`` with masks, the same label budget); None when no such
+    image has a mask (or ``task.tune.enabled`` is off)."""
+    if not t.tune.enabled:
+        return None
+    _, refs = masked_refs(cfg, t.foreground.split)
+    if not refs:
+        log.info("stage 4b (tuned student) skipped: no image of split %r has a mask (data.masks)", t.foreground.split)
+        return None
+    trained = labeled_stage(cfg, t, t.tune.overrides, t.tune.data, student, [r.stem for r in refs], out)
+    log.info("the student fine-tuned on %d labeled nuclei; it is shipped instead of the student",
+             trained["n_train_instances"])
+    return trained
 
 
 def masked_refs(cfg: DictConfig, split: str) -> tuple[Any, list]:
@@ -340,17 +395,24 @@ def run(cfg: DictConfig) -> dict:
     student = train_stage(cfg, t, t.student, {"train_mode": "affinities", "teacher_dir": str(teacher_dir),
                                               "splits": {"raw": teacher_names, "val": []}}, out / "student")
     seconds["student"] = time.perf_counter() - t0
-    shipped = ship_checkpoint(student["checkpoint"], Path(t.ship), out)
+    base = base_student(student["checkpoint"], t, out)
     t0 = time.perf_counter()
-    fgnet = foreground_stage(cfg, t, str(shipped), out / "fgnet")
+    fgnet_train = foreground_stage(cfg, t, str(base), out / "fgnet")
+    fgnet = None if fgnet_train is None else ship_checkpoint(fgnet_train["checkpoint"],
+                                                             checkpoint_fgnet_file(t.ship), out / "fgnet")
     seconds["fgnet"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tuned = tune_stage(cfg, t, str(base), out / "tune")
+    seconds["tune"] = time.perf_counter() - t0
+    shipped = ship_checkpoint((tuned or student)["checkpoint"], Path(t.ship), out, None if tuned else base)
     t0 = time.perf_counter()
     alpha = select_stage(cfg, t, shipped, out, fgnet)
     seconds["select"] = time.perf_counter() - t0
-    result = {"student": str(shipped), "fgnet": None if fgnet is None else str(fgnet), "alpha": alpha,
+    result = {"student": str(shipped), "tuned": tuned is not None, "base_student": str(base),
+              "fgnet": None if fgnet is None else str(fgnet), "alpha": alpha,
               "teacher": t.teacher, "diameter": t.diameter,
               "inpaint_ckpt": ckpt, "teacher_images": teacher_names, "n_raw_images": len(names),
-              "seconds": seconds, "student_train": student}
+              "seconds": seconds, "student_train": student, "tune_train": tuned}
     write_json(out / RESULT_NAME, result)
     log.info("the student: %s (alpha file %s); seconds per stage this run: %s", shipped, alpha["alpha_file"],
              {k: round(v) for k, v in seconds.items()})
