@@ -118,8 +118,10 @@ def _dsb_splits(compose) -> dict[str, list[str]]:
     cfg = compose("predict", ["experiment=dsb_table"])
     assert cfg.task.name == "folder_table" and cfg.task.skip_missing is False
     labels = [r.label for r in cfg.task.rows]
-    assert labels[0] == "CC on TRUEFG" and len(labels) == 5
+    assert labels[0] == "CC on TRUEFG" and len(labels) == 7
     assert cfg.task.rows[2].affinities.endswith("dsb_distill_cpu.ckpt")
+    tuned = [r for r in cfg.task.rows if r.get("affinities", "").endswith("dsb_distill_tuned_cpu.ckpt")]
+    assert sorted(r.foreground.rsplit("/", 1)[-1] for r in tuned) == ["dsb_fgnet_cpu.ckpt", "truefg"]
     return {k: list(v) for k, v in cfg.data.splits.items() if v is not None}
 
 
