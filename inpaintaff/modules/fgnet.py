@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from inpaintaff.losses.dice import dice_loss
 from inpaintaff.modules.supervised import IGNORE, SupervisedPix2PixModule
 from inpaintaff.offsets import shifted_slices
 from inpaintaff.segment.foreground import GAP_PAIRS
@@ -68,11 +69,6 @@ class FGNetModule(SupervisedPix2PixModule):
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         loss = (bce * weight).sum() / weight.sum().clamp_min(1)
         if self.hparams.get("dice_weight", 0.0):
-            loss = loss + self.hparams.dice_weight * soft_dice_loss(torch.sigmoid(logits), target, valid)
+            soft_dice = dice_loss(torch.sigmoid(logits), target, valid, eps=1.0, squared=False)
+            loss = loss + self.hparams.dice_weight * soft_dice
         return loss
-
-
-def soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - the soft Dice coefficient of the whole batch's foreground, over the ``valid`` pixels."""
-    inter = (prob * target * valid).sum()
-    return 1.0 - (2.0 * inter + eps) / ((prob * valid).sum() + (target * valid).sum() + eps)
