@@ -267,33 +267,23 @@ def labeled_stage(cfg: DictConfig, t: SelfsupSettings, overrides: list[str], dat
     return fit_or_resume(tcfg, out, key)
 
 
-def foreground_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Path) -> dict | None:
-    """Stage 4: FGNET started from the student's weights and trained on the images of
-    ``task.foreground.split`` that have masks; None when no such image has a mask (or the stage is off)."""
-    spec = t.foreground
-    if not spec.enabled:
+def foreground_stage(cfg: DictConfig, t: SelfsupSettings, student: str, labeled: list[str], out: Path) -> dict | None:
+    """Stage 4: FGNET started from the student's weights and trained on the masks of ``labeled`` (the
+    images of ``task.foreground.split`` that have one); None without such images (or the stage off)."""
+    if not (t.foreground.enabled and labeled):
         return None
-    _, refs = masked_refs(cfg, spec.split)
-    if not refs:
-        log.info("stage 4 (FGNET) skipped: no image of split %r has a mask (data.masks)", spec.split)
-        return None
-    trained = labeled_stage(cfg, t, spec.overrides, spec.data, student, [r.stem for r in refs], out)
+    trained = labeled_stage(cfg, t, t.foreground.overrides, t.foreground.data, student, labeled, out)
     log.info("FGNET from the student on %d labeled nuclei (of the %d image(s) of split %r with a mask)",
-             trained["n_train_instances"], len(refs), spec.split)
+             trained["n_train_instances"], len(labeled), t.foreground.split)
     return trained
 
 
-def tune_stage(cfg: DictConfig, t: SelfsupSettings, student: str, out: Path) -> dict | None:
+def tune_stage(cfg: DictConfig, t: SelfsupSettings, student: str, labeled: list[str], out: Path) -> dict | None:
     """Stage 4b: the student fine-tuned with AFFNET's Dice loss on the labeled nuclei FGNET learns from
-    (the images of ``task.foreground.split`` with masks, the same label budget); None when no such
-    image has a mask (or ``task.tune.enabled`` is off)."""
-    if not t.tune.enabled:
+    (the masks of ``labeled``, the same label budget); None without such images (or the stage off)."""
+    if not (t.tune.enabled and labeled):
         return None
-    _, refs = masked_refs(cfg, t.foreground.split)
-    if not refs:
-        log.info("stage 4b (tuned student) skipped: no image of split %r has a mask (data.masks)", t.foreground.split)
-        return None
-    trained = labeled_stage(cfg, t, t.tune.overrides, t.tune.data, student, [r.stem for r in refs], out)
+    trained = labeled_stage(cfg, t, t.tune.overrides, t.tune.data, student, labeled, out)
     log.info("the student fine-tuned on %d labeled nuclei; it is shipped instead of the student",
              trained["n_train_instances"])
     return trained
@@ -396,13 +386,18 @@ def run(cfg: DictConfig) -> dict:
                                               "splits": {"raw": teacher_names, "val": []}}, out / "student")
     seconds["student"] = time.perf_counter() - t0
     base = base_student(student["checkpoint"], t, out)
+    wants_labels = t.foreground.enabled or t.tune.enabled
+    labeled = [r.stem for r in masked_refs(cfg, t.foreground.split)[1]] if wants_labels else []
+    if wants_labels and not labeled:
+        log.info("stages 4 and 4b (FGNET, tuned student) skipped: no image of split %r has a mask (data.masks)",
+                 t.foreground.split)
     t0 = time.perf_counter()
-    fgnet_train = foreground_stage(cfg, t, str(base), out / "fgnet")
+    fgnet_train = foreground_stage(cfg, t, str(base), labeled, out / "fgnet")
     fgnet = None if fgnet_train is None else ship_checkpoint(fgnet_train["checkpoint"],
                                                              checkpoint_fgnet_file(t.ship), out / "fgnet")
     seconds["fgnet"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tuned = tune_stage(cfg, t, str(base), out / "tune")
+    tuned = tune_stage(cfg, t, str(base), labeled, out / "tune")
     seconds["tune"] = time.perf_counter() - t0
     shipped = ship_checkpoint((tuned or student)["checkpoint"], Path(t.ship), out, None if tuned else base)
     t0 = time.perf_counter()
