@@ -2,7 +2,7 @@
 checkpoints, as ``cellpose``'s ``model.eval`` or stardist's ``predict_instances`` do.
 
     from inpaintaff import Segmenter
-    seg = Segmenter.pretrained("hela")            # DISTILL student + FGNET, α stored beside them
+    seg = Segmenter.pretrained()                  # hela_tuned: DISTILL student + FGNET, α stored beside them
     labels = seg(image)                            # a 2D numpy array in, labels out
     labels = seg(image, diameter=60)               # nuclei of about 60 px across
     seg.segment_folder("images/", out="results/")  # the same as `inpaintaff segment images/`

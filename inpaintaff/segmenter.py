@@ -22,6 +22,10 @@ from inpaintaff.utils.resolvers import CHECKPOINT_DIR
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # FGNET's, where its α file stores none
+# The folder command's and ``pretrained()``'s model (conf/task/segment_folder.yaml names its checkpoints):
+# the better of the shipped ones on HeLa and DSB images alike in detection accuracy
+# (benchmarks/folder_default.py; README "A foreground from a few labels").
+DEFAULT_MODEL = "hela_tuned"
 PRETRAINED = {
     "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt",
              "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
@@ -133,9 +137,9 @@ class Segmenter:
         return cls(one_pass, ckpts, (float(normalize[0]), float(normalize[1])))
 
     @classmethod
-    def pretrained(cls, name: str = "hela", **kwargs: Any) -> Segmenter:
-        """The shipped checkpoints (``"hela"``: the DISTILL student and FGNET of HeLa nuclei; ``"hela_tuned"``:
-        that student fine-tuned on FGNET's labeled nuclei, and FGNET; ``"dsb"``: those of the 2018 Data
+    def pretrained(cls, name: str = DEFAULT_MODEL, **kwargs: Any) -> Segmenter:
+        """The shipped checkpoints (``"hela_tuned"``, the default: HeLa's DISTILL student fine-tuned on
+        FGNET's labeled nuclei, and FGNET; ``"hela"``: the student as trained without labels, and FGNET; ``"dsb"``: those of the 2018 Data
         Science Bowl's fluorescence nuclei, the student trained without labels)."""
         if name not in PRETRAINED:
             raise ValueError(f"unknown pretrained model {name!r}; known: {sorted(PRETRAINED)}")

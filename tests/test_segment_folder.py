@@ -85,10 +85,27 @@ def _csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def test_the_default_model_is_the_commands_default(tmp_path: Path) -> None:
+    """``Segmenter.pretrained()``, ``inpaintaff segment`` without ``--model`` and ``--model <DEFAULT_MODEL>``
+    name the same checkpoints: the task's YAML default is the shipped default model's."""
+    from inpaintaff.cli import model_overrides
+    from inpaintaff.segmenter import DEFAULT_MODEL, PRETRAINED
+    from inpaintaff.tasks.compose import compose
+
+    cfg = compose("predict", ["task=segment_folder", "data=folder", f"data.images={tmp_path}"])
+    default = PRETRAINED[DEFAULT_MODEL]
+    assert DEFAULT_MODEL == "hela_tuned"  # measured the better default (benchmarks/folder_default.py)
+    assert Path(cfg.task.affinities_ckpt).resolve() == default["affinities"].resolve()
+    assert Path(cfg.task.foreground.ckpt).resolve() == default["foreground"].resolve()
+    assert model_overrides(DEFAULT_MODEL) == [f"task.affinities_ckpt={default['affinities']}",
+                                              f"task.foreground.ckpt={default['foreground']}"]
+    assert Segmenter.pretrained().checkpoints == Segmenter.pretrained(DEFAULT_MODEL).checkpoints
+
+
 def test_api_equals_command(images, tmp_path: Path) -> None:
     imgs, _ = images
     out = tmp_path / "out"
-    seg = Segmenter.pretrained("hela")
+    seg = Segmenter.pretrained()
     result = seg.segment_folder(imgs, out, overrides=["trainer.enable_progress_bar=false"])
     assert result["n_images"] == 3
     for name, labels in _masks(out).items():
@@ -110,8 +127,8 @@ def test_resume_keeps_only_results_whose_record_matches(images, tmp_path: Path) 
     assert again["n_segmented_now"] == 0 and again["n_kept"] == 3
     assert all((out / "masks" / f"{n}.tif").stat().st_mtime_ns == t for n, t in stamp.items())
     # Another setting into the same folder: an error naming the record and the setting.
-    with pytest.raises(InputError, match=r"settings\.alpha: .* in the file, 1\.0 now"):
-        run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "task.alpha=1.0"])
+    with pytest.raises(InputError, match=r"settings\.alpha: .* in the file, 2\.5 now"):
+        run_segment_folder([f"data.images={imgs}", f"paths.output_dir={out}", "task.alpha=2.5"])
     # A changed input image is segmented again; the others are kept.
     raw = tifffile.imread(imgs / "c03.tif")
     tifffile.imwrite(imgs / "c03.tif", np.ascontiguousarray(raw[:, ::-1]))
@@ -208,7 +225,7 @@ def test_alpha_chosen_on_the_images_with_masks(images, tmp_path: Path) -> None:
     assert (stored["alpha"], stored["min_size"], stored["threshold"]) == (sel["alpha"], sel["min_size"],
                                                                          sel["threshold"])
     assert (out / "seg_vs_alpha.png").is_file()
-    seg = Segmenter.pretrained("hela", alpha=sel["alpha"], min_size=sel["min_size"], threshold=sel["threshold"])
+    seg = Segmenter.pretrained(alpha=sel["alpha"], min_size=sel["min_size"], threshold=sel["threshold"])
     for name, labels in _masks(out).items():
         np.testing.assert_array_equal(seg(read_channel(next(imgs.glob(f"{name}.*")))), labels)
     with pytest.raises(InputError, match="task.select needs images with masks"):
