@@ -50,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--diameter", type=float, help="nucleus diameter in px (default: estimated per image)")
     s.add_argument("--channel", type=int, help="channel of multi-channel images")
     s.add_argument("--model", help="the shipped model (hela_tuned: default, HeLa's student fine-tuned on FGNET's "
-                                   "31 labeled nuclei; hela: that student as trained without labels; dsb: trained without labels on the 2018 Data "
-                                   "Science Bowl's fluorescence nuclei) or a student checkpoint of your own "
+                                   "31 labeled nuclei; hela: that student as trained without labels; dsb: trained "
+                                   "without labels on the 2018 Data Science Bowl's fluorescence nuclei) or a "
+                                   "student checkpoint of your own "
                                    "(e.g. runs/selfsup/student.ckpt, with its .alpha.json beside it)")
     s.add_argument("--devices", type=int, help="processes (CPU) or GPUs that split the images")
     s.add_argument("--overwrite", action="store_true", help="recompute kept results of other settings")

@@ -139,8 +139,9 @@ class Segmenter:
     @classmethod
     def pretrained(cls, name: str = DEFAULT_MODEL, **kwargs: Any) -> Segmenter:
         """The shipped checkpoints (``"hela_tuned"``, the default: HeLa's DISTILL student fine-tuned on
-        FGNET's labeled nuclei, and FGNET; ``"hela"``: the student as trained without labels, and FGNET; ``"dsb"``: those of the 2018 Data
-        Science Bowl's fluorescence nuclei, the student trained without labels)."""
+        FGNET's labeled nuclei, and FGNET; ``"hela"``: the student as trained without labels, and FGNET;
+        ``"dsb"``: those of the 2018 Data Science Bowl's fluorescence nuclei, the student trained without
+        labels)."""
         if name not in PRETRAINED:
             raise ValueError(f"unknown pretrained model {name!r}; known: {sorted(PRETRAINED)}")
         return cls.from_checkpoints(**PRETRAINED[name], **kwargs)

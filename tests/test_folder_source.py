@@ -66,6 +66,31 @@ def test_masks_pair_by_stem_and_a_mask_without_image_is_an_error(folder: Path, t
         list_folder(folder, masks=masks)
 
 
+def test_ctc_gt_masks_pair_with_their_frames(tmp_path: Path) -> None:
+    """``--masks <seq>_GT/SEG`` as the CTC ships it: ``man_seg013.tif`` is the mask of ``t013.tif``. GT masks of
+    frames not in the folder are left out (the GT covers the sequence), unless none matches; two masks of
+    one image are an error."""
+    imgs, masks = tmp_path / "imgs", tmp_path / "SEG"
+    imgs.mkdir()
+    masks.mkdir()
+    for t in ("t013", "t052", "t0077"):
+        tifffile.imwrite(imgs / f"{t}.tif", _image(0))
+    for t in ("013", "0077"):
+        tifffile.imwrite(masks / f"man_seg{t}.tif", np.ones((40, 50), np.uint16))
+    items = {i.name: i.mask_path for i in list_folder(imgs, masks=masks)}
+    assert items == {"t013": masks / "man_seg013.tif", "t0077": masks / "man_seg0077.tif", "t052": None}
+    tifffile.imwrite(masks / "man_seg021.tif", np.ones((40, 50), np.uint16))
+    assert {i.name: i.mask_path for i in list_folder(imgs, masks=masks)} == items
+    only_other = tmp_path / "SEG2"
+    only_other.mkdir()
+    (masks / "man_seg021.tif").rename(only_other / "man_seg021.tif")
+    with pytest.raises(InputError, match="man_seg021.*no CTC GT mask .* of the folder's images"):
+        list_folder(imgs, masks=only_other)
+    tifffile.imwrite(masks / "t013.tif", np.ones((40, 50), np.uint16))
+    with pytest.raises(InputError, match="two masks of image 't013'"):
+        list_folder(imgs, masks=masks)
+
+
 def test_two_images_of_one_stem_are_an_error(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "a.tif", _image(0))
     tifffile.imwrite(tmp_path / "a.tiff", _image(1))

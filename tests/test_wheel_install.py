@@ -31,7 +31,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 # What the installed command needs besides the code: the configs it composes and the default checkpoints.
 PACKAGE_DATA = ("inpaintaff/conf/predict.yaml", "inpaintaff/conf/task/segment_folder.yaml",
                 "inpaintaff/conf/data/folder.yaml", "inpaintaff/checkpoints/hela_distill_tuned_cpu.ckpt",
-                "inpaintaff/checkpoints/hela_distill_tuned_cpu.alpha.json", "inpaintaff/checkpoints/hela_fgnet_cpu.ckpt",
+                "inpaintaff/checkpoints/hela_distill_tuned_cpu.alpha.json",
+                "inpaintaff/checkpoints/hela_fgnet_cpu.ckpt",
                 "inpaintaff/checkpoints/hela_distill_cpu.ckpt", "inpaintaff/checkpoints/hela_distill_cpu.alpha.json")
 # Left out of the copy that is built (build outputs, environments, results).
 _ROOT_JUNK = {".git", ".venv", "build", "dist", "runs", "outputs", "multirun", "lightning_logs", "data", ".whl",

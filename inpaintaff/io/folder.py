@@ -1,13 +1,15 @@
 """A plain folder of images (a user's own data): finding the files, reading one channel of each.
 
 Images are matched by glob patterns (TIFF and PNG by default); masks, when given, live in another
-folder under the same file stem (``img_a.tif`` ↔ ``img_a.tif`` or ``img_a.png``). Every output of
-an image is named by its stem.
+folder under the same file stem (``img_a.tif`` ↔ ``img_a.tif`` or ``img_a.png``), or under the Cell
+Tracking Challenge's GT names (``man_seg013.tif`` ↔ ``t013.tif``: ``--masks <seq>_GT/SEG`` as it comes).
+Every output of an image is named by its stem.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATTERNS = ("*.tif", "*.tiff", "*.png")
 _IMAGE_SUFFIXES = {".tif", ".tiff", ".png"}
+_CTC_MASK = re.compile(r"man_seg(\d+)")
+
+
+def _image_of_mask(stem: str, names: dict[str, Path]) -> str | None:
+    """The image stem a mask stem belongs to: the same stem, or ``tNNN`` for the CTC's ``man_segNNN``."""
+    if stem in names:
+        return stem
+    ctc = _CTC_MASK.fullmatch(stem)
+    if ctc and f"t{ctc.group(1)}" in names:
+        return f"t{ctc.group(1)}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -71,13 +84,24 @@ def list_folder(images: str | Path, pattern: str | Sequence[str] | None = None,
         mask_dir = Path(masks).expanduser()
         if not mask_dir.is_dir():
             raise InputError(mask_dir, "mask folder not found (data.masks)")
+        ctc_unmatched: list[Path] = []
         for m in sorted(p for p in mask_dir.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
-            if m.stem not in by_name:
+            name = _image_of_mask(m.stem, by_name)
+            if name is None and _CTC_MASK.fullmatch(m.stem):
+                ctc_unmatched.append(m)  # a CTC GT folder covers the whole sequence, the folder some frames
+                continue
+            if name is None:
                 raise InputError(m, f"mask without its image: no image named {m.stem!r} in {folder} "
                                  f"matching {_patterns(pattern)}")
-            if m.stem in mask_of:
-                raise InputError(m, f"two masks named {m.stem!r} ({mask_of[m.stem].name} and {m.name})")
-            mask_of[m.stem] = m
+            if name in mask_of:
+                raise InputError(m, f"two masks of image {name!r} ({mask_of[name].name} and {m.name})")
+            mask_of[name] = m
+        if ctc_unmatched and not mask_of:
+            raise InputError(ctc_unmatched[0], f"no CTC GT mask (man_segNNN) of the folder's images (tNNN) in "
+                             f"{folder}: {len(ctc_unmatched)} mask(s), none of whose frames is there")
+        if ctc_unmatched:
+            log.info("%d CTC GT mask(s) in %s belong to frames not in %s (e.g. %s): not used",
+                     len(ctc_unmatched), mask_dir, folder, ctc_unmatched[0].name)
         missing = [n for n in by_name if n not in mask_of]
         if missing:
             log.warning("%d of %d image(s) have no mask in %s (e.g. %s): they are segmented but not scored",
