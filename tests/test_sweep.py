@@ -79,3 +79,30 @@ def test_segment_select_chooses_alpha_on_val_and_applies_it_to_test(compose, tmp
     assert len(_read_table(out / "alpha_selection.csv")) == 3
     assert (out / "alpha_selection.png").exists() and (out / RESULT_NAME).exists()
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_select_alpha_takes_frames_in_memory_and_returns_the_choice(compose, tmp_path):
+    """The library's α choice: validation frames in (no data module), a small dict out, equal to what
+    ``task=segment_select`` chose; frames without GT, or none, are errors naming the data set."""
+    from dataclasses import replace
+
+    from inpaintaff.segment.evaluation import load_inputs
+    from inpaintaff.segment.selection import select_alpha
+    from inpaintaff.segment.settings import segment_settings
+    from inpaintaff.tasks.compose import load_data
+    from inpaintaff.utils.errors import InputError
+
+    cfg = compose("predict", ["task=segment_select", "task.alphas=[0.1,0.5,0.9]", "task.affinities.noise=0.2",
+                              "task.overlays=false"])
+    task, dm = segment_settings(cfg.task), load_data(cfg.data)
+    frames = load_inputs(dm, "val", task, int(cfg.seed))
+    where = tmp_path / "data"
+    choice = select_alpha(frames, task, where)
+    assert set(choice) == {"alpha", "min_size", "rows"}
+    assert [r["alpha"] for r in choice["rows"]] == [0.1, 0.5, 0.9] and choice["rows"][0]["dataset"] == "data"
+    assert choice["alpha"] == max(choice["rows"], key=lambda r: r["seg"])["alpha"]
+    assert choice["alpha"] == run_task(cfg)["alpha"]
+    with pytest.raises(InputError, match=r"data: every frame of split 'val' needs GT"):
+        select_alpha([replace(frames[0], labels=None), *frames[1:]], task, where)
+    with pytest.raises(InputError, match="holds no frames"):
+        select_alpha([], task, where)

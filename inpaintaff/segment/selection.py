@@ -11,12 +11,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from inpaintaff.metrics.ctc import pool_seg, seg_from_overlap
 from inpaintaff.metrics.detection import ACCURACY_IOU, ACCURACY_KEY, accuracy_at, detection_from_overlap, pool_detection
 from inpaintaff.metrics.overlap import overlap
-from inpaintaff.segment.evaluation import evaluate, load_inputs, resolved_task, summarize
+from inpaintaff.segment.evaluation import evaluate, resolved_task, summarize
 from inpaintaff.segment.one_pass import OnePassSegmenter, Prepared
 from inpaintaff.segment.pipeline import FrameInput
 from inpaintaff.segment.settings import SegmentSelectSettings, SegmentSettings, method_label
@@ -40,28 +39,31 @@ def sweep(inputs: Sequence[FrameInput], task: SegmentSettings, alphas: Sequence[
     return rows
 
 
-def select_alpha(dm: Any, task: SegmentSelectSettings, seed: int) -> tuple[float, int, list[dict]]:
-    """Pooled SEG of ``task.select_split`` of the data module ``dm`` for every α of ``task.alphas`` (and
-    every fragment size of ``task.min_sizes``, when given); the best α, its min_size and all the rows."""
+def select_alpha(inputs: Sequence[FrameInput], task: SegmentSelectSettings, where: Path) -> dict:
+    """α (and the fragment size) chosen on the labeled frames ``inputs`` of ``task.select_split``, as
+    stardist's ``optimize_thresholds`` does: pooled SEG for every α of ``task.alphas`` and every fragment
+    size of ``task.min_sizes`` (when given). ``where``: the data set's folder, which the rows and errors
+    name. Returns ``{"alpha", "min_size", "rows"}``: the choice and every grid point."""
     split = task.select_split
     alphas = [float(a) for a in task.alphas]
     if not alphas:
         raise ValueError("task.alphas is empty")
-    inputs = load_inputs(dm, split, task, seed)
+    if not inputs:
+        raise InputError(where, f"split {split!r} holds no frames")
+    if any(inp.labels is None for inp in inputs):
+        raise InputError(where, f"every frame of split {split!r} needs GT to choose alpha")
     task = resolved_task(task, inputs)
     min_sizes = [int(m) for m in (task.min_sizes or [task.mws.min_size])]
-    if any(inp.labels is None for inp in inputs):
-        raise InputError(Path(dm.root) / dm.dataset, f"every frame of split {split!r} needs GT to choose alpha")
     rows = []
     for r in sweep(inputs, task, alphas, min_sizes):
         if r["seg"] is None:
-            raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no GT object (within "
-                             "task.crop): nothing to choose alpha on")
+            raise InputError(where, f"split {split!r} holds no GT object (within task.crop): nothing to "
+                             "choose alpha on")
         rows.append({"job": f"alpha={r['alpha']:g},min_size={r['min_size']}", "label": method_label(task),
-                     "dataset": dm.dataset, "split": split, **r, "n_frames": len(inputs)})
+                     "dataset": Path(where).name, "split": split, **r, "n_frames": len(inputs)})
         log.info("alpha=%g, min_size=%d: SEG %.4f on %s", r["alpha"], r["min_size"], r["seg"], split)
     best = best_row(rows, alphas)  # highest SEG: the smallest such min_size, then α
-    return float(best["alpha"]), int(best["min_size"]), rows
+    return {"alpha": float(best["alpha"]), "min_size": int(best["min_size"]), "rows": rows}
 
 
 def pooled_scores(gts: Sequence, preds: Sequence) -> dict:

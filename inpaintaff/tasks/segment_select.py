@@ -36,7 +36,8 @@ def run(cfg: DictConfig) -> dict:
         ensure_writable_dir(spec.dir)  # alpha_selection.json goes there, after the whole scan
     seed = int(cfg.seed)
     dm = load_data(cfg.data)
-    alpha, min_size, rows = select_alpha(dm, task, seed)
+    choice = select_alpha(load_inputs(dm, task.select_split, task, seed), task, Path(dm.root) / dm.dataset)
+    alpha, min_size, rows = choice["alpha"], choice["min_size"], choice["rows"]
     out = Path(cfg.paths.output_dir)
     write_csv(out / "alpha_selection.csv", rows, [*COLUMNS, "min_size"])
     chosen = [r for r in rows if r["min_size"] == min_size]

@@ -246,12 +246,13 @@ def select_row(base: Mapping[str, Any], seed: int, t: Table1Settings, row: Row, 
     grid: list[dict] = []
     for threshold in thresholds:
         sub = row_settings(base, row_task(t, row, sources, work, threshold), out, seed)
+        inputs = load_inputs(dm, t.select_split, sub, seed)
         if row.method == "mws":
-            alpha, min_size, selection = select_alpha(dm, sub, seed)
+            choice = select_alpha(inputs, sub, Path(dm.root) / dm.dataset)
+            alpha, min_size, selection = choice["alpha"], choice["min_size"], choice["rows"]
             seg = max(r["seg"] for r in selection)
         else:  # CC has no α; its score on the selection split is shown all the same
             alpha, min_size, selection = 0.0, 0, []
-            inputs = load_inputs(dm, t.select_split, sub, seed)
             labels, scores, seconds = evaluate(inputs, resolved_task(sub, inputs), alpha)
             seg = summarize(inputs, labels, scores, seconds)[1]["seg"]
         grid += [{"threshold": threshold, **{k: r[k] for k in ("alpha", "min_size", "seg")}} for r in selection]
