@@ -26,6 +26,10 @@ DEFAULT_THRESHOLD = 0.5  # FGNET's, where its α file stores none
 # the better of the shipped ones on HeLa and DSB images alike in detection accuracy
 # (benchmarks/folder_default.py; README "A foreground from a few labels").
 DEFAULT_MODEL = "hela_tuned"
+# Objects under this fraction of a nucleus's area are dropped (conf/task/segment_folder.yaml's
+# min_area_fraction): the largest fraction whose SEG on the DSB val images stays within 0.005 of the
+# best for every shipped model (benchmarks/folder_default.py --sets dsb_val).
+DEFAULT_MIN_AREA_FRACTION = 0.075
 PRETRAINED = {
     "hela": {"affinities": CHECKPOINT_DIR / "hela_distill_cpu.ckpt",
              "foreground": CHECKPOINT_DIR / "hela_fgnet_cpu.ckpt"},
@@ -92,6 +96,7 @@ class Segmenter:
         scale: bool = True,
         tolerance: float = 0.1,
         min_objects: int = 5,
+        min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION,
         backend: str = "bioimage-cpp",
         seed: int = 0,
         normalize: Sequence[float] = (1.0, 99.8),
@@ -126,7 +131,8 @@ class Segmenter:
         settings = OnePassSettings(
             alpha=float(alpha), min_size=int(min_size), foreground=foreground_source, threshold=float(threshold),
             tile=int(tile), halo=int(halo), fill_holes=bool(fill_holes), scale=bool(scale),
-            tolerance=float(tolerance), min_objects=int(min_objects), backend=backend, seed=int(seed))
+            tolerance=float(tolerance), min_objects=int(min_objects), backend=backend, seed=int(seed),
+            min_area_fraction=float(min_area_fraction))
         model_diameter = checkpoint_diameter(affinities)
         if scale and model_diameter is None:
             log.warning("%s records no nucleus diameter: images are not resized", affinities)
@@ -173,6 +179,7 @@ class Segmenter:
             f"task.tile={s.tile}", f"task.halo={s.halo}", f"task.fill_holes={str(s.fill_holes).lower()}",
             f"task.scale.enabled={str(s.scale).lower()}", f"task.scale.tolerance={s.tolerance}",
             f"task.scale.min_objects={s.min_objects}", f"task.mws_backend={s.backend}", f"seed={s.seed}",
+            f"task.min_area_fraction={s.min_area_fraction}",
             f"data.normalize.low={self.normalize[0]}", f"data.normalize.high={self.normalize[1]}",
         ]
 

@@ -21,7 +21,7 @@ from inpaintaff.offsets import N_ATTRACTIVE, OFFSETS, inside_pairs
 from inpaintaff.segment.diameter import estimate_diameter, intensity_foreground
 from inpaintaff.segment.foreground import true_foreground
 from inpaintaff.segment.mws import mutex_watershed
-from inpaintaff.segment.postprocess import fill_holes, merge_small_segments
+from inpaintaff.segment.postprocess import drop_small_objects, fill_holes, merge_small_segments
 from inpaintaff.segment.scale import (
     MIN_EXPLAINED,
     ScaleDecision,
@@ -59,6 +59,9 @@ class OnePassSettings:
     min_objects: int  # fewer objects behind an estimate: uncertain
     backend: str = "bioimage-cpp"
     seed: int = 0
+    # Objects smaller than this fraction of a nucleus's area at the model's diameter are dropped
+    # (specks of noise that a foreground picks up in dim images); 0: none.
+    min_area_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.foreground not in FOREGROUNDS:
@@ -66,6 +69,8 @@ class OnePassSettings:
         for name, low in (("tile", 1), ("halo", 0), ("min_size", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if not 0.0 <= self.min_area_fraction < 1.0:
+            raise ValueError(f"min_area_fraction must be in [0, 1), got {self.min_area_fraction}")
 
 
 @dataclass
@@ -212,6 +217,9 @@ class OnePassSegmenter:
             labels = labels_onto_foreground(labels, prep.input_map > threshold, reach=1.0 + 1.0 / factor,
                                             min_new=int(min_size / factor**2))
         labels = relabel_consecutive(labels)
+        if s.min_area_fraction > 0 and self.model_diameter is not None:
+            nucleus_area = math.pi * (self.model_diameter / factor) ** 2 / 4  # at the input's scale
+            labels = drop_small_objects(labels, s.min_area_fraction * nucleus_area)
         if s.fill_holes:  # at the input's shape: shrinking back can close a gap into a hole
             labels = fill_holes(labels)
         return labels

@@ -1,4 +1,5 @@
-"""Clean-up of instance labels: small fragments join the neighbour they share most boundary with."""
+"""Clean-up of instance labels: small fragments join the neighbour they share most boundary with;
+specks far smaller than a nucleus are dropped; holes inside an instance are filled."""
 
 from __future__ import annotations
 
@@ -50,6 +51,19 @@ def merge_small_segments(labels: np.ndarray, min_size: int, max_rounds: int = 4)
             lut = nxt
         labels = lut[labels]
     return relabel_consecutive(labels).astype(labels.dtype)
+
+
+def drop_small_objects(labels: np.ndarray, min_area: float) -> np.ndarray:
+    """``labels`` without the objects of fewer than ``min_area`` pixels (they become background),
+    consecutive from 1. For the specks a foreground picks up in the noise of a dim image: run after
+    :func:`merge_small_segments`, which has joined the small pieces of a nucleus to it."""
+    if min_area <= 1 or labels.max() == 0:
+        return labels
+    small = np.bincount(labels.ravel()) < min_area
+    small[0] = False
+    if not small.any():
+        return labels
+    return relabel_consecutive(np.where(small[labels], 0, labels)).astype(labels.dtype)
 
 
 def fill_holes(labels: np.ndarray) -> np.ndarray:

@@ -85,6 +85,7 @@ class SegmentFolderSettings:
     foreground: ForegroundSpec = field(default_factory=ForegroundSpec)
     alpha: Any = MISSING  # a number, or auto
     min_size: Any = MISSING  # a number, or auto
+    min_area_fraction: float = MISSING
     scale: ScaleSpec = field(default_factory=ScaleSpec)
     select: SelectSpec = field(default_factory=SelectSpec)
     fill_holes: bool = MISSING
@@ -105,7 +106,8 @@ def build_segmenter(t: SegmentFolderSettings, cfg: DictConfig) -> Segmenter:
         t.affinities_ckpt, t.foreground.ckpt, foreground_source=t.foreground.source, alpha=t.alpha,
         min_size=t.min_size, threshold=t.foreground.threshold, tile=t.tile, halo=t.halo, fill_holes=t.fill_holes,
         scale=t.scale.enabled, tolerance=t.scale.tolerance, min_objects=t.scale.min_objects,
-        backend=t.mws_backend, seed=int(cfg.seed), normalize=(float(norm["low"]), float(norm["high"])), device="cpu")
+        min_area_fraction=t.min_area_fraction, backend=t.mws_backend, seed=int(cfg.seed),
+        normalize=(float(norm["low"]), float(norm["high"])), device="cpu")
 
 
 class FolderOutputs:
