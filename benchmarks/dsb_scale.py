@@ -109,6 +109,8 @@ def _init(methods: tuple[str, ...], overrides: dict, threads: int, model: str = 
         need.add("fgnet")
     if "cc_fgnet_noscale" in methods:
         need.add("fgnet")
+    # every object kept, as the README's figures were measured (--set min_area_fraction=0.075: the folder command's)
+    overrides = {"min_area_fraction": 0.0, **overrides}
     segs = {}
     for fg in ("truefg", "fgnet"):
         if fg in need:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inpaintaff.segment.postprocess import merge_small_segments
+from inpaintaff.segment.postprocess import drop_small_objects, merge_small_segments
 
 
 def test_small_segments_join_longest_shared_boundary():
@@ -40,3 +40,14 @@ def test_chain_of_small_segments_resolves():
 def test_off_is_identity():
     labels = np.random.default_rng(0).integers(0, 5, (8, 8))
     assert merge_small_segments(labels, 0) is labels
+
+
+def test_small_objects_are_dropped_and_the_rest_relabeled():
+    labels = np.zeros((10, 12), np.int32)
+    labels[0:4, 0:4] = 3  # 16 px
+    labels[6:8, 6:8] = 5  # 4 px
+    labels[0:3, 8:12] = 7  # 12 px
+    out = drop_small_objects(labels, 12)
+    assert out.dtype == labels.dtype and sorted(np.unique(out)) == [0, 1, 2]
+    assert (out[0:4, 0:4] > 0).all() and (out[0:3, 8:12] > 0).all() and (out[6:8, 6:8] == 0).all()
+    assert np.array_equal(drop_small_objects(labels, 0), labels)

@@ -106,8 +106,9 @@ def test_ctc_tasks_work_at_the_model_scale_and_equal_the_api(compose, tmp_path: 
 
     dm = CTCDataModule(synthetic_root, "SYNTH-HeLa", {"test": [{"seq": "02", "frames": [2]}]})
     ref = dm.frames("test")[0]
+    # (task=segment, the paper's protocol, drops no specks: min_area_fraction is the folder command's)
     seg = Segmenter.from_checkpoints(ckpt, foreground_source="truefg", alpha=3.0, min_size=100, fill_holes=False,
-                                     seed=int(cfg.seed))
+                                     seed=int(cfg.seed), min_area_fraction=0.0)
     api = seg.segment(dm.load_image(ref), diameter=18.0, labels=dm.load_labels(ref), normalized=True)
     np.testing.assert_array_equal(api.labels, mask)
 

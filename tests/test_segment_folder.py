@@ -102,6 +102,36 @@ def test_the_default_model_is_the_commands_default(tmp_path: Path) -> None:
     assert Segmenter.pretrained().checkpoints == Segmenter.pretrained(DEFAULT_MODEL).checkpoints
 
 
+def test_specks_under_the_min_area_fraction_are_dropped() -> None:
+    """Bright 3×3 specks in the background of a synthetic frame: kept as objects with
+    ``min_area_fraction=0``, dropped by default (the YAML's value), the nuclei left as they were."""
+    import math
+
+    from inpaintaff.segmenter import DEFAULT_MIN_AREA_FRACTION
+    from inpaintaff.tasks.compose import compose
+
+    assert compose("predict", ["task=segment_folder", "data=folder", "data.images=."]).task.min_area_fraction == \
+        DEFAULT_MIN_AREA_FRACTION > 0
+    raw, gt = synthetic_frame((256, 256), seed=3, radius=12.0)
+    image = raw.astype(np.float32)
+    far = np.argwhere(ndi.distance_transform_edt(gt == 0) > 8)
+    far = far[(far.min(axis=1) >= 2) & (far.max(axis=1) <= 252)]
+    for y, x in np.random.default_rng(0).permutation(far)[:15]:
+        image[y - 1:y + 2, x - 1:x + 2] = np.percentile(raw, 99.9)
+    keep = Segmenter.pretrained(min_area_fraction=0.0).segment(image)
+    dropped = Segmenter.pretrained().segment(image)
+    diameter = Segmenter.pretrained().model_diameter / keep.scale.factor  # a nucleus's, at the input's scale
+    min_area = DEFAULT_MIN_AREA_FRACTION * math.pi * diameter**2 / 4
+    kept_areas = np.bincount(keep.labels.ravel())[1:]
+    assert (kept_areas < min_area).sum() >= 5  # the specks are objects without it
+    assert (np.bincount(dropped.labels.ravel())[1:] >= min_area).all()
+    big = np.flatnonzero(kept_areas >= min_area) + 1
+    assert dropped.labels.max() == big.size
+    assert np.array_equal(dropped.labels > 0, np.isin(keep.labels, big))
+    with pytest.raises(ValueError, match="min_area_fraction must be in"):
+        Segmenter.pretrained(min_area_fraction=1.5)
+
+
 def test_api_equals_command(images, tmp_path: Path) -> None:
     imgs, _ = images
     out = tmp_path / "out"

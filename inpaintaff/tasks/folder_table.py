@@ -225,7 +225,8 @@ def build_one_pass(t: FolderTableSettings, row: Row, cfg: DictConfig) -> OnePass
         row.affinities, fg, foreground_source="fgnet" if fg else "truefg", alpha=row_grid(t, row)[0][0], min_size=0,
         threshold=s.threshold, tile=s.tile, halo=s.halo, fill_holes=s.fill_holes, tolerance=s.tolerance,
         min_objects=s.min_objects, backend=s.backend, seed=int(cfg.seed),
-        normalize=(float(norm["low"]), float(norm["high"])), device="cpu")
+        normalize=(float(norm["low"]), float(norm["high"])), device="cpu",
+        min_area_fraction=0.0)  # the table keeps every object, as task=segment (the paper's protocol)
     return seg.one_pass
 
 
