@@ -14,11 +14,13 @@ on two kinds of images none of them chose anything on:
 Per model, ``--min-area-fractions`` value (objects under that fraction of a nucleus's area dropped; by
 default none and the folder command's default, side by side) and image set: pooled SEG, detection
 accuracy at IoU 0.5, objects per GT nucleus (fully labeled sets only) and seconds per image. Writes
-``results.json`` (per image too) and ``table.md`` into --out and prints the table.
+``results.json`` (per image too) and ``table.md`` into --out and prints the table. ``--figure STEM ...``
+also draws those DSB images segmented by the default model with each fraction side by side
+(``specks_<stem>.png``).
 
     PYTHONPATH=. .venv/bin/python benchmarks/folder_default.py [--models hela hela_tuned dsb] \
         [--sets dsb_test hela_test hela_full] [--min-area-fractions 0 0.075] [--limit N] \
-        [--out runs/bench_folder_default]
+        [--figure df5cdd0ebe1bdf8d] [--out runs/bench_folder_default]
 """
 
 from __future__ import annotations
@@ -89,6 +91,24 @@ def measure(model: str, set_name: str, pairs: list[tuple[str, Path, Path]], min_
             "seconds_per_image": float(np.mean([r["seconds"] for r in rows])), "images": rows}
 
 
+def figure(stem: str, fractions: list[float], out: Path) -> Path:
+    """One DSB image segmented by the default model with each fraction, side by side against its GT."""
+    from inpaintaff import Segmenter
+    from inpaintaff.data.normalize import percentile_normalize
+    from inpaintaff.io.folder import read_channel, read_mask
+    from inpaintaff.segmenter import DEFAULT_MODEL
+    from inpaintaff.viz.overlays import side_by_side
+
+    image = read_channel(SHARED / "dsb2018" / "images" / f"{stem}.tif")
+    gt = read_mask(SHARED / "dsb2018" / "masks" / f"{stem}.tif", image.shape)
+    panels = []
+    for fraction in fractions:
+        labels = Segmenter.pretrained(DEFAULT_MODEL, min_area_fraction=fraction)(image)
+        panels.append((f"min_area_fraction {fraction:g}: {labels.max()} objects", labels))
+    return side_by_side(out / f"specks_{stem}.png", percentile_normalize(image, 1.0, 99.8), gt, panels,
+                        f"DSB {stem}: {int(gt.max())} nuclei, --model {DEFAULT_MODEL}")
+
+
 def table(results: list[dict]) -> str:
     lines = ["| model | min_area_fraction | images | GT nuclei | SEG | accuracy at IoU 0.5 | objects per GT nucleus "
              "| s / image |", "|---|---|---|---|---|---|---|---|"]
@@ -107,12 +127,15 @@ def main() -> None:
                         help="objects under this fraction of a nucleus's area dropped (default: 0 and the "
                              "folder command's default)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N images of each set")
+    parser.add_argument("--figure", nargs="*", default=[], help="DSB image stems drawn with each fraction")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_folder_default")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from inpaintaff.segmenter import DEFAULT_MIN_AREA_FRACTION
 
     fractions = args.min_area_fractions or [0.0, DEFAULT_MIN_AREA_FRACTION]
+    for stem in args.figure:
+        print(figure(stem, fractions, args.out), flush=True)
     results = []
     for set_name in args.sets:
         pairs = image_pairs(set_name, args.limit)
