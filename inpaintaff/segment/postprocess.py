@@ -56,7 +56,8 @@ def merge_small_segments(labels: np.ndarray, min_size: int, max_rounds: int = 4)
 def drop_small_objects(labels: np.ndarray, min_area: float) -> np.ndarray:
     """``labels`` without the objects of fewer than ``min_area`` pixels (they become background),
     consecutive from 1. For the specks a foreground picks up in the noise of a dim image: run after
-    :func:`merge_small_segments`, which has joined the small pieces of a nucleus to it."""
+    :func:`merge_small_segments` with a fragment size above ``min_area``, so that what goes is isolated,
+    not a piece of a nucleus."""
     if min_area <= 1 or labels.max() == 0:
         return labels
     small = np.bincount(labels.ravel()) < min_area
