@@ -57,11 +57,11 @@ class OnePassSettings:
     scale: bool  # resize to the model's nucleus diameter
     tolerance: float  # factors within this of 1 are not applied
     min_objects: int  # fewer objects behind an estimate: uncertain
-    backend: str = "bioimage-cpp"
-    seed: int = 0
     # Objects smaller than this fraction of a nucleus's area at the model's diameter are dropped
     # (specks of noise that a foreground picks up in dim images); 0: none.
-    min_area_fraction: float = 0.0
+    min_area_fraction: float
+    backend: str = "bioimage-cpp"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.foreground not in FOREGROUNDS:
