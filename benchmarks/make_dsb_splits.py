@@ -27,8 +27,8 @@ HEADER = """\
 defaults:
   - folder
   - _self_
-images: ${oc.env:INPAINTAFF_SHARED_DATA,${project_dir:}/../shared/data}/dsb2018/images
-masks: ${oc.env:INPAINTAFF_SHARED_DATA,${project_dir:}/../shared/data}/dsb2018/masks
+images: ${shared_data:}/dsb2018/images
+masks: ${shared_data:}/dsb2018/masks
 pattern: "*.tif"
 dataset: dsb2018
 # Nuclei sizes differ from image to image: estimated per image.

@@ -166,3 +166,16 @@ def test_distill_tuned_spends_fgnets_labels(compose):
     assert tuned.seed == fgnet.seed
     assert tuned.model.init_from == fgnet.model.init_from and tuned.model.init_from.endswith("hela_distill_cpu.ckpt")
     assert tuned.model._target_.endswith("AffNetModule")
+
+
+def test_the_shared_data_is_one_setting(compose, monkeypatch, tmp_path):
+    """``INPAINTAFF_SHARED_DATA`` moves every data config that reads the shared data, and the
+    Python side (``shared_data_dir``) the same way."""
+    from inpaintaff.utils.resolvers import SHARED_DATA_ENV, shared_data_dir
+
+    monkeypatch.setenv(SHARED_DATA_ENV, str(tmp_path))
+    hela = compose("predict", ["data=shared_hela"])
+    dsb = compose("predict", ["data=dsb2018"])
+    assert Path(hela.data.root) == tmp_path == shared_data_dir()
+    assert Path(dsb.data.images) == tmp_path / "dsb2018" / "images"
+    assert Path(dsb.data.masks) == tmp_path / "dsb2018" / "masks"

@@ -23,8 +23,11 @@ def shared_data_dir() -> Path:
 
 def register_resolvers() -> None:
     """``${project_dir:}``: the folder holding the inpaintaff package (the repository root in a
-    checkout); ``${package_dir:}``: the package itself (holds ``conf/`` and ``checkpoints/``)."""
+    checkout); ``${package_dir:}``: the package itself (holds ``conf/`` and ``checkpoints/``);
+    ``${shared_data:}``: :func:`shared_data_dir`, the one setting of where the real data lies."""
     if not OmegaConf.has_resolver("project_dir"):
         OmegaConf.register_new_resolver("project_dir", lambda: str(PROJECT_DIR))
     if not OmegaConf.has_resolver("package_dir"):
         OmegaConf.register_new_resolver("package_dir", lambda: str(PACKAGE_DIR))
+    if not OmegaConf.has_resolver("shared_data"):
+        OmegaConf.register_new_resolver("shared_data", lambda: str(shared_data_dir()))
