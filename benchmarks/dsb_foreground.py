@@ -4,9 +4,10 @@ with the true foreground (TRUEFG), the issue's measure of a foreground from few 
 For each foreground: every image is prepared once (resizing, foreground, affinities), α, fragment
 size and FGNET's threshold are chosen on the val images (pooled SEG; of the settings within
 ``--seg-tolerance`` of the best, the most accurate, as the folder command chooses), then the test
-images are scored at that choice. Prints and writes (``--out``: ``dsb_foreground.json``/``.md``):
-foreground IoU (pooled pixels, at the chosen threshold), SEG and detection accuracy at IoU 0.5, the
-gap to TRUEFG, and SEG per kind of image (grouped by image shape, the acquisitions of DSB).
+images are scored at that choice. Prints and writes (``--out``: ``dsb_foreground.json``/``.md``,
+``dsb_foreground_seg_vs_alpha.png``: SEG and accuracy on val against α per row): foreground IoU
+(pooled pixels, at the chosen threshold), SEG and detection accuracy at IoU 0.5, the gap to TRUEFG,
+and SEG per kind of image (grouped by image shape, the acquisitions of DSB).
 
     PYTHONPATH=. .venv/bin/python benchmarks/dsb_foreground.py \\
         --fgnet shipped=checkpoints/dsb_fgnet_cpu.ckpt [name=path.ckpt ...] [--min-area-fraction 0.075] \
@@ -43,6 +44,7 @@ from inpaintaff.io.folder import read_channel, read_mask  # noqa: E402
 from inpaintaff.metrics.detection import ACCURACY_KEY  # noqa: E402
 from inpaintaff.segment.selection import best_row, pooled_scores, sweep_alpha  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
+from inpaintaff.viz.scores import plot_seg_vs_alpha  # noqa: E402
 
 DSB = shared_data_dir() / "dsb2018"
 ALPHAS = [0.5, 0.7, 1.0, 1.5]
@@ -121,7 +123,7 @@ def measure(name: str, fgnet: str | None, data: dict, tolerance: float, min_area
         "threshold": row["threshold"], "val": {"seg": row["seg"], ACCURACY_KEY: row[ACCURACY_KEY],
                                                "iou": foreground_iou(val, data["val"][1], threshold)},
         "test": {**pooled_scores(data["test"][1], preds), "iou": foreground_iou(test, data["test"][1], threshold)},
-        "test_by_kind": by_kind(preds, data["test"][1]), "seconds": time.time() - t0,
+        "test_by_kind": by_kind(preds, data["test"][1]), "val_rows": rows, "seconds": time.time() - t0,
     }
     print(json.dumps({k: result[k] for k in ("name", "alpha", "min_size", "threshold", "val", "test")}), flush=True)
     return result
@@ -146,9 +148,17 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot_curves(path: Path, results: list[dict]) -> Path:
+    """SEG and accuracy on val against α, one line per foreground at its chosen size and threshold."""
+    rows = [{**r, "label": res["name"], "dataset": "dsb2018", "split": "val"}
+            for res in results for r in res["val_rows"]
+            if r["min_size"] == res["min_size"] and r["threshold"] == res["threshold"]]
+    return plot_seg_vs_alpha(path, rows, "DSB val: SEG against α per foreground (chosen size, threshold)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fgnet", nargs="+", default=[f"shipped={PRETRAINED['dsb']['foreground']}"],
+    ap.add_argument("--fgnet", nargs="*", default=[f"shipped={PRETRAINED['dsb']['foreground']}"],
                     help="name=checkpoint of each FGNET to measure")
     ap.add_argument("--no-truefg", action="store_true", help="leave out the TRUEFG reference row")
     ap.add_argument("--seg-tolerance", type=float, default=0.005)
@@ -169,6 +179,7 @@ def main() -> None:
     (args.out / "dsb_foreground.json").write_text(json.dumps(results, indent=1))
     text = table(results)
     (args.out / "dsb_foreground.md").write_text(text + "\n")
+    plot_curves(args.out / "dsb_foreground_seg_vs_alpha.png", results)
     print(text)
 
 
