@@ -29,8 +29,11 @@ lists for ``train.py`` (``--variant name=override,override``); the built-in ones
 their probabilities), beside the seeds' own mean, into ``ensemble.md``.
 
 Per run: IoU at thresholds 0.3–0.6, with 8 flips/turns averaged at 0.5 (``tta``), at 0.5 without the
-nuclei cut by the frame's border, which the GT leaves unlabeled (``interior``), and the
-seconds of one whole-frame prediction with and without flips. With ``--seg``, also Table 1's
+nuclei cut by the frame's border, which the GT leaves unlabeled (``interior``), at 0.5 on the whole
+frame it trained on (how closely it fits its own labels), ``1 − IoU`` at 0.5 split by where the errors
+lie (``inpaintaff.metrics.foreground``: outline one pixel off, objects the GT lacks and of them those
+cut by the border, nuclei missed entirely, the rest), and the seconds of one whole-frame prediction
+with and without flips. With ``--seg``, also Table 1's
 FGNET rows with that FGNET (``experiment=hela_table1``: DISTILL + FGNET with the shipped student,
 and CC on FGNET; α, fragment size and FGNET's threshold chosen on the validation frames 025, 044,
 054, SEG on the test frames 014, 021, 039, 077). With ``--tuned`` as well, the rows of DISTILL-TUNED
@@ -171,8 +174,12 @@ def ious(prob: np.ndarray, truth: np.ndarray) -> dict:
     return out
 
 
-def measure(ckpt: str, frame: int, data_root: Path) -> dict:
-    """IoU of the FGNET at ``ckpt`` on the whole frame ``frame`` against TRUEFG."""
+def measure(ckpt: str, frame: int, data_root: Path, train_frame: int | None = None) -> dict:
+    """IoU of the FGNET at ``ckpt`` on the whole frame ``frame`` against TRUEFG, where its errors lie
+    (``foreground_errors`` at 0.5), and with ``train_frame`` its IoU at 0.5 on the whole frame it
+    trained on (how closely it fits its own labels' outlines)."""
+    from inpaintaff.metrics.foreground import foreground_errors
+
     image, truth = frame_and_truth(frame, data_root)
     module = load_fgnet(ckpt)
     t0 = time.perf_counter()
@@ -182,11 +189,16 @@ def measure(ckpt: str, frame: int, data_root: Path) -> dict:
     prob_tta = fgnet_probability(module, image, flips=True)
     seconds_tta = time.perf_counter() - t0
     interior = without_border_objects(prob > 0.5)
-    return {**ious(prob, truth), "iou_tta": iou(prob_tta > 0.5, truth),
-            "seconds": seconds, "seconds_tta": seconds_tta,
-            "fg_pixels": int(truth.sum()), "predicted": int((prob > 0.5).sum()),
-            "missed": int((truth & ~(prob > 0.5)).sum()), "false": int((~truth & (prob > 0.5)).sum()),
-            "false_border": int((~truth & (prob > 0.5) & ~interior).sum())}
+    out = {**ious(prob, truth), "iou_tta": iou(prob_tta > 0.5, truth),
+           "seconds": seconds, "seconds_tta": seconds_tta,
+           "fg_pixels": int(truth.sum()), "predicted": int((prob > 0.5).sum()),
+           "missed": int((truth & ~(prob > 0.5)).sum()), "false": int((~truth & (prob > 0.5)).sum()),
+           "false_border": int((~truth & (prob > 0.5) & ~interior).sum()),
+           "errors": foreground_errors(prob > 0.5, truth)}
+    if train_frame is not None:
+        train_image, train_truth = frame_and_truth(train_frame, data_root)
+        out["iou_train"] = iou(fgnet_probability(module, train_image) > 0.5, train_truth)
+    return out
 
 
 def ensembles(results: list[dict], data_root: Path) -> str:
@@ -247,21 +259,31 @@ def table1_rows(ckpt: str, out: Path, data_root: Path, distill_dir: Path | None,
     return result
 
 
+ERROR_PARTS = ("outline", "unlabeled", "unlabeled_border", "missed", "rest")
+
+
 def table(results: list[dict]) -> str:
     keys = [f"iou_{t}" for t in THRESHOLDS] + ["iou_tta", "iou_interior"]
+    if any("iou_train" in r for r in results):
+        keys.append("iou_train")
+    parts = [p for p in ERROR_PARTS if any("errors" in r for r in results)]
     if any("seg_test" in r for r in results):
         keys += ["seg_val", "seg_test", "cc_seg_test"]
     if any("tuned_seg_test" in r for r in results):
         keys += ["tuned_seg_val", "tuned_seg_test", "tuned_truefg_seg_test"]
-    head = ["variant", "train → measure", "seeds", *[k.replace("iou_", "IoU ") for k in keys], "s / frame (tta)"]
+    names = {"iou_train": "IoU 0.5 on its training frame"}
+    head = ["variant", "train → measure", "seeds", *[names.get(k, k.replace("iou_", "IoU ")) for k in keys],
+            *[f"1 − IoU: {p}" for p in parts], "s / frame (tta)"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["variant"], r["direction"]), []).append(r)
     for (variant, direction), rs in groups.items():
         cells = [variant, direction, str(len(rs))]
-        for k in keys:
-            v = np.array([r[k] for r in rs if k in r], dtype=float)
+        columns = [[r.get(k) for r in rs] for k in keys]
+        columns += [[r["errors"][p] if "errors" in r else None for r in rs] for p in parts]
+        for column in columns:
+            v = np.array([x for x in column if x is not None], dtype=float)
             cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if v.size else "—")
         cells.append(f"{np.mean([r['seconds'] for r in rs]):.1f} ({np.mean([r['seconds_tta'] for r in rs]):.1f})")
         lines.append("| " + " | ".join(cells) + " |")
@@ -319,10 +341,10 @@ def main() -> None:
                     ckpt = train(overrides, seed, a, run_dir, args.data)
                     row = {"variant": name, "direction": direction, "seed": seed, "overrides": overrides,
                            "checkpoint": ckpt, "train_seconds": time.perf_counter() - t0,
-                           **measure(ckpt, b, args.data)}
+                           **measure(ckpt, b, args.data, a)}
                     results.append(row)
                 elif args.remeasure:
-                    row.update(measure(row["checkpoint"], b, args.data))
+                    row.update(measure(row["checkpoint"], b, args.data, a))
                 elif not args.seg or (row.get("fg_thresholds") == SEG_THRESHOLDS
                                       and (not args.tuned or "tuned_seg_test" in row)):
                     continue

@@ -1,0 +1,68 @@
+"""foreground_errors: 1 − IoU split into outline, unlabeled objects and the rest."""
+
+import numpy as np
+import pytest
+
+from inpaintaff.metrics.foreground import foreground_errors
+
+
+def disk(shape: tuple[int, int], cy: int, cx: int, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def parts_sum_to_one(e: dict) -> bool:
+    return abs(e["iou"] + e["outline"] + e["unlabeled"] + e["missed"] + e["rest"] - 1) < 1e-9
+
+
+def test_a_perfect_foreground_has_no_errors() -> None:
+    truth = disk((64, 64), 30, 30, 10)
+    assert foreground_errors(truth, truth) == {"iou": 1.0, "outline": 0.0, "unlabeled": 0.0,
+                                                "unlabeled_border": 0.0, "missed": 0.0, "rest": 0.0}
+
+
+@pytest.mark.parametrize("r_pred", [9.0, 11.0])
+def test_an_outline_one_pixel_off_is_all_outline(r_pred: float) -> None:
+    truth = disk((64, 64), 30, 30, 10)
+    e = foreground_errors(disk((64, 64), 30, 30, r_pred), truth)
+    assert e["iou"] < 0.9
+    assert e["outline"] == pytest.approx(1 - e["iou"]) and e["rest"] == 0 and e["unlabeled"] == 0
+
+
+def test_objects_the_truth_lacks_are_unlabeled_and_border_ones_counted_apart() -> None:
+    truth = disk((64, 64), 30, 30, 10)
+    border = np.zeros_like(truth)
+    border[:6, 20:30] = True  # a nucleus cut by the image's top edge, absent from the truth
+    inner = disk((64, 64), 52, 52, 4)  # an object inside the image, absent from the truth
+    e = foreground_errors(truth | border | inner, truth)
+    union = (truth | border | inner).sum()
+    assert e["unlabeled"] == pytest.approx((border.sum() + inner.sum()) / union)
+    assert e["unlabeled_border"] == pytest.approx(border.sum() / union)
+    assert e["outline"] == 0 and e["rest"] == 0 and parts_sum_to_one(e)
+
+
+def test_a_missed_nucleus_is_missed_and_a_deep_hole_is_rest() -> None:
+    first, second = disk((64, 64), 20, 20, 8), disk((64, 64), 45, 45, 8)
+    pred = first.copy()  # the second nucleus missed entirely
+    pred[18:23, 18:23] = False  # a hole deep inside the first
+    e = foreground_errors(pred, first | second)
+    union = (first | second).sum()
+    assert e["missed"] == pytest.approx(second.sum() / union)
+    assert e["rest"] == pytest.approx(25 / union)
+    assert e["outline"] == 0 and parts_sum_to_one(e)
+
+
+def test_mixed_errors_sum_to_one_and_iou_is_the_pixel_iou() -> None:
+    rng = np.random.default_rng(0)
+    truth = np.zeros((80, 80), bool)
+    for cy, cx in rng.integers(10, 70, size=(6, 2)):
+        truth |= disk(truth.shape, cy, cx, rng.uniform(4, 9))
+    pred = truth ^ (rng.random(truth.shape) < 0.05)
+    e = foreground_errors(pred, truth)
+    assert e["iou"] == pytest.approx((pred & truth).sum() / (pred | truth).sum())
+    assert parts_sum_to_one(e) and min(e.values()) >= 0
+
+
+def test_shapes_must_match() -> None:
+    with pytest.raises(ValueError, match="equal 2D shapes"):
+        foreground_errors(np.zeros((4, 4)), np.zeros((4, 5)))
