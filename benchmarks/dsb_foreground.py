@@ -7,7 +7,9 @@ size and FGNET's threshold are chosen on the val images (pooled SEG; of the sett
 images are scored at that choice. Prints and writes (``--out``: ``dsb_foreground.json``/``.md``,
 ``dsb_foreground_seg_vs_alpha.png``: SEG and accuracy on val against α per row): foreground IoU
 (pooled pixels, at the chosen threshold), SEG and detection accuracy at IoU 0.5, the gap to TRUEFG,
-and SEG per kind of image (grouped by image shape, the acquisitions of DSB).
+SEG per kind of image (grouped by image shape, the acquisitions of DSB), and the test foreground's
+``1 − IoU`` split by where its errors lie (``inpaintaff.metrics.foreground``: outline one pixel off,
+objects the GT lacks, nuclei missed entirely, the rest).
 
     PYTHONPATH=. .venv/bin/python benchmarks/dsb_foreground.py \\
         --fgnet shipped=checkpoints/dsb_fgnet_cpu.ckpt [name=path.ckpt ...] [--min-area-fraction 0.075] \
@@ -27,7 +29,7 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ from inpaintaff.api import PRETRAINED, Segmenter  # noqa: E402
 from inpaintaff.data.normalize import percentile_normalize  # noqa: E402
 from inpaintaff.io.folder import read_channel, read_mask  # noqa: E402
 from inpaintaff.metrics.detection import ACCURACY_KEY  # noqa: E402
+from inpaintaff.metrics.foreground import PARTS, error_shares, foreground_error_counts  # noqa: E402
 from inpaintaff.segment.selection import best_row, pooled_scores, sweep_alpha  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
 from inpaintaff.viz.overlays import boundaries  # noqa: E402
@@ -82,15 +85,14 @@ def prepare(seg: Segmenter, images: list[np.ndarray], gts: list[np.ndarray], tru
                 for im, gt in zip(images, gts)]
 
 
-def foreground_iou(prepared: list, gts: list[np.ndarray], threshold: float) -> float:
-    """Pooled pixel IoU of the foreground at the input's scale against the GT's."""
-    inter = union = 0
+def foreground_errors_pooled(prepared: list, gts: list[np.ndarray], threshold: float) -> dict[str, float]:
+    """Pooled pixel IoU of the foreground at the input's scale against the GT's, and ``1 − IoU`` split
+    by where the errors lie (``inpaintaff.metrics.foreground``)."""
+    total: Counter = Counter()
     for prep, gt in zip(prepared, gts):
         fmap = prep.input_map if prep.input_map is not None else prep.foreground_map
-        fg, true = fmap > threshold, gt > 0
-        inter += int((fg & true).sum())
-        union += int((fg | true).sum())
-    return inter / max(union, 1)
+        total.update(foreground_error_counts(fmap > threshold, gt > 0))
+    return error_shares(total)
 
 
 def by_kind(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, dict]:
@@ -117,11 +119,12 @@ def measure(name: str, fgnet: str | None, data: dict, tolerance: float, min_area
     test = prepare(seg, *data["test"], truefg=fgnet is None, shift=shift)
     preds = [seg.one_pass.finish(p, row["alpha"], row["min_size"], row["threshold"]) for p in test]
     threshold = row["threshold"] if row["threshold"] is not None else 0.5
+    test_errors = foreground_errors_pooled(test, data["test"][1], threshold)
     result = {
         "name": name, "fgnet": fgnet, "shift": shift, "alpha": row["alpha"], "min_size": row["min_size"],
         "threshold": row["threshold"], "val": {"seg": row["seg"], ACCURACY_KEY: row[ACCURACY_KEY],
-                                               "iou": foreground_iou(val, data["val"][1], threshold)},
-        "test": {**pooled_scores(data["test"][1], preds), "iou": foreground_iou(test, data["test"][1], threshold)},
+                                               "iou": foreground_errors_pooled(val, data["val"][1], threshold)["iou"]},
+        "test": {**pooled_scores(data["test"][1], preds), "iou": test_errors["iou"]}, "test_errors": test_errors,
         "test_by_kind": by_kind(preds, data["test"][1]), "val_rows": rows, "seconds": time.time() - t0,
     }
     print(json.dumps({k: result[k] for k in ("name", "alpha", "min_size", "threshold", "val", "test")}), flush=True)
@@ -144,6 +147,10 @@ def table(results: list[dict]) -> str:
               "|---|" + "---|" * len(kinds)]
     for r in results:
         lines.append(f"| {r['name']} | " + " | ".join(f"{r['test_by_kind'][k]['seg']:.3f}" for k in kinds) + " |")
+    parts = [p for p in PARTS if p != "unlabeled_border"]
+    lines += ["", "| test 1 − IoU, where the errors lie | " + " | ".join(parts) + " |", "|---|" + "---|" * len(parts)]
+    lines += [f"| {r['name']} | " + " | ".join(f"{r['test_errors'][p]:.3f}" for p in parts) + " |"
+              for r in results if "test_errors" in r]
     return "\n".join(lines)
 
 

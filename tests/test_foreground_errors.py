@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from inpaintaff.metrics.foreground import foreground_errors
+from inpaintaff.metrics.foreground import error_shares, foreground_error_counts, foreground_errors
 
 
 def disk(shape: tuple[int, int], cy: int, cx: int, r: float) -> np.ndarray:
@@ -61,6 +61,18 @@ def test_mixed_errors_sum_to_one_and_iou_is_the_pixel_iou() -> None:
     e = foreground_errors(pred, truth)
     assert e["iou"] == pytest.approx((pred & truth).sum() / (pred | truth).sum())
     assert parts_sum_to_one(e) and min(e.values()) >= 0
+
+
+def test_counts_of_several_images_pool_by_pixels() -> None:
+    a_truth, a_pred = disk((64, 64), 30, 30, 10), disk((64, 64), 30, 30, 9)
+    b_truth = disk((32, 32), 15, 15, 6)
+    b_pred = b_truth | disk((32, 32), 2, 2, 3)
+    ca, cb = foreground_error_counts(a_pred, a_truth), foreground_error_counts(b_pred, b_truth)
+    pooled = error_shares({k: ca[k] + cb[k] for k in ca})
+    union = (a_pred | a_truth).sum() + (b_pred | b_truth).sum()
+    assert pooled["iou"] == pytest.approx(((a_pred & a_truth).sum() + (b_pred & b_truth).sum()) / union)
+    assert pooled["outline"] == pytest.approx(ca["outline"] / union) and cb["outline"] == 0
+    assert pooled["unlabeled_border"] == pytest.approx(cb["unlabeled"] / union) and parts_sum_to_one(pooled)
 
 
 def test_shapes_must_match() -> None:

@@ -17,6 +17,8 @@ Pixels are 8-connected: the ring is one pixel wide in the 3 × 3 neighbourhood.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -28,14 +30,13 @@ def _bool_masks(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.nda
     return pred.astype(bool), truth.astype(bool)
 
 
-def foreground_errors(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """IoU of ``pred`` against ``truth`` (2D, nonzero = foreground) and ``1 − IoU`` split into shares
-    of the union (module docstring): ``iou``, ``outline``, ``unlabeled``, ``unlabeled_border``, ``rest``."""
+PARTS = ("outline", "unlabeled", "unlabeled_border", "missed", "rest")
+
+
+def foreground_error_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    """Pixel counts of ``pred`` against ``truth`` (2D, nonzero = foreground): ``union``,
+    ``intersection`` and each of ``PARTS`` (module docstring). Counts of several images add up."""
     pred, truth = _bool_masks(pred, truth)
-    union = int((pred | truth).sum())
-    if union == 0:
-        return {"iou": 1.0, "outline": 0.0, "unlabeled": 0.0, "unlabeled_border": 0.0, "missed": 0.0,
-                "rest": 0.0}
     missed, false = truth & ~pred, pred & ~truth
     square = np.ones((3, 3), bool)
     ring_inside = truth & ~ndi.binary_erosion(truth, square, border_value=1)
@@ -43,13 +44,28 @@ def foreground_errors(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     unlabeled = _objects_not_touching(pred, truth, square)
     whole_missed = _objects_not_touching(truth, pred, square)
     outline = (missed & ring_inside & ~whole_missed) | (false & ring_outside & ~unlabeled)
-    counts = {k: int(m.sum()) for k, m in [("outline", outline), ("unlabeled", unlabeled),
-                                            ("missed", whole_missed)]}
-    counts["rest"] = int(missed.sum() + false.sum()) - sum(counts.values())
+    counts = {"union": int((pred | truth).sum()), "intersection": int((pred & truth).sum()),
+              "outline": int(outline.sum()), "unlabeled": int(unlabeled.sum()), "missed": int(whole_missed.sum())}
+    counts["rest"] = int(missed.sum() + false.sum()) - counts["outline"] - counts["unlabeled"] - counts["missed"]
     objects, _ = ndi.label(unlabeled, square)
     edge = np.unique(np.concatenate([objects[0], objects[-1], objects[:, 0], objects[:, -1]]))
     counts["unlabeled_border"] = int(np.isin(objects, edge[edge > 0]).sum())
-    return {"iou": float((pred & truth).sum() / union), **{k: v / union for k, v in counts.items()}}
+    return counts
+
+
+def error_shares(counts: Mapping[str, int]) -> dict[str, float]:
+    """``iou`` and each of ``PARTS`` as a share of the union, from (summed) ``foreground_error_counts``."""
+    union = counts["union"]
+    if union == 0:
+        return {"iou": 1.0, **{k: 0.0 for k in PARTS}}
+    return {"iou": counts["intersection"] / union, **{k: counts[k] / union for k in PARTS}}
+
+
+def foreground_errors(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """IoU of ``pred`` against ``truth`` (2D, nonzero = foreground) and ``1 − IoU`` split into shares
+    of the union (module docstring): ``iou``, ``outline``, ``unlabeled``, ``unlabeled_border``,
+    ``missed``, ``rest``."""
+    return error_shares(foreground_error_counts(pred, truth))
 
 
 def _objects_not_touching(a: np.ndarray, b: np.ndarray, structure: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ def load_inputs(dm: Any, split: str, task: SegmentSettings, seed: int) -> list[F
     if not refs:
         raise InputError(Path(dm.root) / dm.dataset, f"split {split!r} holds no frames")
     sources = task_sources(task)
-    return [load_frame_input(dm, ref, task, int(seed), sources)
+    return [load_frame_input(dm, ref, task.crop, int(seed), sources)
             for ref in tqdm(refs, desc="loading frames", unit="frame")]
 
 

@@ -17,8 +17,8 @@ from inpaintaff.segment.baselines import connected_components
 from inpaintaff.segment.mws import mutex_watershed
 from inpaintaff.segment.postprocess import merge_small_segments
 from inpaintaff.segment.scale import labels_onto_foreground, labels_to_shape, rescale_image
-from inpaintaff.segment.settings import MwsSpec, SegmentSettings
-from inpaintaff.segment.sources import FrameData, TaskSources, frame_affinities, frame_foreground, task_sources
+from inpaintaff.segment.settings import MwsSpec
+from inpaintaff.segment.sources import FrameData, TaskSources, frame_affinities, frame_foreground
 from inpaintaff.utils.errors import InputError
 from inpaintaff.utils.labels import relabel_consecutive
 
@@ -114,22 +114,20 @@ def pixels_with_evidence(valid: np.ndarray, offsets: Sequence[Sequence[int]]) ->
     return seen
 
 
-def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int,
-                     sources: TaskSources | None = None) -> FrameInput:
+def load_frame_input(dm: Any, ref: Any, crop: Sequence[int] | None, seed: int, sources: TaskSources) -> FrameInput:
     """Read a frame of the data module with its GT (if any), foreground and affinities (from
-    ``sources``, built from ``task`` when not given).
+    ``sources``, built once per run by ``task_sources``).
 
-    With ``task.crop`` everything is cut to that window. Where the affinities carry no evidence
-    (pixels no valid pair touches, e.g. outside the crop the engine worked on), the foreground
-    and the GT are cleared, so that only the covered part is segmented and scored.
+    With ``crop`` (``task.crop``, [y0, x0, h, w]) everything is cut to that window. Where the affinities
+    carry no evidence (pixels no valid pair touches, e.g. outside the crop the engine worked on), the
+    foreground and the GT are cleared, so that only the covered part is segmented and scored.
     """
     image = dm.load_image(ref)
-    win = crop_window(task.crop, image.shape, ref.raw_path)  # a bad crop fails before the sources read
+    win = crop_window(crop, image.shape, ref.raw_path)  # a bad crop fails before the sources read
     labels = dm.load_labels(ref) if ref.gt_path is not None else None
     if labels is not None and labels.size and int(labels.max()) > MAX_LABEL:
         raise InputError(ref.gt_path, f"GT of frame {ref.seq}/t{ref.frame:03d} holds ids up to {int(labels.max())}, "
                          f"above {MAX_LABEL} (CTC masks are uint16): renumber its objects 1, 2, ...")
-    sources = task_sources(task) if sources is None else sources
     where = FrameData(dm.dataset, ref.seq, ref.frame, image.shape, labels, image, ref.stem, image.shape, int(seed))
     aff, factor = None, 1.0
     if sources.affinities is not None:
@@ -159,7 +157,7 @@ def load_frame_input(dm: Any, ref: Any, task: SegmentSettings, seed: int,
     if aff is not None and aff.valid is not None:
         seen = pixels_with_evidence(aff.valid, aff.offsets)
         if not seen.any():
-            window = "the whole frame" if win is None else f"the window {[int(c) for c in task.crop]} (task.crop)"
+            window = "the whole frame" if win is None else f"the window {[int(c) for c in crop]} (task.crop)"
             raise InputError(aff.source, f"no valid affinity pair in {window}: nothing to segment or score "
                              "(were the affinities computed for another crop?)")
         coverage = float(seen.mean())
