@@ -20,6 +20,9 @@ lists for ``train.py`` (``--variant name=override,override``); the built-in ones
   BCE (``model.dice_weight=1``), which weighs a ring of missed pixels as the IoU does.
 - ``student_aug_edge_whole``: ``student_aug_edge`` on the whole labeled frame, not cropped to the label
   budget (013: 59 nuclei, 052: 109, against 31 either way): what more labels of the same kind give.
+- ``student_whole_fit``: the student on the whole labeled frame without augmentation or boundary weight,
+  4,500 steps: fitted as closely as it will go to its own frame's outlines (compare the IoU on its
+  training frame with the IoU on the other frame).
 - ``student_aug_edge_pseudo``: self-training: the ``student_aug_edge`` FGNET of the same frame and seed
   predicts the unlabeled frames (sequence 01 without the validation, test and measured frames), and
   a new ``student_aug_edge`` FGNET trains on the labels plus these frames' confident pixels
@@ -57,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from inpaintaff.metrics.foreground import PARTS as ERROR_PARTS
 from inpaintaff.utils.resolvers import shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +90,7 @@ VARIANTS = {
                               "model.dice_weight=1"],
     "student_aug_edge_whole": [*PLAIN, f"model.init_from={STUDENT}", *AUG, "model.boundary_weight=4",
                                "data.max_instances=null"],
+    "student_whole_fit": [*PLAIN, f"model.init_from={STUDENT}", "data.max_instances=null", "trainer.max_steps=4500"],
 }
 # Self-training variants: name -> the variant whose FGNET (same frame, seed) pseudo-labels the raw frames.
 PSEUDO = {"student_aug_edge_pseudo": "student_aug_edge"}
@@ -259,7 +264,6 @@ def table1_rows(ckpt: str, out: Path, data_root: Path, distill_dir: Path | None,
     return result
 
 
-ERROR_PARTS = ("outline", "unlabeled", "unlabeled_border", "missed", "rest")
 
 
 def table(results: list[dict]) -> str:

@@ -17,8 +17,9 @@ def parts_sum_to_one(e: dict) -> bool:
 
 def test_a_perfect_foreground_has_no_errors() -> None:
     truth = disk((64, 64), 30, 30, 10)
-    assert foreground_errors(truth, truth) == {"iou": 1.0, "outline": 0.0, "unlabeled": 0.0,
-                                                "unlabeled_border": 0.0, "missed": 0.0, "rest": 0.0}
+    assert foreground_errors(truth, truth) == {"iou": 1.0, "outline": 0.0, "outline_missed": 0.0,
+                                                "unlabeled": 0.0, "unlabeled_border": 0.0, "missed": 0.0,
+                                                "rest": 0.0}
 
 
 @pytest.mark.parametrize("r_pred", [9.0, 11.0])
@@ -27,6 +28,7 @@ def test_an_outline_one_pixel_off_is_all_outline(r_pred: float) -> None:
     e = foreground_errors(disk((64, 64), 30, 30, r_pred), truth)
     assert e["iou"] < 0.9
     assert e["outline"] == pytest.approx(1 - e["iou"]) and e["rest"] == 0 and e["unlabeled"] == 0
+    assert e["outline_missed"] == (e["outline"] if r_pred < 10 else 0)  # too tight: all missed
 
 
 def test_objects_the_truth_lacks_are_unlabeled_and_border_ones_counted_apart() -> None:
