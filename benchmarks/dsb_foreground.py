@@ -85,14 +85,17 @@ def prepare(seg: Segmenter, images: list[np.ndarray], gts: list[np.ndarray], tru
                 for im, gt in zip(images, gts)]
 
 
-def foreground_errors_pooled(prepared: list, gts: list[np.ndarray], threshold: float) -> dict[str, float]:
+def foreground_errors_pooled(prepared: list, gts: list[np.ndarray], threshold: float) -> dict[str, dict[str, float]]:
     """Pooled pixel IoU of the foreground at the input's scale against the GT's, and ``1 − IoU`` split
-    by where the errors lie (``inpaintaff.metrics.foreground``)."""
-    total: Counter = Counter()
+    by where the errors lie (``inpaintaff.metrics.foreground``): over all images (``"all"``) and per
+    kind of image (its shape)."""
+    totals: dict[str, Counter] = defaultdict(Counter)
     for prep, gt in zip(prepared, gts):
         fmap = prep.input_map if prep.input_map is not None else prep.foreground_map
-        total.update(foreground_error_counts(fmap > threshold, gt > 0))
-    return error_shares(total)
+        counts = foreground_error_counts(fmap > threshold, gt > 0)
+        totals["all"].update(counts)
+        totals["x".join(map(str, gt.shape))].update(counts)
+    return {kind: error_shares(c) for kind, c in totals.items()}
 
 
 def by_kind(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, dict]:
@@ -120,11 +123,13 @@ def measure(name: str, fgnet: str | None, data: dict, tolerance: float, min_area
     preds = [seg.one_pass.finish(p, row["alpha"], row["min_size"], row["threshold"]) for p in test]
     threshold = row["threshold"] if row["threshold"] is not None else 0.5
     test_errors = foreground_errors_pooled(test, data["test"][1], threshold)
+    val_iou = foreground_errors_pooled(val, data["val"][1], threshold)["all"]["iou"]
     result = {
         "name": name, "fgnet": fgnet, "shift": shift, "alpha": row["alpha"], "min_size": row["min_size"],
         "threshold": row["threshold"], "val": {"seg": row["seg"], ACCURACY_KEY: row[ACCURACY_KEY],
-                                               "iou": foreground_errors_pooled(val, data["val"][1], threshold)["iou"]},
-        "test": {**pooled_scores(data["test"][1], preds), "iou": test_errors["iou"]}, "test_errors": test_errors,
+                                               "iou": val_iou},
+        "test": {**pooled_scores(data["test"][1], preds), "iou": test_errors["all"]["iou"]},
+        "test_errors": test_errors["all"], "test_errors_by_kind": test_errors,
         "test_by_kind": by_kind(preds, data["test"][1]), "val_rows": rows, "seconds": time.time() - t0,
     }
     print(json.dumps({k: result[k] for k in ("name", "alpha", "min_size", "threshold", "val", "test")}), flush=True)
@@ -151,6 +156,11 @@ def table(results: list[dict]) -> str:
     lines += ["", "| test 1 − IoU, where the errors lie | " + " | ".join(parts) + " |", "|---|" + "---|" * len(parts)]
     lines += [f"| {r['name']} | " + " | ".join(f"{r['test_errors'][p]:.3f}" for p in parts) + " |"
               for r in results if "test_errors" in r]
+    lines += ["", "| test foreground IoU by image shape (1 − IoU: outline / rest) | " + " | ".join(kinds) + " |",
+              "|---|" + "---|" * len(kinds)]
+    lines += [f"| {r['name']} | " + " | ".join(
+        f"{e['iou']:.3f} ({e['outline']:.3f} / {e['rest']:.3f})" for e in (r["test_errors_by_kind"][k] for k in kinds))
+        + " |" for r in results if "test_errors_by_kind" in r]
     return "\n".join(lines)
 
 
