@@ -264,8 +264,6 @@ def table1_rows(ckpt: str, out: Path, data_root: Path, distill_dir: Path | None,
     return result
 
 
-
-
 def table(results: list[dict]) -> str:
     keys = [f"iou_{t}" for t in THRESHOLDS] + ["iou_tta", "iou_interior"]
     if any("iou_train" in r for r in results):
