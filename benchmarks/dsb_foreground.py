@@ -18,6 +18,10 @@ objects the GT lacks, nuclei missed entirely, the rest).
 ``--min-area-fraction``: objects under that fraction of a nucleus's area dropped, for every row (0, the
 default: every object kept, as the README's table was measured; 0.075: the folder command's default).
 
+``--per-kind``: α, fragment size and threshold chosen on each image kind's val images alone and applied to
+that kind's test images (as a user whose folder holds one kind of image chooses them); the table's first
+columns still show the pooled choice and its val scores, the test columns the per-kind result.
+
 ``--outline-shifts -1 1``: reference rows of how much SEG rests on pixel-exact outlines: TRUEFG with every
 nucleus of the GT eroded (-1) or grown (+1) by that many pixels before it becomes the foreground, scored
 against the unchanged GT (the same nuclei, found the same way; only their outlines moved).
@@ -85,16 +89,23 @@ def prepare(seg: Segmenter, images: list[np.ndarray], gts: list[np.ndarray], tru
                 for im, gt in zip(images, gts)]
 
 
-def foreground_errors_pooled(prepared: list, gts: list[np.ndarray], threshold: float) -> dict[str, dict[str, float]]:
+def kind_of(image: np.ndarray) -> str:
+    """The kind of a DSB image: its shape (the acquisitions differ in it)."""
+    return "x".join(map(str, image.shape))
+
+
+def foreground_errors_pooled(prepared: list, gts: list[np.ndarray],
+                             thresholds: float | list[float]) -> dict[str, dict[str, float]]:
     """Pooled pixel IoU of the foreground at the input's scale against the GT's, and ``1 − IoU`` split
     by where the errors lie (``inpaintaff.metrics.foreground``): over all images (``"all"``) and per
-    kind of image (its shape)."""
+    kind of image (its shape). ``thresholds``: one for all images or one per image."""
+    per_image = thresholds if isinstance(thresholds, list) else [thresholds] * len(gts)
     totals: dict[str, Counter] = defaultdict(Counter)
-    for prep, gt in zip(prepared, gts):
+    for prep, gt, threshold in zip(prepared, gts, per_image):
         fmap = prep.input_map if prep.input_map is not None else prep.foreground_map
         counts = foreground_error_counts(fmap > threshold, gt > 0)
         totals["all"].update(counts)
-        totals["x".join(map(str, gt.shape))].update(counts)
+        totals[kind_of(gt)].update(counts)
     return {kind: error_shares(c) for kind, c in totals.items()}
 
 
@@ -102,16 +113,31 @@ def by_kind(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, dict]:
     """Pooled scores per kind of image (its shape), largest kind first."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i, gt in enumerate(gts):
-        groups["x".join(map(str, gt.shape))].append(i)
+        groups[kind_of(gt)].append(i)
     out = {}
     for kind, idx in sorted(groups.items(), key=lambda kv: -sum(len(np.unique(gts[i])) for i in kv[1])):
         out[kind] = {"images": len(idx), **pooled_scores([gts[i] for i in idx], [preds[i] for i in idx])}
     return out
 
 
+def choose_per_kind(seg: Segmenter, val: list, gts: list[np.ndarray], tolerance: float) -> dict[str, dict]:
+    """α, fragment size and threshold chosen on each kind's val images alone (as a user whose folder holds
+    one kind of image chooses them on its own validation images)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, gt in enumerate(gts):
+        groups[kind_of(gt)].append(i)
+    choices = {}
+    for kind, idx in groups.items():
+        rows = sweep_alpha(seg.one_pass, [val[i] for i in idx], [gts[i] for i in idx], ALPHAS, MIN_SIZES, THRESHOLDS)
+        choices[kind] = {**best_row(rows, ALPHAS, tolerance), "val_images": len(idx)}
+    return choices
+
+
 def measure(name: str, fgnet: str | None, data: dict, tolerance: float, min_area_fraction: float = 0.0,
-            shift: int = 0) -> dict:
-    """One row: ``fgnet``'s foreground (None: TRUEFG, its outlines moved by ``shift`` px)."""
+            shift: int = 0, per_kind: bool = False) -> dict:
+    """One row: ``fgnet``'s foreground (None: TRUEFG, its outlines moved by ``shift`` px). ``per_kind``:
+    each test image at the choice made on the val images of its kind (the pooled choice where its kind
+    has none)."""
     t0 = time.time()
     kwargs = {"foreground_source": "truefg"} if fgnet is None else {"foreground": fgnet}
     seg = Segmenter.from_checkpoints(PRETRAINED["dsb"]["affinities"], device="cpu",
@@ -120,9 +146,12 @@ def measure(name: str, fgnet: str | None, data: dict, tolerance: float, min_area
     rows = sweep_alpha(seg.one_pass, val, data["val"][1], ALPHAS, MIN_SIZES, THRESHOLDS)
     row = best_row(rows, ALPHAS, tolerance)
     test = prepare(seg, *data["test"], truefg=fgnet is None, shift=shift)
-    preds = [seg.one_pass.finish(p, row["alpha"], row["min_size"], row["threshold"]) for p in test]
+    choices = choose_per_kind(seg, val, data["val"][1], tolerance) if per_kind else {}
+    chosen = [choices.get(kind_of(gt), row) for gt in data["test"][1]]
+    preds = [seg.one_pass.finish(p, c["alpha"], c["min_size"], c["threshold"]) for p, c in zip(test, chosen)]
     threshold = row["threshold"] if row["threshold"] is not None else 0.5
-    test_errors = foreground_errors_pooled(test, data["test"][1], threshold)
+    test_errors = foreground_errors_pooled(test, data["test"][1], [
+        c["threshold"] if c["threshold"] is not None else 0.5 for c in chosen])
     val_iou = foreground_errors_pooled(val, data["val"][1], threshold)["all"]["iou"]
     result = {
         "name": name, "fgnet": fgnet, "shift": shift, "alpha": row["alpha"], "min_size": row["min_size"],
@@ -131,6 +160,8 @@ def measure(name: str, fgnet: str | None, data: dict, tolerance: float, min_area
         "test": {**pooled_scores(data["test"][1], preds), "iou": test_errors["all"]["iou"]},
         "test_errors": test_errors["all"], "test_errors_by_kind": test_errors,
         "test_by_kind": by_kind(preds, data["test"][1]), "val_rows": rows, "seconds": time.time() - t0,
+        "per_kind": {k: {key: c[key] for key in ("alpha", "min_size", "threshold", "seg", "val_images")}
+                     for k, c in choices.items()},
     }
     print(json.dumps({k: result[k] for k in ("name", "alpha", "min_size", "threshold", "val", "test")}), flush=True)
     return result
@@ -161,6 +192,12 @@ def table(results: list[dict]) -> str:
     lines += [f"| {r['name']} | " + " | ".join(
         f"{e['iou']:.3f} ({e['outline']:.3f} / {e['rest']:.3f})" for e in (r["test_errors_by_kind"][k] for k in kinds))
         + " |" for r in results if "test_errors_by_kind" in r]
+    if any(r.get("per_kind") for r in results):
+        lines += ["", "| choice per kind (α, size, threshold; val images) | " + " | ".join(kinds) + " |",
+                  "|---|" + "---|" * len(kinds)]
+        lines += [f"| {r['name']} | " + " | ".join(
+            "{alpha:g}, {min_size}, {threshold}; {val_images}".format(**r["per_kind"][k]) if k in r["per_kind"]
+            else "pooled" for k in kinds) + " |" for r in results if r.get("per_kind")]
     return "\n".join(lines)
 
 
@@ -182,6 +219,8 @@ def main() -> None:
                     help="drop objects under this fraction of a nucleus's area (0: keep every object)")
     ap.add_argument("--outline-shifts", type=int, nargs="*", default=[],
                     help="also TRUEFG with the GT's nuclei eroded (<0) or grown (>0) by that many px")
+    ap.add_argument("--per-kind", action="store_true",
+                    help="choose α, fragment size and threshold on each image kind's val images for its test images")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_dsb_foreground")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -189,7 +228,7 @@ def main() -> None:
     todo = [] if args.no_truefg else [("TRUEFG", None, 0)]
     todo += [(f"TRUEFG {'grown' if n > 0 else 'eroded'} {abs(n)} px", None, n) for n in args.outline_shifts if n]
     todo += [(*spec.split("=", 1), 0) for spec in args.fgnet]
-    results = [measure(name, path, data, args.seg_tolerance, args.min_area_fraction, shift)
+    results = [measure(name, path, data, args.seg_tolerance, args.min_area_fraction, shift, args.per_kind)
                for name, path, shift in todo]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "dsb_foreground.json").write_text(json.dumps(results, indent=1))
