@@ -1,4 +1,4 @@
-"""foreground_errors: 1 − IoU split into outline, unlabeled objects and the rest."""
+"""foreground_errors: 1 − IoU split into outline, unlabeled objects and the rest; and the GT outline contrast of benchmarks/gt_outline_contrast.py."""
 
 import numpy as np
 import pytest
@@ -80,3 +80,17 @@ def test_counts_of_several_images_pool_by_pixels() -> None:
 def test_shapes_must_match() -> None:
     with pytest.raises(ValueError, match="equal 2D shapes"):
         foreground_errors(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_outline_contrast_falls_as_the_gt_is_drawn_further_out() -> None:
+    from scipy import ndimage as ndi
+
+    from benchmarks.gt_outline_contrast import outline_contrast
+
+    nucleus = disk((96, 96), 48, 48, 14)
+    image = 10 + 100 * ndi.gaussian_filter(nucleus.astype(float), 2)
+    tight, drawn_out = nucleus.astype(np.int64), disk((96, 96), 48, 48, 16).astype(np.int64)
+    ((ring_tight, outside_tight),) = outline_contrast(image, tight)
+    ((ring_out, outside_out),) = outline_contrast(image, drawn_out)
+    assert 0 < outside_tight < ring_tight < 1
+    assert ring_out < ring_tight and outside_out < outside_tight
