@@ -1,4 +1,5 @@
-"""foreground_errors: 1 − IoU split into outline, unlabeled objects and the rest; and the GT outline contrast of benchmarks/gt_outline_contrast.py."""
+"""foreground_errors: 1 − IoU split into outline, unlabeled objects and the rest; the GT outline contrast
+of benchmarks/gt_outline_contrast.py."""
 
 import numpy as np
 import pytest
