@@ -109,13 +109,18 @@ def foreground_errors_pooled(prepared: list, gts: list[np.ndarray],
     return {kind: error_shares(c) for kind, c in totals.items()}
 
 
+def indices_by_kind(images: list[np.ndarray]) -> dict[str, list[int]]:
+    """The indices of ``images`` grouped by kind (``kind_of``), in order of first appearance."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, image in enumerate(images):
+        groups[kind_of(image)].append(i)
+    return groups
+
+
 def by_kind(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, dict]:
     """Pooled scores per kind of image (its shape), largest kind first."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, gt in enumerate(gts):
-        groups[kind_of(gt)].append(i)
     out = {}
-    for kind, idx in sorted(groups.items(), key=lambda kv: -sum(len(np.unique(gts[i])) for i in kv[1])):
+    for kind, idx in sorted(indices_by_kind(gts).items(), key=lambda kv: -sum(len(np.unique(gts[i])) for i in kv[1])):
         out[kind] = {"images": len(idx), **pooled_scores([gts[i] for i in idx], [preds[i] for i in idx])}
     return out
 
@@ -123,11 +128,8 @@ def by_kind(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, dict]:
 def choose_per_kind(seg: Segmenter, val: list, gts: list[np.ndarray], tolerance: float) -> dict[str, dict]:
     """α, fragment size and threshold chosen on each kind's val images alone (as a user whose folder holds
     one kind of image chooses them on its own validation images)."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, gt in enumerate(gts):
-        groups[kind_of(gt)].append(i)
     choices = {}
-    for kind, idx in groups.items():
+    for kind, idx in indices_by_kind(gts).items():
         rows = sweep_alpha(seg.one_pass, [val[i] for i in idx], [gts[i] for i in idx], ALPHAS, MIN_SIZES, THRESHOLDS)
         choices[kind] = {**best_row(rows, ALPHAS, tolerance), "val_images": len(idx)}
     return choices

@@ -22,12 +22,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.dsb_foreground import kind_of, split_names  # noqa: E402
 from inpaintaff.io import ctc  # noqa: E402
 from inpaintaff.io.folder import read_channel, read_mask  # noqa: E402
 from inpaintaff.utils.resolvers import shared_data_dir  # noqa: E402
@@ -76,12 +76,11 @@ def hela_groups(root: Path) -> dict[str, np.ndarray]:
 
 def dsb_groups(root: Path) -> dict[str, np.ndarray]:
     """One group per image shape of the DSB val and test images."""
-    splits = yaml.safe_load((ROOT / "conf" / "data" / "dsb2018.yaml").read_text())["splits"]
     per_kind: dict[str, list[np.ndarray]] = defaultdict(list)
-    for name in [*splits["val"], *splits["test"]]:
+    for name in [*split_names("val"), *split_names("test")]:
         image = read_channel(root / "dsb2018" / "images" / f"{name}.tif")
         labels = read_mask(root / "dsb2018" / "masks" / f"{name}.tif", image.shape)
-        per_kind["x".join(map(str, image.shape))].append(outline_contrast(image, labels))
+        per_kind[kind_of(image)].append(outline_contrast(image, labels))
     groups = {f"DSB {kind}": np.concatenate(v) for kind, v in per_kind.items()}
     return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
 
