@@ -139,6 +139,33 @@ def test_bf16_precision_runs_the_inpainter_in_bf16_on_cpu() -> None:
         EngineConfig(precision="fp8")
 
 
+def test_float32_is_exact_unless_tf32_is_asked_for() -> None:
+    """precision "32" forbids TensorFloat-32 in the inpainter's convolutions and products (on a GPU
+    it changed 28 % of a crop's affinities against the CPU's); "tf32" allows it; both leave the
+    process's own setting as it was."""
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    seen = []
+
+    def spy(image, known):
+        seen.append((conv.fp32_precision, matmul.fp32_precision))
+        return GaussianInpainter(3.0)(image, known)
+
+    patches, seeds = _hela_like_patches(2)
+    before = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "tf32"  # as a user's script might set it
+    try:
+        exact = SplitEngine(spy, **SETTINGS).run(patches, seeds)
+        assert seen and set(seen) == {("ieee", "ieee")}
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+        seen.clear()
+        tf32 = SplitEngine(spy, precision="tf32", **SETTINGS).run(patches, seeds)
+        assert seen and set(seen) == {("tf32", "tf32")}
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = before
+    assert torch.equal(tf32.leaf_ids, exact.leaf_ids)  # on a CPU the flags change nothing
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+
+
 def test_patch_counts_and_skip_spec() -> None:
     mask = np.zeros((10, 12), dtype=bool)
     mask[2, 3] = mask[8, 11] = True

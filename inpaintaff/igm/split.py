@@ -34,9 +34,10 @@ from scipy import ndimage
 from inpaintaff.igm.filters import hidden_band, smooth_on_band
 from inpaintaff.igm.inpainters import Inpainter
 from inpaintaff.utils.errors import InputError
+from inpaintaff.utils.precision import float32_matmul
 
 END_REASONS = ("emptied", "min_size", "max_depth", "weak", "no_foreground", "one_object")
-PRECISIONS = ("auto", "32", "bf16", "16")
+PRECISIONS = ("auto", "32", "tf32", "bf16", "16")
 # engine.chunk=auto on a CPU: calls of 16 images were 1.4-1.65x faster per image than whole passes of up
 # to 512 on crowded HeLa patches, 2 threads (benchmarks/full_frame.py --chunks): the net's
 # activations stay in cache.
@@ -97,9 +98,11 @@ class EngineConfig:
     #   "contrast":     sum |RIG| / sum (e~_A + e~_B) < stop_threshold (scale-free, in [0, 1]).
     stop_rule: str | None = None
     stop_threshold: float = 0.5
-    # Autocast of the inpainter: "32" (default: bf16 cost 0.05 SEG on validation windows),
-    # "auto" (bf16, else float16, on CUDA; float32 on CPU), "bf16" or "16". The engine's own
-    # arithmetic is float32 whatever this says.
+    # Autocast of the inpainter: "32" (default: exact IEEE float32 on every device, so a GPU gives
+    # the CPU's affinities; bf16 cost 0.05 SEG on validation windows), "tf32" (float32 with
+    # TensorFloat-32 convolutions and products on CUDA: other splits than the CPU's), "auto" (bf16,
+    # else float16, on CUDA; float32 on CPU), "bf16" or "16". The engine's own arithmetic is
+    # float32 whatever this says.
     precision: str = "32"
     # Images per inpainter call within one pass (bounds memory; small chunks suit CPU caches).
     # None: the whole pass at once; "auto": CPU_CHUNK images on a CPU, the whole pass on a GPU.
@@ -166,7 +169,7 @@ class EngineConfig:
             if device.type != "cuda":
                 return None
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[p]
+        return {"32": None, "tf32": None, "bf16": torch.bfloat16, "16": torch.float16}[p]
 
 
 @dataclass
@@ -266,7 +269,7 @@ class SplitEngine:
         amp = torch.autocast(x.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         step = self.cfg.chunk_size(x.device) or inp.shape[0]
         preds = []
-        with amp:
+        with amp, float32_matmul(tf32=self.cfg.precision == "tf32"):
             for i in range(0, inp.shape[0], step):
                 a, k = inp[i : i + step], known[i : i + step]
                 n = a.shape[0]
