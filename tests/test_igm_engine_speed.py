@@ -139,16 +139,26 @@ def test_bf16_precision_runs_the_inpainter_in_bf16_on_cpu() -> None:
         EngineConfig(precision="fp8")
 
 
-def test_float32_is_exact_unless_tf32_is_asked_for() -> None:
+def test_float32_is_exact_unless_tf32_is_asked_for(monkeypatch) -> None:
     """precision "32" forbids TensorFloat-32 in the inpainter's convolutions and products (on a GPU
-    it changed 28 % of a crop's affinities against the CPU's); "tf32" allows it; both leave the
-    process's own setting as it was."""
+    it changed 28 % of a crop's affinities against the CPU's); "tf32" allows it there; the
+    engine's own smoothing (matrix products) is exact either way; the process's own setting is
+    left as it was."""
+    import inpaintaff.igm.split as split_module
+
     conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
-    seen = []
+    seen, smoothing = [], []
+    smooth = split_module.smooth_on_band
 
     def spy(image, known):
         seen.append((conv.fp32_precision, matmul.fp32_precision))
         return GaussianInpainter(3.0)(image, known)
+
+    def smooth_spy(*args, **kwargs):
+        smoothing.append(matmul.fp32_precision)
+        return smooth(*args, **kwargs)
+
+    monkeypatch.setattr(split_module, "smooth_on_band", smooth_spy)
 
     patches, seeds = _hela_like_patches(2)
     before = conv.fp32_precision, matmul.fp32_precision
@@ -160,6 +170,7 @@ def test_float32_is_exact_unless_tf32_is_asked_for() -> None:
         seen.clear()
         tf32 = SplitEngine(spy, precision="tf32", **SETTINGS).run(patches, seeds)
         assert seen and set(seen) == {("tf32", "tf32")}
+        assert smoothing and set(smoothing) == {"ieee"}
     finally:
         conv.fp32_precision, matmul.fp32_precision = before
     assert torch.equal(tf32.leaf_ids, exact.leaf_ids)  # on a CPU the flags change nothing

@@ -363,9 +363,9 @@ class SplitEngine:
         seeds = [int(s) for s in (seeds.tolist() if torch.is_tensor(seeds) else seeds)]
         if len(seeds) != images.shape[0]:
             raise ValueError(f"{len(seeds)} seeds for {images.shape[0]} patches")
-        # The engine's own arithmetic stays float32 even under a mixed-precision trainer; only
-        # the inpainter runs autocast (see _inpaint).
-        with torch.inference_mode(), torch.autocast(images.device.type, enabled=False):
+        # The engine's own arithmetic stays exact float32 even under a mixed-precision trainer or
+        # a process that allows TF32; only the inpainter follows `precision` (see _inpaint).
+        with torch.inference_mode(), torch.autocast(images.device.type, enabled=False), float32_matmul(tf32=False):
             run = _Run.new(images.float(), seeds, fg)
             p_count, _, h, w = images.shape
             full = torch.ones((1, h, w), dtype=torch.bool, device=images.device)
