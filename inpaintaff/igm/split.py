@@ -34,7 +34,7 @@ from scipy import ndimage
 from inpaintaff.igm.filters import hidden_band, smooth_on_band
 from inpaintaff.igm.inpainters import Inpainter
 from inpaintaff.utils.errors import InputError
-from inpaintaff.utils.precision import float32_matmul
+from inpaintaff.utils.precision import float32_precision
 
 END_REASONS = ("emptied", "min_size", "max_depth", "weak", "no_foreground", "one_object")
 PRECISIONS = ("auto", "32", "tf32", "bf16", "16")
@@ -269,7 +269,7 @@ class SplitEngine:
         amp = torch.autocast(x.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         step = self.cfg.chunk_size(x.device) or inp.shape[0]
         preds = []
-        with amp, float32_matmul(tf32=self.cfg.precision == "tf32"):
+        with amp, float32_precision(tf32=self.cfg.precision == "tf32"):
             for i in range(0, inp.shape[0], step):
                 a, k = inp[i : i + step], known[i : i + step]
                 n = a.shape[0]
@@ -365,7 +365,7 @@ class SplitEngine:
             raise ValueError(f"{len(seeds)} seeds for {images.shape[0]} patches")
         # The engine's own arithmetic stays exact float32 even under a mixed-precision trainer or
         # a process that allows TF32; only the inpainter follows `precision` (see _inpaint).
-        with torch.inference_mode(), torch.autocast(images.device.type, enabled=False), float32_matmul(tf32=False):
+        with torch.inference_mode(), torch.autocast(images.device.type, enabled=False), float32_precision(tf32=False):
             run = _Run.new(images.float(), seeds, fg)
             p_count, _, h, w = images.shape
             full = torch.ones((1, h, w), dtype=torch.bool, device=images.device)

@@ -9,7 +9,7 @@ import torch
 
 
 @contextlib.contextmanager
-def float32_matmul(tf32: bool) -> Iterator[None]:
+def float32_precision(tf32: bool) -> Iterator[None]:
     """Inside the block, float32 convolutions (cuDNN) and matrix products on CUDA run as exact
     IEEE float32 (``tf32=False``) or through TensorFloat-32 (``tf32=True``); restored after.
 
