@@ -7,12 +7,15 @@
 #   3. FGNET trained on the GPU, its foreground IoU on frame 013 beside the shipped CPU-trained one's.
 # Usage: bash benchmarks/gpu_checks.sh [OUT_DIR]   (PY=python by default; the shared data as the
 # benchmarks find it: $INPAINTAFF_SHARED_DATA or ../shared/data). Figures of a run of its steps:
-# docs/figures/full_frame_gpu.md.
+# docs/figures/full_frame_gpu.md. A dry run of steps 2-3 on a CPU (a few minutes):
+#   ACC=cpu FRAMES=0 STEPS=20 bash benchmarks/gpu_checks.sh
 set -u
 PY=${PY:-python}; OUT=${1:-runs/gpu_checks}; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+ACC=${ACC:-gpu}; FRAMES=${FRAMES:-1}; STEPS=${STEPS:-1500}
 export PYTHONUNBUFFERED=1
-GPU="trainer.accelerator=gpu trainer.devices=1 task.batch_size=256 task.engine.max_regions=4096"
-for prec in 32 tf32; do
+GPU="trainer.accelerator=$ACC trainer.devices=1 task.batch_size=256 task.engine.max_regions=4096"
+TRAINER=$([ "$ACC" = gpu ] && echo gpu || echo cpu)
+[ "$FRAMES" = 1 ] && for prec in 32 tf32; do
   echo "== crowded mosaic and frame 052, one GPU, engine.precision=$prec"
   timeout 300 $PY benchmarks/full_frame.py --crowded --inpainters net --threads 8 --out "$OUT/crowded_$prec" \
     -- $GPU task.engine.precision=$prec 2>&1 | tee "$OUT/crowded_$prec.log"
@@ -20,7 +23,7 @@ for prec in 32 tf32; do
     -- $GPU task.engine.precision=$prec 2>&1 | tee "$OUT/t052_$prec.log"
 done
 echo "== one crop's affinities: GPU (precision 32, tf32) against the CPU"
-for run in "gpu32 gpu 32" "gputf32 gpu tf32" "cpu cpu 32"; do
+for run in "gpu32 $ACC 32" "gputf32 $ACC tf32" "cpu cpu 32"; do
   set -- $run
   timeout 300 $PY predict.py task=inpaintaff ckpt=checkpoints/hela_inpaint_cpu.ckpt data=shared_hela "task.crop=[448,64,96,128]" \
     trainer.accelerator=$2 trainer.devices=1 task.engine.precision=$3 task.torch_threads=8 \
@@ -40,11 +43,12 @@ for n in ("gpu32", "gputf32"):
     print(f"{n} vs cpu: valid pairs {m.sum()}; identical {np.mean(d == 0):.4%}; > 0.05: {np.mean(d > 0.05):.4%}")
 PYEOF
 echo "== FGNET trained on the GPU, foreground IoU on frame 013 (unseen)"
-timeout 300 $PY train.py experiment=hela_fgnet_cpu trainer=gpu hydra.run.dir="$OUT/fgnet" > "$OUT/fgnet_train.log" 2>&1 \
+timeout 300 $PY train.py experiment=hela_fgnet_cpu trainer=$TRAINER trainer.max_steps=$STEPS hydra.run.dir="$OUT/fgnet" \
+  > "$OUT/fgnet_train.log" 2>&1 \
   || tail -30 "$OUT/fgnet_train.log"
 for pair in "gpu_trained $(find "$OUT/fgnet" -name last.ckpt | head -1)" "shipped checkpoints/hela_fgnet_cpu.ckpt"; do
   set -- $pair; name=$1; ck=$2
-  $PY predict.py task=foreground ckpt="$ck" data=shared_hela task.split=train trainer.accelerator=gpu trainer.devices=1 \
+  $PY predict.py task=foreground ckpt="$ck" data=shared_hela task.split=train trainer.accelerator=$ACC trainer.devices=1 \
     task.out_dir="$OUT/fg_$name" task.overwrite=true hydra.run.dir="$OUT/fgrun_$name" > "$OUT/fg_$name.log" 2>&1
   $PY - "$OUT/fg_$name" "$ck" <<'PYEOF' | tee -a "$OUT/fg_iou.txt"
 import sys
