@@ -75,6 +75,24 @@ def test_predict_writes_affinities_pictures_and_summary(compose) -> None:
     assert path.stat().st_mtime_ns == mtime
 
 
+def test_analytic_engine_runs_on_one_thread_and_gives_the_callers_back(compose, monkeypatch) -> None:
+    """torch_threads=auto: one torch thread for the analytic inpainter (benchmarks/omp_wait_policy.py),
+    torch's default for a net; a number is taken as it is; the caller's count is restored after."""
+    from inpaintaff.tasks.inpaintaff import engine_threads
+
+    assert engine_threads("auto", "gaussian") == 1 and engine_threads("auto", "net") is None
+    assert engine_threads(None, "gaussian") is None and engine_threads(3, "net") == 3
+    seen = []
+    set_threads = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), set_threads(n)))
+    before = torch.get_num_threads()
+    run(compose("predict", QUICK))  # the default: auto
+    assert seen == [1, before] and torch.get_num_threads() == before
+    seen.clear()
+    run(compose("predict", [*QUICK, "task.torch_threads=null", "task.overwrite=true"]))
+    assert seen == [before]  # nothing set; the count given back
+
+
 def test_interrupted_run_resumes_from_partial_sums(compose, caplog) -> None:
     cfg = compose("predict", QUICK)
     data = CTCDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})

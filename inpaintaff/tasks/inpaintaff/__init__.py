@@ -69,7 +69,7 @@ class InpaintAffSettings:
     overwrite: bool = MISSING
     save_every_n_batches: int = MISSING
     num_workers: int = MISSING
-    torch_threads: int | None = MISSING
+    torch_threads: Any = MISSING  # null | auto | N (engine_threads)
     pictures: bool = MISSING
     n_hierarchy_patches: int = MISSING
     scale: ScaleSpec = field(default_factory=ScaleSpec)
@@ -117,6 +117,16 @@ def instantiate_inpainter(spec: Mapping[str, Any]) -> tuple[nn.Module, dict]:
     return inpainter, desc
 
 
+def engine_threads(setting: int | str | None, inpainter: str) -> int | None:
+    """Torch's CPU threads for the run: ``setting`` if a number, None (torch's default) if null;
+    ``auto``: 1 for the analytic inpainter, whose many small tensor operations each wake the other
+    threads (2.4x faster on one thread on our idle 2 cores, 1.15x on busy ones), torch's default
+    for a net, whose convolutions use them (1.4x slower on one thread); benchmarks/omp_wait_policy.py."""
+    if setting == "auto":
+        return 1 if inpainter == "gaussian" else None
+    return None if setting is None else int(setting)
+
+
 def inpainter_diameter(inpainter: nn.Module, desc: dict, analytic_diameter: float | None) -> float | None:
     """The nucleus size (px) frames are resized to: the net checkpoint's, a plugged-in inpainter's own
     ``diameter``, else ``task.analytic_diameter`` (None: frames as they are)."""
@@ -150,7 +160,10 @@ def check_task(task: InpaintAffSettings) -> None:
     if task.save_every_n_batches < 0:
         raise ValueError(f"task.save_every_n_batches must be >= 0 (0: save only between frames), got "
                          f"{task.save_every_n_batches}")
-    check_threads(task.torch_threads)
+    if task.torch_threads != "auto":
+        if task.torch_threads is not None and not isinstance(task.torch_threads, int):
+            raise ValueError(f"task.torch_threads must be auto, null or a number, got {task.torch_threads!r}")
+        check_threads(task.torch_threads)
     if task.compile not in COMPILE_MODES:
         raise ValueError(f"task.compile must be false, true, dynamic or fixed, got {task.compile!r}")
     chunk = task.engine.get("chunk")
@@ -161,21 +174,27 @@ def check_task(task: InpaintAffSettings) -> None:
 
 def run(cfg: DictConfig) -> dict:
     # One run at a time per out_dir: two would each count the other's patches (inpaintaff.utils.locks).
-    with folder_lock(cfg.task.out_dir, "task=inpaintaff", hold=launching_process()):
-        return _run(cfg)
+    # The thread count is the run's own: a caller in the same process (a table, a test) keeps its.
+    threads = torch.get_num_threads()
+    try:
+        with folder_lock(cfg.task.out_dir, "task=inpaintaff", hold=launching_process()):
+            return _run(cfg)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run(cfg: DictConfig) -> dict:
     task = typed(cfg.task, InpaintAffSettings)
     check_task(task)
     pl.seed_everything(int(cfg.seed), workers=True)
-    if task.torch_threads:
-        torch.set_num_threads(task.torch_threads)
     data = hydra.utils.instantiate(cfg.data)
     data.prepare_data()
     out_dir = Path(task.out_dir)
     engine = EngineConfig(**task.engine)
     inpainter, desc = build_inpainter(task.inpainter, cfg.get("ckpt"), task.gaussian_sigma, task.compile)
+    threads = engine_threads(task.torch_threads, desc["inpainter"])
+    if threads:
+        torch.set_num_threads(threads)
     # The net's patches and the offsets are in the net's pixels: frames are resized to its nucleus size.
     model_diameter = inpainter_diameter(inpainter, desc, task.analytic_diameter)
     data = ScaledFrames(data, model_diameter, task.scale)
