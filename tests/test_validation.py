@@ -183,7 +183,7 @@ def test_training_that_would_not_train_is_refused(compose, no_work, override, ke
 
 @pytest.mark.parametrize("override,key", [
     ("task.save_every_n_batches=-1", "task.save_every_n_batches"), ("task.torch_threads=-1", "task.torch_threads"),
-    ("task.torch_threads=many", "task.torch_threads"),
+    ("task.torch_threads=many", "task.torch_threads"), ("task.torch_threads=true", "task.torch_threads"),
 ])
 def test_inpaintaff_bad_values(compose, no_work, override, key):
     with pytest.raises(ValueError, match=re.escape(key)):
