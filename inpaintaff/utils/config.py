@@ -25,6 +25,6 @@ def typed(node: DictConfig | Mapping[str, Any], cls: type[T], where: str = "task
 
 
 def check_threads(n: int | None, key: str = "task.torch_threads") -> None:
-    """A thread count is null (torch's default) or >= 1; else an error naming ``key``."""
-    if n is not None and n < 1:
-        raise ValueError(f"{key} must be >= 1, or null for torch's default, got {n}")
+    """A thread count is null (torch's default) or a number >= 1; else an error naming ``key``."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"{key} must be a number >= 1, or null for torch's default, got {n!r}")

@@ -161,9 +161,6 @@ def check_task(task: InpaintAffSettings) -> None:
         raise ValueError(f"task.save_every_n_batches must be >= 0 (0: save only between frames), got "
                          f"{task.save_every_n_batches}")
     if task.torch_threads != "auto":
-        threads = task.torch_threads
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-            raise ValueError(f"task.torch_threads must be auto, null or a number, got {task.torch_threads!r}")
         check_threads(task.torch_threads)
     if task.compile not in COMPILE_MODES:
         raise ValueError(f"task.compile must be false, true, dynamic or fixed, got {task.compile!r}")
