@@ -6,10 +6,11 @@ The entry points (predict.py, train.py, ``inpaintaff``) set ``OMP_WAIT_POLICY=PA
 user chose a policy (``inpaintaff/utils/threads.py``): spinning threads stalled the folder command
 10× on cores shared with other work. The engine makes many small tensor operations, each of which
 wakes the sleeping threads, so the policy decides its speed too. For each inpainter this times
-``SplitEngine.run`` on the same seeded sample of frame 052's foreground patches (64 px, stride 16)
-in fresh processes, one per setting: the policy PASSIVE (the default), ACTIVE or left to the
-OpenMP runtime, with 2 torch threads or 1, first on the idle machine, then with one spinning
-process per core beside it (``--busy`` processes). Prints seconds (the fastest of ``--reps``) and
+``SplitEngine.run`` on the same seeded sample of frame 052's foreground patches (64 px, stride
+16; ``full_frame.sample_patches``) in fresh processes, one per setting: the policy PASSIVE (the
+default), ACTIVE or left to the OpenMP runtime, with 2 torch threads or 1, first on the idle
+machine, then with one spinning process per core beside it (``--busy`` processes). Prints
+seconds (the fastest of ``--reps``) and
 each setting's ratio to PASSIVE with 2 threads (the entry points' policy at torch's thread count
 on our 2 cores; ``task.torch_threads=auto`` takes 1 thread for the analytic inpainter); writes
 ``<out>/omp_wait_policy.json`` and ``<out>/omp_wait_policy.md``. The leaves are
@@ -41,33 +42,22 @@ PATCHES = {"gaussian": 48, "net": 8}
 def child(inpainter: str, n_patches: int, reps: int) -> None:
     """In a fresh process (the policy is read when torch loads): time the engine, print JSON."""
     import hashlib
+    from argparse import Namespace
 
-    import numpy as np
     import torch
+    from full_frame import sample_patches  # benchmarks/ is the script's folder, first on sys.path
 
-    from inpaintaff.data.normalize import percentile_normalize
     from inpaintaff.igm.inpainters import GaussianInpainter
     from inpaintaff.igm.split import SplitEngine
-    from inpaintaff.io.ctc import raw_path, read_image, read_labels
     from inpaintaff.modules.net_inpainter import load_net_inpainter
-    from inpaintaff.tasks.inpaintaff.patches import patch_grid
-    from inpaintaff.utils.resolvers import shared_data_dir
 
     torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
-    shared = shared_data_dir()
-    path = raw_path(shared, "Fluo-N2DL-HeLa", "01", 52)
-    image = percentile_normalize(read_image(path), source=path)
-    fg = read_labels(shared / "Fluo-N2DL-HeLa" / "01_GT" / "SEG" / "man_seg052.tif") > 0
-    pos = [(y, x) for y, x in patch_grid(image.shape, 64, 16) if fg[y : y + 64, x : x + 64].any()]
-    pick = np.random.default_rng(0).choice(len(pos), n_patches, replace=False)
-    patches = torch.stack([torch.from_numpy(image[pos[i][0] : pos[i][0] + 64, pos[i][1] : pos[i][1] + 64].copy())
-                           for i in sorted(pick)])[:, None].float()
+    (patches, seeds), *_ = sample_patches(Namespace(frame=52, stride=16, old_sample=n_patches))
     if inpainter == "net":
         model = load_net_inpainter(ROOT / "checkpoints" / "hela_inpaint_cpu.ckpt", "cpu")
     else:
         model = GaussianInpainter(4.0)
     engine = SplitEngine(model)
-    seeds = list(range(n_patches))
     engine.run(patches[:2], seeds[:2])  # warm-up: caches and allocations
     seconds, leaves = [], None
     for _ in range(reps):
