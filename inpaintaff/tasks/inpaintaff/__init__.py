@@ -120,7 +120,7 @@ def instantiate_inpainter(spec: Mapping[str, Any]) -> tuple[nn.Module, dict]:
 def engine_threads(setting: int | str | None, inpainter: str) -> int | None:
     """Torch's CPU threads for the run: ``setting`` if a number, None (torch's default) if null;
     ``auto``: 1 for the analytic inpainter, whose many small tensor operations each wake the other
-    threads (2.4x faster on one thread on our idle 2 cores, 1.15x on busy ones), torch's default
+    threads (2.1-2.5x faster on one thread on our idle 2 cores; about even on busy ones), torch's default
     for a net, whose convolutions use them (1.4x slower on one thread); benchmarks/omp_wait_policy.py."""
     if setting == "auto":
         return 1 if inpainter == "gaussian" else None
