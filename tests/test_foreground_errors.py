@@ -95,3 +95,22 @@ def test_outline_contrast_falls_as_the_gt_is_drawn_further_out() -> None:
     ((ring_out, outside_out),) = outline_contrast(image, drawn_out)
     assert 0 < outside_tight < ring_tight < 1
     assert ring_out < ring_tight and outside_out < outside_tight
+
+
+def test_redraw_at_contrast_finds_the_gt_outline_at_its_own_level_and_leaves_border_nuclei_out() -> None:
+    from scipy import ndimage as ndi
+
+    from benchmarks.gt_outline_contrast import redraw_at_contrast
+
+    nucleus = disk((96, 128), 48, 40, 14)
+    cut = disk((96, 128), 48, 127, 10)  # cut by the image's border: not redrawn, not counted
+    image = 10 + 100 * ndi.gaussian_filter((nucleus | cut).astype(float), 2)
+    labels = nucleus.astype(np.int64) + 2 * cut
+    levels = [0.05, 0.3, 0.5, 0.7, 0.95]
+    kept, redrawn = redraw_at_contrast(image, labels, levels)
+    assert np.array_equal(kept, nucleus)
+    ious = {t: (kept & r).sum() / (kept | r).sum() for t, r in redrawn.items()}
+    assert not (redrawn[0.05] & cut).any()
+    assert ious[0.5] > 0.95  # a blurred disk's edge lies at half its contrast
+    assert ious[0.05] < ious[0.3] < ious[0.5] and ious[0.95] < ious[0.7] < ious[0.5]
+    assert redrawn[0.05].sum() > nucleus.sum() > redrawn[0.95].sum()
