@@ -13,7 +13,11 @@ the shared data are read-only and never copied):
   ``images.csv`` (seconds_scale / _foreground / _affinities / _mws; "rest": reading, normalising,
   measuring, writing the mask, overlay and record). Target: <= 1.5 s per frame on 2 cores;
 - ``flat``: peak memory after 10 vs after 1,000 images (1,000 distinct names linking to the small
-  256×256 DSB images, repeated).
+  256×256 DSB images, repeated);
+- ``stack``: the 9 labeled HeLa frames of sequence 01 as one time-lapse file (ImageJ axes TYX, with
+  their GT as a stack of label planes; written into the tmp folder) against the same frames as single
+  files with the CTC GT folder: seconds per frame, peak memory, SEG, and whether every plane's mask
+  equals its single file's.
 
     .venv/bin/python benchmarks/segment_folder.py [--parts dsb,hela,flat] [--limit 60]
         [--hela-frames 8] [--flat 10,1000] [--diameter D] [--out runs/bench_segment_folder]
@@ -145,7 +149,7 @@ def run_command(images: Path, out: Path, extra: list[str], log_path: Path, proje
         "step_rest_s": per_image - sum(stage.values()),
         "peak_rss_tree_mib": mem.peak_rss / 1024, "peak_pss_tree_mib": mem.peak_pss / 1024,
         "max_rss_one_process_mib": usage.ru_maxrss / 1024, "processes": mem.peak_procs,
-        "n_objects": result["n_objects"], "resized_images": result["resized_images"],
+        "n_objects": result["n_objects"], "resized_images": result["resized_images"], "seg": result["seg"],
         "pixels_mpx": sum(int(r["height"]) * int(r["width"]) for r in rows) / 1e6,
         "load_before": load0, "load_after": os.getloadavg()[0], "log": str(log_path), "trace": mem.trace,
     }
@@ -190,10 +194,40 @@ def small_dsb(n_distinct: int) -> list[Path]:
     return small
 
 
+HELA_GT = SHARED / "Fluo-N2DL-HeLa" / "01_GT" / "SEG"
+
+
+def stack_folders(tmp: Path) -> tuple[Path, Path, Path]:
+    """(a folder of the labeled HeLa frames as single files, a folder holding them as one TYX movie,
+    the GT folder); the movie's GT stack is written beside its folder as ``movie_masks/movie.tif``."""
+    import numpy as np
+    import tifffile
+
+    gts = sorted(HELA_GT.glob("man_seg*.tif"))
+    frames = [HELA / f"t{g.stem[len('man_seg'):]}.tif" for g in gts]
+    singles = link_folder(tmp / "stack_singles", frames)
+    movie_dir, masks_dir = tmp / "stack_movie", tmp / "movie_masks"
+    movie_dir.mkdir()
+    masks_dir.mkdir()
+    tifffile.imwrite(movie_dir / "movie.tif", np.stack([tifffile.imread(f) for f in frames]), imagej=True,
+                     metadata={"axes": "TYX"})
+    tifffile.imwrite(masks_dir / "movie.tif", np.stack([tifffile.imread(g) for g in gts]).astype(np.uint16))
+    return singles, movie_dir, HELA_GT
+
+
+def stack_equals_singles(stack_mask: Path, singles_masks: Path) -> bool:
+    import numpy as np
+    import tifffile
+
+    stack = tifffile.imread(stack_mask)
+    singles = sorted(singles_masks.glob("t*.tif"))
+    return len(stack) == len(singles) and all(np.array_equal(p, tifffile.imread(f)) for p, f in zip(stack, singles))
+
+
 # ----------------------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="dsb,hela,flat", help="comma-separated: dsb, hela, flat")
+    ap.add_argument("--parts", default="dsb,hela,flat", help="comma-separated: dsb, hela, flat, stack")
     ap.add_argument("--limit", type=int, help="DSB: this many images spread over the folder (default: all 541)")
     ap.add_argument("--hela-frames", type=int, default=8)
     ap.add_argument("--devices", default="1,2", help="HeLa: process counts to compare")
@@ -252,6 +286,14 @@ def main() -> None:
                 srcs = [small[i % len(small)] for i in range(n)]
                 names = [f"img{i:05d}_{s.name}" for i, s in enumerate(srcs)]
                 record(f"flat_{n}", link_folder(tmp / f"flat_{n}", srcs, names))
+        if "stack" in parts:
+            singles, movie, gt = stack_folders(tmp)
+            record("stack_9f_singles", singles, ["--masks", str(gt)])
+            record("stack_9f_movie", movie, ["--masks", str(movie.parent / "movie_masks")])
+            figures["stack_9f_movie"]["masks_equal_singles"] = stack_equals_singles(
+                runs_dir / "stack_9f_movie" / "masks" / "movie.tif", runs_dir / "stack_9f_singles" / "masks")
+            print(f"    every plane's mask equals its single file's: "
+                  f"{figures['stack_9f_movie']['masks_equal_singles']}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -262,7 +304,7 @@ def report(figures: dict[str, dict], out: Path, meta: dict) -> None:
     cols = ["n_images", "wall_s", "started_s", "startup_s", "images_per_s", "images_per_s_started", "s_per_image",
             "s_per_image_started", "step_s", *[f"step_{k}_s" for k in STAGES], "step_rest_s", "peak_rss_tree_mib",
             "peak_pss_tree_mib", "max_rss_one_process_mib", "processes", "pixels_mpx", "resized_images",
-            "n_objects", "load_before", "load_after"]
+            "n_objects", "seg", "load_before", "load_after"]
     with open(out / "figures.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run", *cols])
@@ -289,6 +331,11 @@ def report(figures: dict[str, dict], out: Path, meta: dict) -> None:
         if early:
             ratios[f"flat_{n1}: peak RSS over the run / peak RSS until {n0} masks (same run)"] = (
                 max(r for _, r, _, _ in tr) / max(early))
+    movie, singles = figures.get("stack_9f_movie"), figures.get("stack_9f_singles")
+    if movie and singles:
+        ratios["stack: movie / single files, seconds once started"] = movie["started_s"] / singles["started_s"]
+        ratios["stack: movie / single files, peak RSS"] = movie["peak_rss_tree_mib"] / singles["peak_rss_tree_mib"]
+        ratios["stack: SEG movie - single files"] = movie["seg"] - singles["seg"]
     (out / "figures.json").write_text(json.dumps({"meta": meta, "figures": figures, "ratios": ratios}, indent=1))
 
     print(f"\n{'run':<18}{'imgs':>5}{'wall s':>8}{'started s':>10}{'img/s':>7}{'s/img*':>8}"

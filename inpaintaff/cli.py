@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--masks", help="folder of label images with the same names: scores each image")
     s.add_argument("--diameter", type=float, help="nucleus diameter in px (default: estimated per image)")
     s.add_argument("--channel", type=int, help="channel of multi-channel images")
+    s.add_argument("--planes", action="store_true",
+                   help="3D TIFFs are stacks of planes (time points or z slices) even without T or Z axes in "
+                        "their metadata: each plane is segmented, masks/<name>.tif is a label stack")
     s.add_argument("--model", help="the shipped model (hela_tuned: default, HeLa's student fine-tuned on FGNET's "
                                    "31 labeled nuclei; hela: that student as trained without labels; dsb: trained "
                                    "without labels on the 2018 Data Science Bowl's fluorescence nuclei) or a "
@@ -79,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ov.append(f"data.diameter={args.diameter}")
     if args.channel is not None:
         ov.append(f"data.channel={args.channel}")
+    if args.planes:
+        ov.append("data.planes=true")
     if args.model:
         ov += model_overrides(args.model)
     if args.devices:

@@ -158,7 +158,8 @@ class Segmenter:
         ``foreground_source="truefg"``; ``normalized``: the image is percentile-normalised already."""
         image = np.asarray(image)
         if image.ndim != 2:
-            raise InputError(None, f"expected a 2D image, got shape {image.shape} (pick one channel)")
+            raise InputError(None, f"expected a 2D image, got shape {image.shape} (pick one channel; a time-lapse "
+                             "or z-stack goes to segment_stack)")
         if not normalized:
             image = percentile_normalize(image, *self.normalize)
         with torch.inference_mode():
@@ -167,6 +168,14 @@ class Segmenter:
     def __call__(self, image: np.ndarray, diameter: float | None = None) -> np.ndarray:
         """Instance labels (int64, 0 = background) of a 2D image."""
         return self.segment(image, diameter).labels
+
+    def segment_stack(self, stack: np.ndarray, diameter: float | None = None) -> np.ndarray:
+        """Labels of every plane of a stack (P, H, W), a time-lapse or z-stack, each segmented on its own
+        as ``__call__`` segments an image: (P, H, W) int64; labels are not linked between planes."""
+        stack = np.asarray(stack)
+        if stack.ndim != 3:
+            raise InputError(None, f"expected a stack of 2D planes (P, H, W), got shape {stack.shape}")
+        return np.stack([self(plane, diameter) for plane in stack])
 
     def config_overrides(self) -> list[str]:
         """The ``task=segment_folder`` overrides that rebuild this segmenter from its checkpoints."""

@@ -171,3 +171,55 @@ def test_label_budget_by_shape_labels_every_kind_of_image(tmp_path: Path) -> Non
     assert any(drawn("random", seed) == [(48, 48), (48, 48)] for seed in range(4))
     with pytest.raises(ValueError, match="label_draw"):
         FolderDataModule(images, label_draw="nearest")
+
+
+def test_stacks_are_read_plane_by_plane_by_their_axes(tmp_path: Path) -> None:
+    """ImageJ and OME stacks (T or Z axes) are planes; a 3D file without axes only with planes=true;
+    a time-lapse with channels gives each plane's chosen channel; a stack's mask holds one label plane
+    per plane; splits name a whole stack or one plane."""
+    from inpaintaff.data.folder import FolderDataModule
+    from inpaintaff.io.folder import count_planes
+
+    rng = np.random.default_rng(0)
+    tyx = rng.integers(0, 1000, (3, 20, 24)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "movie.tif", tyx, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "ome.tif", tyx[:2], metadata={"axes": "ZYX"})
+    tcyx = rng.integers(0, 1000, (2, 3, 20, 24)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "tcyx.tif", tcyx, imagej=True, metadata={"axes": "TCYX"})
+    tifffile.imwrite(tmp_path / "plain.tif", tyx)
+    tifffile.imwrite(tmp_path / "flat.tif", tyx[0])
+    assert count_planes(tmp_path / "movie.tif", None) == 3 and count_planes(tmp_path / "ome.tif", None) == 2
+    assert count_planes(tmp_path / "plain.tif", None) is None and count_planes(tmp_path / "plain.tif", True) == 3
+    assert count_planes(tmp_path / "movie.tif", False) is None and count_planes(tmp_path / "flat.tif", True) is None
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    labels = rng.integers(0, 4, (3, 20, 24)).astype(np.uint16)
+    tifffile.imwrite(masks / "movie.tif", labels)
+    tifffile.imwrite(masks / "ome.tif", labels[0])  # one plane's mask for a stack of two: an error when read
+
+    dm = FolderDataModule(tmp_path, pattern=["movie.tif", "ome.tif", "tcyx.tif", "flat.tif"], masks=masks, channel=1)
+    refs = {r.name: r for r in dm.frames("test")}
+    assert sorted(refs) == ["flat", "movie/p0000", "movie/p0001", "movie/p0002", "ome/p0000", "ome/p0001",
+                            "tcyx/p0000", "tcyx/p0001"]
+    with pytest.raises(InputError, match="single channel"):  # channel=1 of a one-channel plane
+        dm.load_raw(refs["movie/p0001"])
+    dm = FolderDataModule(tmp_path, pattern=["movie.tif", "ome.tif", "tcyx.tif"], masks=masks)
+    refs = {r.name: r for r in dm.frames("test")}
+    for p in range(3):
+        np.testing.assert_array_equal(dm.load_raw(refs[f"movie/p{p:04d}"]), tyx[p].astype(np.float32))
+        np.testing.assert_array_equal(dm.load_labels(refs[f"movie/p{p:04d}"]), labels[p])
+    assert not np.array_equal(dm.load_image(refs["movie/p0000"]), dm.load_image(refs["movie/p0001"]))
+    with pytest.raises(InputError, match="ome.tif: the mask of a stack must be a stack of label planes"):
+        dm.load_labels(refs["ome/p0001"])
+    with pytest.raises(InputError, match=r"tcyx.tif: plane 1: image has 3 channels"):
+        dm.load_raw(refs["tcyx/p0001"])
+    with_channel = FolderDataModule(tmp_path, pattern="tcyx.tif", channel=2)
+    for p, ref in enumerate(with_channel.frames("test")):
+        np.testing.assert_array_equal(with_channel.load_raw(ref), tcyx[p, 2].astype(np.float32))
+    split = FolderDataModule(tmp_path, pattern=["movie.tif", "ome.tif"], splits={"val": ["movie", "ome/p0001"]})
+    assert [r.name for r in split.frames("val")] == ["movie/p0000", "movie/p0001", "movie/p0002", "ome/p0001"]
+    with pytest.raises(InputError, match="plain.tif: image has 3 channels.*data.planes=true"):
+        FolderDataModule(tmp_path, pattern="plain.tif").load_raw(FolderDataModule(tmp_path, pattern="plain.tif")
+                                                                 .frames("test")[0])
+    never = FolderDataModule(tmp_path, pattern="movie.tif", planes=False)
+    assert [r.name for r in never.frames("test")] == ["movie"]

@@ -500,3 +500,28 @@ def test_region_rules_leave_the_foregrounds_affinities_unchanged(compose) -> Non
     assert inside > 0
     with pytest.raises(ValueError, match="task.foreground.source"):
         run(compose("predict", [*QUICK, "task.engine.region_min_fg=1", "task.overwrite=true"]))
+
+
+def test_the_planes_of_a_stack_file_are_frames_of_their_own(compose, tmp_path: Path) -> None:
+    """A time-lapse file (ImageJ axes TYX), and its planes as single files in another folder: the
+    engine writes one affinity file per plane, named <stem>/pNNNN, equal to the single file's (each
+    patch's seed follows the frame's place in the folder, the same in both)."""
+    from inpaintaff.data.synthetic import synthetic_frame
+
+    stack_dir, single_dir = tmp_path / "stack_images", tmp_path / "single_images"
+    stack_dir.mkdir()
+    single_dir.mkdir()
+    planes = [synthetic_frame((64, 96), seed=s, radius=12.0, density=0.3)[0] for s in (1, 2)]
+    tifffile.imwrite(stack_dir / "movie.tif", np.stack(planes), imagej=True, metadata={"axes": "TYX"})
+    for i, raw in enumerate(planes):
+        tifffile.imwrite(single_dir / f"t{i}.tif", raw)
+    quick = [o for o in QUICK if not o.startswith("task.crop=")]
+    for folder in (stack_dir, single_dir):
+        run(compose("predict", [*quick, "data=folder", f"data.images={folder}", "task.pictures=false"]))
+    out = Path(compose("predict", quick).task.out_dir)
+    for i in range(2):
+        aff, valid, _ = read_affinities(aff_path(out, "stack_images", "", 0, f"movie/p{i:04d}"))
+        single, single_valid, _ = read_affinities(aff_path(out, "single_images", "", 0, f"t{i}"))
+        assert valid.any()
+        np.testing.assert_array_equal(valid, single_valid)
+        np.testing.assert_array_equal(aff, single)

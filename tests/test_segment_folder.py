@@ -260,3 +260,50 @@ def test_alpha_chosen_on_the_images_with_masks(images, tmp_path: Path) -> None:
         np.testing.assert_array_equal(seg(read_channel(next(imgs.glob(f"{name}.*")))), labels)
     with pytest.raises(InputError, match="task.select needs images with masks"):
         run_segment_folder([f"data.images={imgs}", f"paths.output_dir={tmp_path / 'o2'}", "task.select.enabled=true"])
+
+
+def test_a_time_lapse_gives_a_label_stack_equal_to_its_planes_segmented_alone(tmp_path: Path) -> None:
+    """An ImageJ time-lapse (axes TYX) beside its planes as single files: every plane is segmented as
+    the single file is, the masks of the stack come back as one label stack named like the file,
+    its mask stack scores it, a rerun keeps everything, and ``Segmenter.segment_stack`` gives the same."""
+    imgs, masks = tmp_path / "images", tmp_path / "masks"
+    imgs.mkdir()
+    masks.mkdir()
+    planes = [synthetic_frame((96, 112), seed=s, radius=12.0, density=0.3) for s in (4, 5, 6)]
+    movie = np.stack([raw for raw, _ in planes])
+    tifffile.imwrite(imgs / "movie.tif", movie, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(masks / "movie.tif", np.stack([lab for _, lab in planes]).astype(np.uint16))
+    for i, (raw, lab) in enumerate(planes):
+        tifffile.imwrite(imgs / f"t{i}.tif", raw)
+        tifffile.imwrite(masks / f"t{i}.tif", lab.astype(np.uint16))
+    out = tmp_path / "out"
+    assert _command(imgs, out, "--masks", str(masks)) == 0
+    stack = tifffile.imread(out / "masks" / "movie.tif")
+    assert stack.shape == movie.shape and stack.max() > 3
+    for i in range(len(planes)):
+        single = tifffile.imread(out / "masks" / f"t{i}.tif")
+        np.testing.assert_array_equal(stack[i], single)
+        np.testing.assert_array_equal(tifffile.imread(out / "masks" / "movie" / f"p{i:04d}.tif"), single)
+    rows = {r["image"]: r for r in _csv(out / "images.csv")}
+    assert [rows[f"movie/p{i:04d}"]["plane"] for i in range(3)] == ["0", "1", "2"] and rows["t0"]["plane"] == ""
+    for i in range(3):  # each plane scored against its own label plane
+        assert rows[f"movie/p{i:04d}"]["seg"] == rows[f"t{i}"]["seg"] != ""
+    assert {o["plane"] for o in _csv(out / "objects.csv") if o["image"].startswith("movie/")} == {"0", "1", "2"}
+    result = json.loads((out / "segment_folder_result.json").read_text())
+    assert result["n_images"] == 6 and result["stacks"] == {"movie": str(out / "masks" / "movie.tif")}
+    written = (out / "masks" / "movie.tif").stat().st_mtime_ns
+    assert _command(imgs, out, "--masks", str(masks)) == 0
+    again = json.loads((out / "segment_folder_result.json").read_text())
+    assert again["n_segmented_now"] == 0 and (out / "masks" / "movie.tif").stat().st_mtime_ns == written
+    np.testing.assert_array_equal(Segmenter.pretrained().segment_stack(movie), stack)
+
+
+def test_a_3d_file_without_axes_is_a_stack_only_when_asked(tmp_path: Path) -> None:
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    movie = np.stack([synthetic_frame((80, 96), seed=s, radius=12.0, density=0.3)[0] for s in (7, 8, 9, 10, 11)])
+    tifffile.imwrite(imgs / "zstack.tif", movie)  # no metadata: 5 channels or 5 planes?
+    assert _command(imgs, tmp_path / "guess") == 2  # refused, the message names data.planes
+    assert _command(imgs, tmp_path / "out", "--planes") == 0
+    stack = tifffile.imread(tmp_path / "out" / "masks" / "zstack.tif")
+    assert stack.shape == movie.shape and all(plane.max() > 0 for plane in stack)

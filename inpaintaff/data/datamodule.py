@@ -163,7 +163,7 @@ class CTCDataModule(pl.LightningDataModule):
         self.pseudo = PseudoLabels(**dict(pseudo or {}))
         if self.pseudo.active and train_mode != "labeled":
             raise ValueError("data.pseudo (pseudo-labeled frames) needs data.train_mode=labeled")
-        self._cache: dict[Path, np.ndarray] = {}
+        self._cache: dict[tuple[Path, int | None], np.ndarray] = {}  # by (file, plane)
         self._train: Dataset | None = None
         self._val: Dataset | None = None
 
@@ -255,10 +255,11 @@ class CTCDataModule(pl.LightningDataModule):
 
     def load_image(self, ref: FrameRef) -> np.ndarray:
         """The frame, percentile-normalised (cached)."""
-        if ref.raw_path not in self._cache:
+        key = (ref.raw_path, ref.plane)
+        if key not in self._cache:
             raw = self.load_raw(ref)
-            self._cache[ref.raw_path] = percentile_normalize(raw, source=ref.raw_path, **self.normalize)
-        return self._cache[ref.raw_path]
+            self._cache[key] = percentile_normalize(raw, source=ref.raw_path, **self.normalize)
+        return self._cache[key]
 
     def load_labels(self, ref: FrameRef) -> np.ndarray:
         """The GT instance labels of the frame (error if it has none)."""

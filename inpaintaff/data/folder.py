@@ -2,28 +2,33 @@
 
 Every split is the whole folder unless ``splits`` names the images of a split by file stem (for
 example the few with masks as ``val`` to choose α on). Images may differ in size; masks, when
-given, share the image's file stem. Training reuses :class:`CTCDataModule`'s crops: only where
+given, share the image's file stem. Each plane of a stack file (a time-lapse or z-stack, ``planes``)
+is a frame of its own, named ``<stem>/pNNNN``. Training reuses :class:`CTCDataModule`'s crops: only where
 the frames come from differs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from inpaintaff.data.datamodule import SPLITS, CTCDataModule
 from inpaintaff.data.sources import FrameRef
-from inpaintaff.io.folder import FolderImage, list_folder, read_channel, read_mask
+from inpaintaff.io.folder import FolderImage, list_folder, read_channel, read_mask, read_plane, read_with_axes
 from inpaintaff.utils.errors import InputError
 
 
 class FolderDataModule(CTCDataModule):
     """Frames from ``images`` (glob ``pattern``), with masks of the same stem from ``masks``.
 
-    ``channel`` picks one channel of multi-channel files. ``splits`` maps a split to a list of
-    image stems (default: every split is every image). Images are read when asked and not kept,
+    ``channel`` picks one channel of multi-channel files. ``planes`` says which files are stacks of
+    planes (None: those whose axes say T or Z; True: also a 3D file without axes; False: none); a
+    stack's planes are frames named ``<stem>/pNNNN``, and one stack is kept in memory while its planes
+    are read. ``splits`` maps a split to a list of image stems, or of a stack's plane names
+    (default: every split is every image). Images are read when asked and not kept,
     so a folder of any length streams; training (``setup``) keeps its frames in memory like the
     CTC module.
     """
@@ -34,6 +39,7 @@ class FolderDataModule(CTCDataModule):
         pattern: str | Sequence[str] | None = None,
         masks: str | Path | None = None,
         channel: int | None = None,
+        planes: bool | None = None,
         splits: Mapping[str, Sequence[str] | None] | None = None,
         cache: bool = False,
         dataset: str | None = None,
@@ -45,6 +51,10 @@ class FolderDataModule(CTCDataModule):
         self.pattern = pattern if pattern is None or isinstance(pattern, str) else list(pattern)
         self.masks_dir = None if masks is None else Path(masks).expanduser()
         self.channel = None if channel is None else int(channel)
+        if planes not in (None, True, False):
+            raise ValueError(f"data.planes must be null, true or false, got {planes!r}")
+        self.planes = planes
+        self._stack: tuple[Path, tuple[np.ndarray, str]] | None = None  # the stack file read last
         self.cache = bool(cache)
         named = {k: (None if v is None else [str(n) for n in v]) for k, v in (splits or {}).items()}
         unknown = set(named) - set(SPLITS)
@@ -55,6 +65,12 @@ class FolderDataModule(CTCDataModule):
                          **kwargs)
         self._listing: list[FolderImage] | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickled (for spawned processes) without the stack read last: each process reads its own."""
+        state = self.__dict__.copy()
+        state["_stack"] = None
+        return state
+
     def prepare_data(self) -> None:
         """List the folder now, so that a missing folder or an unmatched pattern fails at once."""
         self.listing()
@@ -62,7 +78,7 @@ class FolderDataModule(CTCDataModule):
     def listing(self) -> list[FolderImage]:
         """The folder's images with their masks (listed once)."""
         if self._listing is None:
-            self._listing = list_folder(self.images_dir, self.pattern, self.masks_dir)
+            self._listing = list_folder(self.images_dir, self.pattern, self.masks_dir, self.planes)
         return self._listing
 
     def frames(self, split: str) -> list[FrameRef]:
@@ -70,36 +86,56 @@ class FolderDataModule(CTCDataModule):
         exist)."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
-        items = self.listing()
+        refs = [ref for it in self.listing() for ref in self._refs(it)]
         names = self.named_splits.get(split)
         if names is not None:
-            by_name = {it.name: it for it in items}
-            missing = [n for n in names if n not in by_name]
+            stacks: dict[str, list[FrameRef]] = {}
+            for ref in refs:
+                stacks.setdefault(ref.stem, []).append(ref)
+                if ref.plane is not None:
+                    stacks.setdefault(ref.stem.rsplit("/", 1)[0], []).append(ref)
+            missing = [n for n in names if n not in stacks]
             if missing:
                 raise InputError(self.images_dir,
                                  f"data.splits.{split} names image(s) not in the folder: {missing[:5]}")
-            items = [by_name[n] for n in names]
-        return [FrameRef("", i, it.path, it.mask_path, stem=it.name) for i, it in enumerate(items)]
+            refs = [ref for n in names for ref in stacks[n]]
+        return [replace(ref, frame=i) for i, ref in enumerate(refs)]
+
+    @staticmethod
+    def _refs(item: FolderImage) -> list[FrameRef]:
+        """An image's frame, or one per plane of a stack (``<stem>/pNNNN``)."""
+        if item.planes is None:
+            return [FrameRef("", 0, item.path, item.mask_path, stem=item.name)]
+        return [FrameRef("", 0, item.path, item.mask_path, stem=f"{item.name}/p{p:04d}", plane=p)
+                for p in range(item.planes)]
 
     def load_raw(self, ref: FrameRef) -> np.ndarray:
-        return read_channel(ref.raw_path, self.channel)
+        if ref.plane is None:
+            return read_channel(ref.raw_path, self.channel)
+        if self._stack is None or self._stack[0] != ref.raw_path:
+            self._stack = None  # free the last stack before reading the next
+            self._stack = (ref.raw_path, read_with_axes(ref.raw_path))
+        return read_plane(ref.raw_path, ref.plane, self.channel, self.planes, stack=self._stack[1])
 
     def load_image(self, ref: FrameRef) -> np.ndarray:
         """The image, percentile-normalised (kept in memory only with ``cache``)."""
         from inpaintaff.data.normalize import percentile_normalize
 
-        if ref.raw_path in self._cache:
-            return self._cache[ref.raw_path]
+        key = (ref.raw_path, ref.plane)  # the planes of a stack share its file
+        if key in self._cache:
+            return self._cache[key]
         image = percentile_normalize(self.load_raw(ref), source=ref.raw_path, **self.normalize)
         if self.cache:
-            self._cache[ref.raw_path] = image
+            self._cache[key] = image
         return image
 
     def load_labels(self, ref: FrameRef) -> np.ndarray:
         if ref.gt_path is None:
             raise InputError(ref.raw_path, "this image has no mask (data.masks)")
         shape = self.load_raw(ref).shape
-        return read_mask(ref.gt_path, shape)
+        if ref.plane is None:
+            return read_mask(ref.gt_path, shape)
+        return read_mask(ref.gt_path, shape, plane=ref.plane)
 
     def setup(self, stage: str | None = None) -> None:
         self.cache = True  # training draws crops from the same frames every epoch

@@ -172,11 +172,12 @@ def label_values(arr: np.ndarray, path: str | Path | None = None) -> np.ndarray:
 
 
 def write_labels(path: str | Path, labels: np.ndarray) -> Path:
-    """Write an instance label image as uint16 TIFF, atomically (CTC result format)."""
+    """Write an instance label image as uint16 TIFF, atomically (CTC result format); a 3D array is
+    a stack of label planes (the masks of a time-lapse or z-stack file)."""
     path = Path(path)
     labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise InputError(path, f"labels to write must be 2D, got shape {labels.shape}")
+    if labels.ndim not in (2, 3):
+        raise InputError(path, f"labels to write must be 2D (or a stack of 2D planes), got shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(path, f"labels to write must be integers, got {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):

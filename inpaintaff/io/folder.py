@@ -4,6 +4,11 @@ Images are matched by glob patterns (TIFF and PNG by default); masks, when given
 folder under the same file stem (``img_a.tif`` ↔ ``img_a.tif`` or ``img_a.png``), or under the Cell
 Tracking Challenge's GT names (``man_seg013.tif`` ↔ ``t013.tif``: ``--masks <seq>_GT/SEG`` as it comes).
 Every output of an image is named by its stem.
+
+A TIFF may be a stack of 2D planes: a time-lapse or a z-stack, as ImageJ and OME-TIFF files say in
+their axes (``T``, ``Z``). Each plane is then an image of its own (``planes``: ``None`` decides by
+those axes, ``True`` also takes the first axis of a file without them, ``False`` never); a stack's
+mask file holds one label plane per plane.
 """
 
 from __future__ import annotations
@@ -37,13 +42,64 @@ def _image_of_mask(stem: str, names: dict[str, Path]) -> str | None:
     return None
 
 
+PLANE_AXES = "TZ"  # tifffile's letters for time points and z slices
+
+
 @dataclass(frozen=True)
 class FolderImage:
-    """One image of a folder, named by its file stem, with its mask if there is one."""
+    """One image of a folder, named by its file stem, with its mask if there is one; ``planes`` is
+    the number of 2D planes of a stack file (None: a 2D image)."""
 
     name: str
     path: Path
     mask_path: Path | None = None
+    planes: int | None = None
+
+
+def image_layout(path: str | Path) -> tuple[tuple[int, ...], str]:
+    """The shape of the image in ``path`` (length-1 axes dropped) and its axes in tifffile's letters
+    (T time, Z depth, C channel, S colour sample, Y, X, Q or I unknown), from the file's header."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        if path.suffix.lower() == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                bands = len(im.getbands())
+                return ((im.height, im.width, bands), "YXS") if bands > 1 else ((im.height, im.width), "YX")
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return tuple(int(n) for n in series.shape), str(series.axes)
+    except Exception as exc:  # readers raise many types for corrupt files
+        raise InputError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
+
+
+def plane_axes(shape: Sequence[int], axes: str, planes: bool | None) -> list[int]:
+    """The axes of an array of ``shape`` and ``axes`` that hold its planes ([]: a 2D image, maybe with
+    channels). ``planes``: None takes the ``T`` and ``Z`` axes; True also the first axis of a stack
+    without them (any axis before ``Y``); False none."""
+    if planes is False or len(shape) < 3:
+        return []
+    marked = [i for i, a in enumerate(axes) if a in PLANE_AXES]
+    if marked or planes is None:
+        return marked
+    before_y = axes.index("Y") if "Y" in axes else len(shape) - 2
+    return [0] if before_y > 0 else []
+
+
+def count_planes(path: str | Path, planes: bool | None) -> int | None:
+    """How many 2D planes the file ``path`` holds when it is a stack, else None. An unreadable file
+    counts as one image here: reading it later names the problem."""
+    if planes is False or Path(path).suffix.lower() == ".png":
+        return None
+    try:
+        shape, axes = image_layout(path)
+    except InputError:
+        return None
+    where = plane_axes(shape, axes, planes)
+    return int(np.prod([shape[i] for i in where])) if where else None
 
 
 def _patterns(pattern: str | Sequence[str] | None) -> list[str]:
@@ -53,9 +109,10 @@ def _patterns(pattern: str | Sequence[str] | None) -> list[str]:
 
 
 def list_folder(images: str | Path, pattern: str | Sequence[str] | None = None,
-                masks: str | Path | None = None) -> list[FolderImage]:
+                masks: str | Path | None = None, planes: bool | None = False) -> list[FolderImage]:
     """The images of a folder matching ``pattern`` (a glob or a list of globs), sorted by name,
-    each with its mask from ``masks`` (same stem) when that folder is given.
+    each with its mask from ``masks`` (same stem) when that folder is given, and its number of
+    planes when it is a stack (``planes``: see ``plane_axes``).
 
     A missing or empty folder, a pattern that matches nothing, two images of one stem, and a mask
     without its image are errors naming the folder or file.
@@ -106,10 +163,16 @@ def list_folder(images: str | Path, pattern: str | Sequence[str] | None = None,
         if missing:
             log.warning("%d of %d image(s) have no mask in %s (e.g. %s): they are segmented but not scored",
                         len(missing), len(by_name), mask_dir, missing[:3])
-    return [FolderImage(name, path, mask_of.get(name)) for name, path in by_name.items()]
+    return [FolderImage(name, path, mask_of.get(name), count_planes(path, planes)) for name, path in by_name.items()]
 
 
 def _read_any(path: Path) -> np.ndarray:
+    return read_with_axes(path)[0]
+
+
+def read_with_axes(path: str | Path) -> tuple[np.ndarray, str]:
+    """The whole image in ``path`` (length-1 axes dropped) and its axes, as ``image_layout`` names them."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -117,10 +180,42 @@ def _read_any(path: Path) -> np.ndarray:
             from PIL import Image
 
             with Image.open(path) as im:
-                return np.asarray(im)
-        return np.asarray(tifffile.imread(path))
+                arr = np.squeeze(np.asarray(im))
+            return arr, "YXS"[: arr.ndim]
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            arr, axes = np.asarray(series.asarray()), str(series.axes)
+        if arr.ndim != len(axes):  # not as the header says: keep the array, forget the letters
+            arr = np.squeeze(arr)
+            axes = "Q" * (arr.ndim - 2) + "YX"
+        return arr, axes
     except Exception as exc:  # readers raise many types for corrupt files
         raise InputError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
+
+
+def take_plane(arr: np.ndarray, axes: str, plane: int, planes: bool | None, path: str | Path) -> np.ndarray:
+    """Plane ``plane`` of a stack ``arr`` (its plane axes flattened in order), with its other axes."""
+    where = plane_axes(arr.shape, axes, planes)
+    if not where:
+        raise InputError(path, f"not a stack of planes (shape {arr.shape}, axes {axes})")
+    stack = np.moveaxis(arr, where, list(range(len(where))))
+    stack = stack.reshape(-1, *stack.shape[len(where):])
+    if not 0 <= plane < len(stack):
+        raise InputError(path, f"plane {plane} asked for, but the stack has {len(stack)} planes")
+    return stack[plane]
+
+
+def read_plane(path: str | Path, plane: int, channel: int | None = None, planes: bool | None = None,
+               stack: tuple[np.ndarray, str] | None = None) -> np.ndarray:
+    """One 2D plane (and channel) of a stack file as float32, checked as ``read_channel`` checks an
+    image; errors name the file and the plane. ``stack``: the file as ``read_with_axes`` gave it."""
+    arr, axes = read_with_axes(path) if stack is None else stack
+    try:
+        return _one_channel(np.squeeze(take_plane(arr, axes, plane, planes, path)), channel, Path(path))
+    except InputError as exc:
+        if exc.problem.startswith(f"plane {plane}"):
+            raise
+        raise InputError(path, f"plane {plane}: {exc.problem}") from exc
 
 
 def _channel_axis(shape: tuple[int, ...]) -> int:
@@ -137,7 +232,10 @@ def read_channel(path: str | Path, channel: int | None = None) -> np.ndarray:
     3D stacks are errors naming the file.
     """
     path = Path(path)
-    arr = np.squeeze(_read_any(path))
+    return _one_channel(np.squeeze(_read_any(path)), channel, path)
+
+
+def _one_channel(arr: np.ndarray, channel: int | None, path: Path) -> np.ndarray:
     if arr.size == 0:
         raise InputError(path, "image is empty")
     if arr.ndim == 3:
@@ -149,7 +247,8 @@ def read_channel(path: str | Path, channel: int | None = None) -> np.ndarray:
                 arr = colour[0]
             else:
                 raise InputError(path, f"image has {chans.shape[0]} channels (shape {arr.shape}): choose one with "
-                                 "data.channel=<index>")
+                                 "data.channel=<index> (or, for a time-lapse or z-stack, segment each plane with "
+                                 "data.planes=true)")
         else:
             if not -chans.shape[0] <= channel < chans.shape[0]:
                 raise InputError(path, f"data.channel={channel} but the image has {chans.shape[0]} channels "
@@ -158,14 +257,22 @@ def read_channel(path: str | Path, channel: int | None = None) -> np.ndarray:
     elif channel not in (None, 0):
         raise InputError(path, f"data.channel={channel} but the image has a single channel")
     if arr.ndim != 2:
-        raise InputError(path, f"expected a 2D image (or 2D with channels), got shape {arr.shape}")
+        raise InputError(path, f"expected a 2D image (or 2D with channels), got shape {arr.shape}; a stack of "
+                         "planes is read with data.planes=true")
     return image_values(arr, path)
 
 
-def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """An instance label image (0 = background) of an image of ``shape``, as int64."""
+def read_mask(path: str | Path, shape: tuple[int, int], plane: int | None = None) -> np.ndarray:
+    """An instance label image (0 = background) of an image of ``shape``, as int64; ``plane``: that
+    plane of a stack of label planes (the mask of a stack file)."""
     path = Path(path)
     arr = np.squeeze(_read_any(path))
+    if plane is not None:
+        if arr.ndim != 3:
+            raise InputError(path, f"the mask of a stack must be a stack of label planes, got shape {arr.shape}")
+        if not 0 <= plane < len(arr):
+            raise InputError(path, f"plane {plane} asked for, but the mask has {len(arr)} planes")
+        arr = arr[plane]
     if arr.ndim != 2:
         raise InputError(path, f"a mask must be a 2D label image, got shape {arr.shape}")
     arr = label_values(arr, path)

@@ -34,17 +34,23 @@ def _cached_sha1(path: str, mtime_ns: int, size: int) -> str:
 
 
 def checkpoint_sha1(path: str | Path) -> str:
-    """SHA-1 of a checkpoint, computed once per file version in a process."""
+    """SHA-1 of a file (a checkpoint, an input), computed once per file version in a process: the
+    planes of a stack file share it."""
+    if not Path(path).is_file():
+        raise InputError(path, "file not found (an input of this result)")
     st = Path(path).stat()
     return _cached_sha1(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
 def source_settings(source: Any) -> dict:
-    """How a frame source turns a file into an image (``data.normalize``, ``data.channel``): with the
-    file's SHA-1, what the input of a result is."""
+    """How a frame source turns a file into an image (``data.normalize``, ``data.channel``,
+    ``data.planes``): with the file's SHA-1, what the input of a result is."""
     norm = getattr(source, "normalize", None)
-    return {"normalize": None if norm is None else {k: float(v) for k, v in dict(norm).items()},
-            "channel": getattr(source, "channel", None)}
+    out = {"normalize": None if norm is None else {k: float(v) for k, v in dict(norm).items()},
+           "channel": getattr(source, "channel", None)}
+    if getattr(source, "planes", None) is not None:  # absent from records made before stacks were read
+        out["planes"] = source.planes
+    return out
 
 
 def make_record(settings: Mapping[str, Any], inputs: Mapping[str, str | Path | None],
@@ -52,7 +58,7 @@ def make_record(settings: Mapping[str, Any], inputs: Mapping[str, str | Path | N
     """The record of a result: ``settings`` as JSON values, inputs and checkpoints by content."""
     return {
         "settings": json.loads(json.dumps(dict(settings), default=str, sort_keys=True)),
-        "inputs": {k: None if p is None else file_sha1(p) for k, p in sorted(inputs.items())},
+        "inputs": {k: None if p is None else checkpoint_sha1(p) for k, p in sorted(inputs.items())},
         "checkpoints": {k: None if p is None else checkpoint_sha1(p) for k, p in sorted(checkpoints.items())},
     }
 

@@ -49,11 +49,11 @@ from inpaintaff.utils.locks import folder_lock, launching_process
 log = logging.getLogger(__name__)
 
 RESULT_NAME = "segment_folder_result.json"
-IMAGE_COLUMNS = ["image", "file", "height", "width", "n_objects", "diameter", "diameter_source", "diameter_objects",
-                 "diameter_uncertain", "scale_factor", "raw_scale_factor", "model_height", "model_width", "seg", "n_gt",
-                 "n_matched", "seg_score_sum", "seconds", "seconds_scale", "seconds_foreground",
-                 "seconds_affinities", "seconds_mws"]
-OBJECT_COLUMNS = ["image", "label", "area", "centroid_y", "centroid_x", "mean_intensity"]
+IMAGE_COLUMNS = ["image", "file", "plane", "height", "width", "n_objects", "diameter", "diameter_source",
+                 "diameter_objects", "diameter_uncertain", "scale_factor", "raw_scale_factor", "model_height",
+                 "model_width", "seg", "n_gt", "n_matched", "seg_score_sum", "seconds", "seconds_scale",
+                 "seconds_foreground", "seconds_affinities", "seconds_mws"]
+OBJECT_COLUMNS = ["image", "plane", "label", "area", "centroid_y", "centroid_x", "mean_intensity"]
 
 
 @dataclass
@@ -187,13 +187,14 @@ def segment_one(segmenter: Segmenter, source: FrameSource, ref: FrameRef, record
     res = segmenter.segment(image, diameter=source.diameter, labels=gt, normalized=True,
                             keep_affinities=save_affinities)
     warn_if_far(name, res.scale, warn_factor)
-    row: dict[str, Any] = {"image": name, "file": str(ref.raw_path), "height": raw.shape[0], "width": raw.shape[1],
+    row: dict[str, Any] = {"image": name, "file": str(ref.raw_path), "plane": ref.plane,
+                           "height": raw.shape[0], "width": raw.shape[1],
                            "n_objects": int(res.labels.max()), **res.scale.as_row(),
                            "model_height": res.model_shape[0], "model_width": res.model_shape[1]}
     if gt is not None:
         seg = seg_from_overlap(overlap(gt, res.labels))
         row.update({"seg": seg.seg, "n_gt": seg.n_gt, "n_matched": seg.n_matched, "seg_score_sum": seg.score_sum})
-    objects = [{"image": name, **o} for o in measure_objects(res.labels, raw)]
+    objects = [{"image": name, "plane": ref.plane, **o} for o in measure_objects(res.labels, raw)]
     write_labels(outputs.mask(name), res.labels)
     if overlays:
         from inpaintaff.viz.overlays import overlay_rgb, save_rgb_png
@@ -251,7 +252,7 @@ def plan(segmenter: Segmenter, source: FrameSource, refs: list[FrameRef], output
 
 
 def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall: float, n_done: int,
-              segmenter: Segmenter, tensorboard_images: int) -> dict:
+              segmenter: Segmenter, tensorboard_images: int, planes: bool | None = None) -> dict:
     """images.csv, objects.csv, the result JSON and TensorBoard pictures, from every image's record."""
     rows, objects = [], []
     for ref in refs:
@@ -260,6 +261,7 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
             raise InputError(outputs.record(ref.name), "this image's result was not written (see the log)")
         rows.append(rec["image"])
         objects += rec["objects"]
+    stacks = assemble_stacks(outputs, refs, planes)
     write_csv(out_dir / "images.csv", rows, IMAGE_COLUMNS)
     write_csv(out_dir / "objects.csv", objects, OBJECT_COLUMNS)
     scored = [r for r in rows if r.get("n_gt")]
@@ -270,6 +272,7 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
         "n_objects": int(sum(r["n_objects"] for r in rows)), "seg": seg, "n_scored_images": len(scored),
         "resized_images": int((factors != 1.0).sum()), "wall_seconds": wall,
         "seconds_per_image": wall / n_done if n_done else None, **segmenter.describe(),
+        "stacks": {name: str(path) for name, path in stacks.items()},
     }
     write_json(out_dir / RESULT_NAME, result)
     if tensorboard_images:
@@ -282,6 +285,33 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
     log.info("%d image(s), %d object(s) in %s%s", len(rows), result["n_objects"], out_dir,
              "" if seg is None else f"; SEG {seg:.3f} over {len(scored)} image(s) with masks")
     return result
+
+
+def assemble_stacks(outputs: FolderOutputs, refs: list[FrameRef], planes: bool | None) -> dict[str, Path]:
+    """The label stack ``masks/<stem>.tif`` of every stack file whose planes are all in ``refs``, from
+    their masks (``masks/<stem>/pNNNN.tif``), written again when a plane's mask is newer; by file stem.
+    ``planes``: ``data.planes``, which says how many planes a file holds."""
+    from inpaintaff.io.ctc import read_labels
+    from inpaintaff.io.folder import count_planes
+
+    by_file: dict[Path, list[FrameRef]] = {}
+    for ref in refs:
+        if ref.plane is not None:
+            by_file.setdefault(ref.raw_path, []).append(ref)
+    stacks = {}
+    for path, planes_here in by_file.items():
+        planes_here = sorted(planes_here, key=lambda r: r.plane)
+        if [r.plane for r in planes_here] != list(range(count_planes(path, planes) or 0)):
+            log.info("%s: not every plane is in this split, so no label stack is written", path.name)
+            continue
+        masks = [outputs.mask(r.name) for r in planes_here]
+        target = outputs.mask(path.stem)
+        newest = max(m.stat().st_mtime_ns for m in masks)
+        if not target.is_file() or target.stat().st_mtime_ns < newest:
+            write_labels(target, np.stack([read_labels(m) for m in masks]))
+            log.info("%s: the masks of its %d planes -> %s", path.name, len(masks), target)
+        stacks[path.stem] = target
+    return stacks
 
 
 def select_alpha(segmenter: Segmenter, source: FrameSource, spec: SelectSpec, out_dir: Path) -> dict:
@@ -367,7 +397,8 @@ def _run(cfg: DictConfig) -> dict:
     wall = time.perf_counter() - start
     if trainer.global_rank != 0:
         return {}
-    result = summarize(outputs, refs, out_dir, wall, len(todo), segmenter, t.tensorboard_images)
+    result = summarize(outputs, refs, out_dir, wall, len(todo), segmenter, t.tensorboard_images,
+                       getattr(source, "planes", None))
     if selection is not None:
         result["selection"] = selection
         write_json(out_dir / RESULT_NAME, result)
