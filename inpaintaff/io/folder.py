@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import tifffile
@@ -26,6 +27,7 @@ from inpaintaff.io.ctc import image_values, label_values
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_PATTERNS = ("*.tif", "*.tiff", "*.png")
 _IMAGE_SUFFIXES = {".tif", ".tiff", ".png"}
@@ -59,19 +61,28 @@ class FolderImage:
 def image_layout(path: str | Path) -> tuple[tuple[int, ...], str]:
     """The shape of the image in ``path`` (length-1 axes dropped) and its axes in tifffile's letters
     (T time, Z depth, C channel, S colour sample, Y, X, Q or I unknown), from the file's header."""
+    return _reading(path, _layout)
+
+
+def _layout(path: Path) -> tuple[tuple[int, ...], str]:
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            bands = len(im.getbands())
+            return ((im.height, im.width, bands), "YXS") if bands > 1 else ((im.height, im.width), "YX")
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        return tuple(int(n) for n in series.shape), str(series.axes)
+
+
+def _reading(path: str | Path, read: Callable[[Path], T]) -> T:
+    """``read(path)``, with a missing or unreadable file an error naming it."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
-        if path.suffix.lower() == ".png":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                bands = len(im.getbands())
-                return ((im.height, im.width, bands), "YXS") if bands > 1 else ((im.height, im.width), "YX")
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            return tuple(int(n) for n in series.shape), str(series.axes)
+        return read(path)
     except Exception as exc:  # readers raise many types for corrupt files
         raise InputError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
 
@@ -172,25 +183,23 @@ def _read_any(path: Path) -> np.ndarray:
 
 def read_with_axes(path: str | Path) -> tuple[np.ndarray, str]:
     """The whole image in ``path`` (length-1 axes dropped) and its axes, as ``image_layout`` names them."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        if path.suffix.lower() == ".png":
-            from PIL import Image
+    return _reading(path, _array)
 
-            with Image.open(path) as im:
-                arr = np.squeeze(np.asarray(im))
-            return arr, "YXS"[: arr.ndim]
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            arr, axes = np.asarray(series.asarray()), str(series.axes)
-        if arr.ndim != len(axes):  # not as the header says: keep the array, forget the letters
-            arr = np.squeeze(arr)
-            axes = "Q" * (arr.ndim - 2) + "YX"
-        return arr, axes
-    except Exception as exc:  # readers raise many types for corrupt files
-        raise InputError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
+
+def _array(path: Path) -> tuple[np.ndarray, str]:
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            arr = np.squeeze(np.asarray(im))
+        return arr, "YXS"[: arr.ndim]
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        arr, axes = np.asarray(series.asarray()), str(series.axes)
+    if arr.ndim != len(axes):  # not as the header says: keep the array, forget the letters
+        arr = np.squeeze(arr)
+        axes = "Q" * (arr.ndim - 2) + "YX"
+    return arr, axes
 
 
 def take_plane(arr: np.ndarray, axes: str, plane: int, planes: bool | None, path: str | Path) -> np.ndarray:
