@@ -211,8 +211,9 @@ def test_stacks_are_read_plane_by_plane_by_their_axes(tmp_path: Path) -> None:
     assert not np.array_equal(dm.load_image(refs["movie/p0000"]), dm.load_image(refs["movie/p0001"]))
     with pytest.raises(InputError, match="ome.tif: the mask of a stack must be a stack of label planes"):
         dm.load_labels(refs["ome/p0001"])
-    with pytest.raises(InputError, match=r"tcyx.tif: plane 1: image has 3 channels"):
+    with pytest.raises(InputError, match=r"tcyx.tif: plane 1: image has 3 channels") as exc:
         dm.load_raw(refs["tcyx/p0001"])
+    assert "data.planes" not in str(exc.value)  # it is a plane already: only the channel is asked for
     with_channel = FolderDataModule(tmp_path, pattern="tcyx.tif", channel=2)
     for p, ref in enumerate(with_channel.frames("test")):
         np.testing.assert_array_equal(with_channel.load_raw(ref), tcyx[p, 2].astype(np.float32))

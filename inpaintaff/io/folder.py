@@ -220,7 +220,7 @@ def read_plane(path: str | Path, plane: int, channel: int | None = None, planes:
     image; errors name the file and the plane. ``stack``: the file as ``read_with_axes`` gave it."""
     arr, axes = read_with_axes(path) if stack is None else stack
     try:
-        return _one_channel(np.squeeze(take_plane(arr, axes, plane, planes, path)), channel, Path(path))
+        return _one_channel(np.squeeze(take_plane(arr, axes, plane, planes, path)), channel, Path(path), in_stack=True)
     except InputError as exc:
         if exc.problem.startswith(f"plane {plane}"):
             raise
@@ -244,7 +244,9 @@ def read_channel(path: str | Path, channel: int | None = None) -> np.ndarray:
     return _one_channel(np.squeeze(_read_any(path)), channel, path)
 
 
-def _one_channel(arr: np.ndarray, channel: int | None, path: Path) -> np.ndarray:
+def _one_channel(arr: np.ndarray, channel: int | None, path: Path, in_stack: bool = False) -> np.ndarray:
+    """One 2D channel of ``arr``; ``in_stack``: ``arr`` is a plane of a stack (no hint to read planes)."""
+    planes_hint = "" if in_stack else " (or, for a time-lapse or z-stack, segment each plane with data.planes=true)"
     if arr.size == 0:
         raise InputError(path, "image is empty")
     if arr.ndim == 3:
@@ -256,8 +258,7 @@ def _one_channel(arr: np.ndarray, channel: int | None, path: Path) -> np.ndarray
                 arr = colour[0]
             else:
                 raise InputError(path, f"image has {chans.shape[0]} channels (shape {arr.shape}): choose one with "
-                                 "data.channel=<index> (or, for a time-lapse or z-stack, segment each plane with "
-                                 "data.planes=true)")
+                                 f"data.channel=<index>{planes_hint}")
         else:
             if not -chans.shape[0] <= channel < chans.shape[0]:
                 raise InputError(path, f"data.channel={channel} but the image has {chans.shape[0]} channels "
