@@ -82,23 +82,23 @@ class FolderDataModule(CTCDataModule):
         return self._listing
 
     def frames(self, split: str) -> list[FrameRef]:
-        """The images of ``split``: all of them, or the stems ``data.splits.<split>`` names (each must
-        exist)."""
+        """The images of ``split`` (a stack: each of its planes): all of them, or those whose stems (or
+        plane names, ``<stem>/pNNNN``) ``data.splits.<split>`` names (each must exist)."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
-        refs = [ref for it in self.listing() for ref in self._refs(it)]
+        by_name: dict[str, list[FrameRef]] = {}  # an image's or a stack's frames, and each plane's own
+        for item in self.listing():
+            by_name[item.name] = self._refs(item)
+            by_name.update({ref.stem: [ref] for ref in by_name[item.name] if ref.plane is not None})
         names = self.named_splits.get(split)
-        if names is not None:
-            stacks: dict[str, list[FrameRef]] = {}
-            for ref in refs:
-                stacks.setdefault(ref.stem, []).append(ref)
-                if ref.plane is not None:
-                    stacks.setdefault(ref.stem.rsplit("/", 1)[0], []).append(ref)
-            missing = [n for n in names if n not in stacks]
+        if names is None:
+            refs = [ref for item in self.listing() for ref in by_name[item.name]]
+        else:
+            missing = [n for n in names if n not in by_name]
             if missing:
                 raise InputError(self.images_dir,
                                  f"data.splits.{split} names image(s) not in the folder: {missing[:5]}")
-            refs = [ref for n in names for ref in stacks[n]]
+            refs = [ref for n in names for ref in by_name[n]]
         return [replace(ref, frame=i) for i, ref in enumerate(refs)]
 
     @staticmethod

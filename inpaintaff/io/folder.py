@@ -27,7 +27,7 @@ from inpaintaff.io.ctc import image_values, label_values
 from inpaintaff.utils.errors import InputError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+Result = TypeVar("Result")
 
 DEFAULT_PATTERNS = ("*.tif", "*.tiff", "*.png")
 _IMAGE_SUFFIXES = {".tif", ".tiff", ".png"}
@@ -76,7 +76,7 @@ def _layout(path: Path) -> tuple[tuple[int, ...], str]:
         return tuple(int(n) for n in series.shape), str(series.axes)
 
 
-def _reading(path: str | Path, read: Callable[[Path], T]) -> T:
+def _reading(path: str | Path, read: Callable[[Path], Result]) -> Result:
     """``read(path)``, with a missing or unreadable file an error naming it."""
     path = Path(path)
     if not path.is_file():
