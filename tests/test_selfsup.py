@@ -343,3 +343,26 @@ def test_the_shipped_tuned_hela_student_reads_its_own_alpha() -> None:
     pred = seg(raw.astype(np.float32), diameter=24.0)
     assert pred.shape == raw.shape and 0.5 * labels.max() < len(np.unique(pred)) - 1 < 2 * labels.max()
     assert f"task.affinities_ckpt={tuned}" in model_overrides("hela_tuned")
+
+
+@pytest.mark.slow
+def test_the_recipe_runs_on_the_planes_of_a_time_lapse_file(compose, tmp_path: Path) -> None:
+    """One ImageJ time-lapse (axes TYX) of five planes and its stack of label planes: the planes are
+    the recipe's images, by name (teacher, student, α on the val planes' masks)."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    planes = [synthetic_frame((96, 96), seed=30 + i, radius=6.0, density=0.4) for i in range(5)]
+    tifffile.imwrite(tmp_path / "images" / "movie.tif", np.stack([raw for raw, _ in planes]), imagej=True,
+                     metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "masks" / "movie.tif", np.stack([lab for _, lab in planes]).astype(np.uint16))
+    cfg = compose("predict", [
+        "experiment=selfsup", "data=folder", f"data.images={tmp_path / 'images'}", f"data.masks={tmp_path / 'masks'}",
+        "data.splits.raw=[movie/p0000,movie/p0001,movie/p0002]", "data.splits.val=[movie/p0003,movie/p0004]", *TINY])
+    result = run_task(cfg)
+    out = Path(cfg.task.out_dir)
+    assert len(result["teacher_images"]) == 2
+    assert set(result["teacher_images"]) <= {"movie/p0000", "movie/p0001", "movie/p0002"}
+    for name in result["teacher_images"]:
+        assert aff_path(out / "teacher" / "affinities", "images", "", 0, name).is_file()
+    alpha = json.loads((out / "student.alpha.json").read_text())
+    assert alpha["truefg"]["chosen_on"] == "val" and alpha["truefg"]["alpha"] in (1.0, 3.0)
