@@ -84,6 +84,20 @@ def test_write_labels_roundtrip_and_limits(tmp_path):
     assert sorted(p.name for p in (tmp_path / "RES").iterdir()) == ["mask000.tif"]
 
 
+def test_write_label_stack_streams_planes_and_leaves_nothing_when_one_is_bad(tmp_path):
+    planes = [np.full((6, 5), i, np.int64) for i in range(3)]
+    path = ctc.write_label_stack(tmp_path / "s.tif", iter(planes), (3, 6, 5), "ZYX")
+    np.testing.assert_array_equal(tifffile.imread(path), np.stack(planes))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].axes == "ZYX"
+    bad = [planes[0], np.zeros((6, 4), np.int64)]
+    with pytest.raises(InputError, match="label plane 1 has shape"):
+        ctc.write_label_stack(tmp_path / "bad.tif", iter(bad), (2, 6, 5))
+    with pytest.raises(InputError, match=r"\[0, 65535\]"):
+        ctc.write_label_stack(tmp_path / "big.tif", iter([np.full((6, 5), 70000)]), (1, 6, 5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]  # no half-written file
+
+
 def test_percentile_normalize():
     rng = np.random.default_rng(0)
     img = rng.uniform(100, 200, (64, 64)).astype(np.float32)

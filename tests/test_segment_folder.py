@@ -280,6 +280,8 @@ def test_a_time_lapse_gives_a_label_stack_equal_to_its_planes_segmented_alone(tm
     assert _command(imgs, out, "--masks", str(masks)) == 0
     stack = tifffile.imread(out / "masks" / "movie.tif")
     assert stack.shape == movie.shape and stack.max() > 3
+    with tifffile.TiffFile(out / "masks" / "movie.tif") as tif:  # 3 label planes, not an RGB image
+        assert tif.series[0].axes == "TYX" and len(tif.pages) == 3
     for i in range(len(planes)):
         single = tifffile.imread(out / "masks" / f"t{i}.tif")
         np.testing.assert_array_equal(stack[i], single)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -172,19 +173,41 @@ def label_values(arr: np.ndarray, path: str | Path | None = None) -> np.ndarray:
 
 
 def write_labels(path: str | Path, labels: np.ndarray) -> Path:
-    """Write an instance label image as uint16 TIFF, atomically (CTC result format); a 3D array is
-    a stack of label planes (the masks of a time-lapse or z-stack file)."""
+    """Write an instance label image as uint16 TIFF, atomically (CTC result format)."""
     path = Path(path)
     labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise InputError(path, f"labels to write must be 2D (or a stack of 2D planes), got shape {labels.shape}")
+    if labels.ndim != 2:
+        raise InputError(path, f"labels to write must be 2D, got shape {labels.shape}")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, _uint16_labels(labels, path), compression="zlib")
+    return path
+
+
+def write_label_stack(path: str | Path, planes: Iterable[np.ndarray], shape: tuple[int, int, int],
+                      axes: str = "QYX") -> Path:
+    """Write 2D label planes, one at a time (only one is held), as one uint16 stack TIFF of ``shape``
+    with ``axes`` (``TYX`` a time-lapse, ``ZYX`` a z-stack), atomically."""
+    path = Path(path)
+
+    def pages() -> Iterator[np.ndarray]:
+        for i, plane in enumerate(planes):
+            plane = np.asarray(plane)
+            if plane.shape != tuple(shape[1:]):
+                raise InputError(path, f"label plane {i} has shape {plane.shape}, the stack's planes {shape[1:]}")
+            yield _uint16_labels(plane, path)
+
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp) as tif:
+        tif.write(pages(), shape=tuple(shape), dtype=np.uint16, photometric="minisblack", compression="zlib",
+                  metadata={"axes": axes})
+    return path
+
+
+def _uint16_labels(labels: np.ndarray, path: Path) -> np.ndarray:
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(path, f"labels to write must be integers, got {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
         raise InputError(path, f"labels must lie in [0, 65535] for uint16 CTC masks, max is {labels.max()}")
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, labels.astype(np.uint16), compression="zlib")
-    return path
+    return labels.astype(np.uint16)
 
 
 def write_image(path: str | Path, image: np.ndarray, metadata: dict | None = None) -> Path:

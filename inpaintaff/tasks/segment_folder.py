@@ -289,10 +289,10 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
 
 def assemble_stacks(outputs: FolderOutputs, refs: list[FrameRef], planes: bool | None) -> dict[str, Path]:
     """The label stack ``masks/<stem>.tif`` of every stack file whose planes are all in ``refs``, from
-    their masks (``masks/<stem>/pNNNN.tif``), written again when a plane's mask is newer; by file stem.
-    ``planes``: ``data.planes``, which says how many planes a file holds."""
-    from inpaintaff.io.ctc import read_labels
-    from inpaintaff.io.folder import count_planes
+    their masks (``masks/<stem>/pNNNN.tif``, read one at a time), written again when a plane's mask is
+    newer; by file stem. ``planes``: ``data.planes``, which says how many planes a file holds."""
+    from inpaintaff.io.ctc import read_labels, write_label_stack
+    from inpaintaff.io.folder import count_planes, image_layout
 
     by_file: dict[Path, list[FrameRef]] = {}
     for ref in refs:
@@ -306,9 +306,11 @@ def assemble_stacks(outputs: FolderOutputs, refs: list[FrameRef], planes: bool |
             continue
         masks = [outputs.mask(r.name) for r in planes_here]
         target = outputs.mask(path.stem)
-        newest = max(m.stat().st_mtime_ns for m in masks)
-        if not target.is_file() or target.stat().st_mtime_ns < newest:
-            write_labels(target, np.stack([read_labels(m) for m in masks]))
+        if not target.is_file() or target.stat().st_mtime_ns < max(m.stat().st_mtime_ns for m in masks):
+            marked = {a for a in image_layout(path)[1] if a in "TZ"}
+            axes = f"{marked.pop()}YX" if len(marked) == 1 else "QYX"  # a time-lapse, a z-stack, or either
+            first = read_labels(masks[0])
+            write_label_stack(target, (read_labels(m) for m in masks), (len(masks), *first.shape), axes)
             log.info("%s: the masks of its %d planes -> %s", path.name, len(masks), target)
         stacks[path.stem] = target
     return stacks
