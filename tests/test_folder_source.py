@@ -222,5 +222,10 @@ def test_stacks_are_read_plane_by_plane_by_their_axes(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="plain.tif: image has 3 channels.*data.planes=true"):
         FolderDataModule(tmp_path, pattern="plain.tif").load_raw(FolderDataModule(tmp_path, pattern="plain.tif")
                                                                  .frames("test")[0])
+    assert isinstance(dm._stack[1][0], np.memmap)  # an uncompressed stack is read plane by plane
+    tifffile.imwrite(tmp_path / "zlib.tif", tyx, compression="zlib", metadata={"axes": "TYX"})
+    packed = FolderDataModule(tmp_path, pattern="zlib.tif")
+    for p, ref in enumerate(packed.frames("test")):  # compressed: read whole, the same planes
+        np.testing.assert_array_equal(packed.load_raw(ref), tyx[p].astype(np.float32))
     never = FolderDataModule(tmp_path, pattern="movie.tif", planes=False)
     assert [r.name for r in never.frames("test")] == ["movie"]

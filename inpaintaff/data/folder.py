@@ -26,11 +26,11 @@ class FolderDataModule(CTCDataModule):
 
     ``channel`` picks one channel of multi-channel files. ``planes`` says which files are stacks of
     planes (None: those whose axes say T or Z; True: also a 3D file without axes; False: none); a
-    stack's planes are frames named ``<stem>/pNNNN``, and one stack is kept in memory while its planes
-    are read. ``splits`` maps a split to a list of image stems, or of a stack's plane names
-    (default: every split is every image). Images are read when asked and not kept,
-    so a folder of any length streams; training (``setup``) keeps its frames in memory like the
-    CTC module.
+    stack's planes are frames named ``<stem>/pNNNN``, and one stack is kept open while its planes are
+    read (memory-mapped when uncompressed, else in memory). ``splits`` maps a split to a list of image
+    stems, or of a stack's plane names (default: every split is every image). Images are read when
+    asked and not kept, so a folder of any length streams; training (``setup``) keeps its frames in
+    memory like the CTC module.
     """
 
     def __init__(
@@ -114,7 +114,7 @@ class FolderDataModule(CTCDataModule):
             return read_channel(ref.raw_path, self.channel)
         if self._stack is None or self._stack[0] != ref.raw_path:
             self._stack = None  # free the last stack before reading the next
-            self._stack = (ref.raw_path, read_with_axes(ref.raw_path))
+            self._stack = (ref.raw_path, read_with_axes(ref.raw_path, lazy=True))
         return read_plane(ref.raw_path, ref.plane, self.channel, self.planes, stack=self._stack[1])
 
     def load_image(self, ref: FrameRef) -> np.ndarray:

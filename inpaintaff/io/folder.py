@@ -181,12 +181,14 @@ def _read_any(path: Path) -> np.ndarray:
     return read_with_axes(path)[0]
 
 
-def read_with_axes(path: str | Path) -> tuple[np.ndarray, str]:
-    """The whole image in ``path`` (length-1 axes dropped) and its axes, as ``image_layout`` names them."""
-    return _reading(path, _array)
+def read_with_axes(path: str | Path, lazy: bool = False) -> tuple[np.ndarray, str]:
+    """The whole image in ``path`` (length-1 axes dropped) and its axes, as ``image_layout`` names them.
+    ``lazy``: an uncompressed TIFF is memory-mapped, so that reading one plane of a large stack reads
+    only that plane."""
+    return _reading(path, lambda p: _array(p, lazy))
 
 
-def _array(path: Path) -> tuple[np.ndarray, str]:
+def _array(path: Path, lazy: bool) -> tuple[np.ndarray, str]:
     if path.suffix.lower() == ".png":
         from PIL import Image
 
@@ -195,7 +197,13 @@ def _array(path: Path) -> tuple[np.ndarray, str]:
         return arr, "YXS"[: arr.ndim]
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        arr, axes = np.asarray(series.asarray()), str(series.axes)
+        axes = str(series.axes)
+        arr = None if lazy else np.asarray(series.asarray())
+    if arr is None:
+        try:
+            arr = tifffile.memmap(path, mode="r")
+        except ValueError:  # compressed or not contiguous: read it whole
+            arr = np.asarray(tifffile.imread(path))
     if arr.ndim != len(axes):  # not as the header says: keep the array, forget the letters
         arr = np.squeeze(arr)
         axes = "Q" * (arr.ndim - 2) + "YX"
