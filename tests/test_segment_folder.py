@@ -262,10 +262,21 @@ def test_alpha_chosen_on_the_images_with_masks(images, tmp_path: Path) -> None:
         run_segment_folder([f"data.images={imgs}", f"paths.output_dir={tmp_path / 'o2'}", "task.select.enabled=true"])
 
 
-def test_a_time_lapse_gives_a_label_stack_equal_to_its_planes_segmented_alone(tmp_path: Path) -> None:
+def test_a_time_lapse_gives_a_label_stack_equal_to_its_planes_segmented_alone(tmp_path: Path, monkeypatch) -> None:
     """An ImageJ time-lapse (axes TYX) beside its planes as single files: every plane is segmented as
     the single file is, the masks of the stack come back as one label stack named like the file,
-    its mask stack scores it, a rerun keeps everything, and ``Segmenter.segment_stack`` gives the same."""
+    its mask stack scores it, the file is hashed once for all its planes' records, a rerun keeps
+    everything, and ``Segmenter.segment_stack`` gives the same."""
+    import inpaintaff.io.records as records
+
+    hashed: list[str] = []
+    real_sha1 = records.file_sha1
+
+    def counted_sha1(path, *args):
+        hashed.append(Path(path).name)
+        return real_sha1(path, *args)
+
+    monkeypatch.setattr(records, "file_sha1", counted_sha1)
     imgs, masks = tmp_path / "images", tmp_path / "masks"
     imgs.mkdir()
     masks.mkdir()
@@ -278,6 +289,7 @@ def test_a_time_lapse_gives_a_label_stack_equal_to_its_planes_segmented_alone(tm
         tifffile.imwrite(masks / f"t{i}.tif", lab.astype(np.uint16))
     out = tmp_path / "out"
     assert _command(imgs, out, "--masks", str(masks)) == 0
+    assert hashed.count("movie.tif") == 1 and hashed.count("t0.tif") == 1
     stack = tifffile.imread(out / "masks" / "movie.tif")
     assert stack.shape == movie.shape and stack.max() > 3
     with tifffile.TiffFile(out / "masks" / "movie.tif") as tif:  # 3 label planes, not an RGB image

@@ -33,13 +33,18 @@ def _cached_sha1(path: str, mtime_ns: int, size: int) -> str:
     return file_sha1(path)
 
 
-def checkpoint_sha1(path: str | Path) -> str:
-    """SHA-1 of a file (a checkpoint, an input), computed once per file version in a process: the
-    planes of a stack file share it."""
+def content_sha1(path: str | Path) -> str:
+    """SHA-1 of a file, computed once per file version (path, modification time, size) in a process:
+    the planes of a stack file, and every record naming one checkpoint, share it."""
     if not Path(path).is_file():
         raise InputError(path, "file not found (an input of this result)")
     st = Path(path).stat()
     return _cached_sha1(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
+def checkpoint_sha1(path: str | Path) -> str:
+    """SHA-1 of a checkpoint (``content_sha1``)."""
+    return content_sha1(path)
 
 
 def source_settings(source: Any) -> dict:
@@ -58,7 +63,7 @@ def make_record(settings: Mapping[str, Any], inputs: Mapping[str, str | Path | N
     """The record of a result: ``settings`` as JSON values, inputs and checkpoints by content."""
     return {
         "settings": json.loads(json.dumps(dict(settings), default=str, sort_keys=True)),
-        "inputs": {k: None if p is None else checkpoint_sha1(p) for k, p in sorted(inputs.items())},
+        "inputs": {k: None if p is None else content_sha1(p) for k, p in sorted(inputs.items())},
         "checkpoints": {k: None if p is None else checkpoint_sha1(p) for k, p in sorted(checkpoints.items())},
     }
 

@@ -105,10 +105,10 @@ def kept_record(fingerprint: str, frames: Any, tile: int, halo: int, ref: Any) -
     """What must match for a kept output of frame ``ref`` to be reused: the checkpoint's content, what
     decides the frame's resizing (``frames``: a :class:`~inpaintaff.data.scaled.ScaledFrames`), the
     tiling, how the source reads the file (normalisation, channel) and the input file's SHA-1."""
-    from inpaintaff.io.records import file_sha1, source_settings
+    from inpaintaff.io.records import content_sha1, source_settings
 
     return {"ckpt_sha1": fingerprint, "scale": frames.record(), "tile": int(tile), "halo": int(halo),
-            **source_settings(frames.source), "input_sha1": file_sha1(ref.raw_path)}
+            **source_settings(frames.source), "input_sha1": content_sha1(ref.raw_path)}
 
 
 def kept_record_of(meta: dict) -> dict:

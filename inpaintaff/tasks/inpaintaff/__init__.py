@@ -30,7 +30,7 @@ from inpaintaff.igm.inpainters import COMPILE_MODES, GaussianInpainter, Inpainte
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.io.files import write_json
-from inpaintaff.io.records import checkpoint_sha1, file_sha1, source_settings
+from inpaintaff.io.records import checkpoint_sha1, content_sha1, file_sha1, source_settings
 from inpaintaff.modules.net_inpainter import load_net_inpainter
 from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.segment.alpha import seed_from_checkpoint
@@ -142,9 +142,9 @@ def frame_records(pdm: PatchDataModule, data: Any, foreground: dict) -> dict[str
     sources = foreground["source"] if isinstance(foreground["source"], list) else [foreground["source"]]
     out = {}
     for info, ref in zip(pdm.frames, data.frames("predict")):
-        rec = {"input_sha1": file_sha1(ref.raw_path)}
+        rec = {"input_sha1": content_sha1(ref.raw_path)}
         if "truefg" in sources and ref.gt_path is not None:
-            rec["labels_sha1"] = file_sha1(ref.gt_path)
+            rec["labels_sha1"] = content_sha1(ref.gt_path)
         out[info.key] = rec
     return out
 
