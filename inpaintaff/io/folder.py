@@ -32,6 +32,7 @@ Result = TypeVar("Result")
 DEFAULT_PATTERNS = ("*.tif", "*.tiff", "*.png")
 _IMAGE_SUFFIXES = {".tif", ".tiff", ".png"}
 _CTC_MASK = re.compile(r"man_seg(\d+)")
+PLANE_AXES = "TZ"  # tifffile's letters for time points and z slices
 
 
 def _image_of_mask(stem: str, names: dict[str, Path]) -> str | None:
@@ -42,9 +43,6 @@ def _image_of_mask(stem: str, names: dict[str, Path]) -> str | None:
     if ctc and f"t{ctc.group(1)}" in names:
         return f"t{ctc.group(1)}"
     return None
-
-
-PLANE_AXES = "TZ"  # tifffile's letters for time points and z slices
 
 
 @dataclass(frozen=True)
@@ -246,7 +244,7 @@ def read_channel(path: str | Path, channel: int | None = None) -> np.ndarray:
 
     Multi-channel files need ``channel`` unless all their channels are equal (a grey image saved as
     RGB); an alpha channel is never chosen by default. NaN, infinite, constant or empty images and
-    3D stacks are errors naming the file.
+    stacks of planes (``read_plane`` reads those) are errors naming the file.
     """
     path = Path(path)
     return _one_channel(np.squeeze(_read_any(path)), channel, path)
