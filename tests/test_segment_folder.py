@@ -321,3 +321,7 @@ def test_a_3d_file_without_axes_is_a_stack_only_when_asked(tmp_path: Path) -> No
     assert _command(imgs, tmp_path / "out", "--planes") == 0
     stack = tifffile.imread(tmp_path / "out" / "masks" / "zstack.tif")
     assert stack.shape == movie.shape and all(plane.max() > 0 for plane in stack)
+    # One plane of the stack in the split: its mask, and no label stack that would lack the others.
+    assert _command(imgs, tmp_path / "one", "--planes", "data.splits.predict=[zstack/p0002]") == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "one" / "masks" / "zstack" / "p0002.tif"), stack[2])
+    assert not (tmp_path / "one" / "masks" / "zstack.tif").exists()

@@ -106,8 +106,8 @@ class FolderDataModule(CTCDataModule):
         """An image's frame, or one per plane of a stack (``<stem>/pNNNN``)."""
         if item.planes is None:
             return [FrameRef("", 0, item.path, item.mask_path, stem=item.name)]
-        return [FrameRef("", 0, item.path, item.mask_path, stem=f"{item.name}/p{p:04d}", plane=p)
-                for p in range(item.planes)]
+        return [FrameRef("", 0, item.path, item.mask_path, stem=f"{item.name}/p{p:04d}", plane=p,
+                         n_planes=item.planes) for p in range(item.planes)]
 
     def load_raw(self, ref: FrameRef) -> np.ndarray:
         if ref.plane is None:

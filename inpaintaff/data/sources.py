@@ -18,9 +18,10 @@ class FrameRef:
     raw_path: Path
     gt_path: Path | None
     # A plain folder's images are named by their file stem (outputs keep it); CTC frames by number.
-    # A plane of a stack file is named ``<stem>/pNNNN`` and knows its index in the file.
+    # A plane of a stack file is named ``<stem>/pNNNN`` and knows its index and the file's plane count.
     stem: str | None = None
     plane: int | None = None
+    n_planes: int | None = None
 
     @property
     def name(self) -> str:

@@ -252,7 +252,7 @@ def plan(segmenter: Segmenter, source: FrameSource, refs: list[FrameRef], output
 
 
 def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall: float, n_done: int,
-              segmenter: Segmenter, tensorboard_images: int, planes: bool | None = None) -> dict:
+              segmenter: Segmenter, tensorboard_images: int) -> dict:
     """images.csv, objects.csv, the result JSON and TensorBoard pictures, from every image's record."""
     rows, objects = [], []
     for ref in refs:
@@ -261,7 +261,7 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
             raise InputError(outputs.record(ref.name), "this image's result was not written (see the log)")
         rows.append(rec["image"])
         objects += rec["objects"]
-    stacks = assemble_stacks(outputs, refs, planes)
+    stacks = assemble_stacks(outputs, refs)
     write_csv(out_dir / "images.csv", rows, IMAGE_COLUMNS)
     write_csv(out_dir / "objects.csv", objects, OBJECT_COLUMNS)
     scored = [r for r in rows if r.get("n_gt")]
@@ -287,24 +287,24 @@ def summarize(outputs: FolderOutputs, refs: list[FrameRef], out_dir: Path, wall:
     return result
 
 
-def assemble_stacks(outputs: FolderOutputs, refs: list[FrameRef], planes: bool | None) -> dict[str, Path]:
+def assemble_stacks(outputs: FolderOutputs, refs: list[FrameRef]) -> dict[str, Path]:
     """The label stack ``masks/<stem>.tif`` of every stack file whose planes are all in ``refs``, from
     their masks (``masks/<stem>/pNNNN.tif``, read one at a time), written again when a plane's mask is
-    newer; by file stem. ``planes``: ``data.planes``, which says how many planes a file holds."""
+    newer; by file stem."""
     from inpaintaff.io.ctc import read_labels, write_label_stack
-    from inpaintaff.io.folder import count_planes, image_layout
+    from inpaintaff.io.folder import image_layout
 
     by_file: dict[Path, list[FrameRef]] = {}
     for ref in refs:
         if ref.plane is not None:
             by_file.setdefault(ref.raw_path, []).append(ref)
     stacks = {}
-    for path, planes_here in by_file.items():
-        planes_here = sorted(planes_here, key=lambda r: r.plane)
-        if [r.plane for r in planes_here] != list(range(count_planes(path, planes) or 0)):
+    for path, planes in by_file.items():
+        planes = sorted(planes, key=lambda r: r.plane)
+        if [r.plane for r in planes] != list(range(planes[0].n_planes or 0)):
             log.info("%s: not every plane is in this split, so no label stack is written", path.name)
             continue
-        masks = [outputs.mask(r.name) for r in planes_here]
+        masks = [outputs.mask(r.name) for r in planes]
         target = outputs.mask(path.stem)
         if not target.is_file() or target.stat().st_mtime_ns < max(m.stat().st_mtime_ns for m in masks):
             marked = {a for a in image_layout(path)[1] if a in "TZ"}
@@ -399,8 +399,7 @@ def _run(cfg: DictConfig) -> dict:
     wall = time.perf_counter() - start
     if trainer.global_rank != 0:
         return {}
-    result = summarize(outputs, refs, out_dir, wall, len(todo), segmenter, t.tensorboard_images,
-                       getattr(source, "planes", None))
+    result = summarize(outputs, refs, out_dir, wall, len(todo), segmenter, t.tensorboard_images)
     if selection is not None:
         result["selection"] = selection
         write_json(out_dir / RESULT_NAME, result)
