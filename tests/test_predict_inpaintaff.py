@@ -435,9 +435,9 @@ def test_replaced_checkpoint_is_not_reused(compose, tmp_path: Path) -> None:
     run(cfg)
     path = aff_path(cfg.task.out_dir, "SYNTH-HeLa", "02", 0)
     from inpaintaff.io.affinities import read_affinity_metadata
-    from inpaintaff.io.records import checkpoint_sha1
+    from inpaintaff.io.records import content_sha1
 
-    assert read_affinity_metadata(path)["ckpt_sha1"] == checkpoint_sha1(ckpt)
+    assert read_affinity_metadata(path)["ckpt_sha1"] == content_sha1(ckpt)
     mtime = path.stat().st_mtime_ns
     run(cfg)  # the same checkpoint: skipped
     assert path.stat().st_mtime_ns == mtime

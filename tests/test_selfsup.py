@@ -236,7 +236,7 @@ def test_fgnet_is_trained_from_the_student_on_the_few_masks_and_ships_beside_it(
     ships as student.fgnet.ckpt, the fgnet α entry (with its threshold) is chosen with it, and the
     folder command takes both with --model student.ckpt."""
     from inpaintaff.cli import model_overrides
-    from inpaintaff.io.records import checkpoint_sha1
+    from inpaintaff.io.records import content_sha1
     from inpaintaff.tasks.checkpoints import checkpoint_meta
 
     cfg = _cfg(compose, folder, *TINY_FGNET)
@@ -263,7 +263,7 @@ def test_fgnet_is_trained_from_the_student_on_the_few_masks_and_ships_beside_it(
     assert started_from == [result["base_student"]] and not result["tuned"]
     assert student.read_bytes() == Path(result["base_student"]).read_bytes()  # not tuned: the student itself
     record = checkpoint_meta(out / "fgnet" / "checkpoints" / "last.ckpt")["record"]
-    assert record["checkpoints"]["init_from"] == checkpoint_sha1(student)
+    assert record["checkpoints"]["init_from"] == content_sha1(student)
     assert set(reads) == {"cell_0", "cell_1", "cell_3", "cell_4"}  # train masks (FGNET), val masks (alpha)
     entry = json.loads((out / "student.alpha.json").read_text())["fgnet"]
     assert entry["threshold"] in (0.3, 0.5) and entry["chosen_on"] == "val"
@@ -274,7 +274,7 @@ def test_fgnet_is_trained_from_the_student_on_the_few_masks_and_ships_beside_it(
 def test_the_tuned_student_learns_from_fgnets_masks_and_is_shipped(compose, folder: Path, monkeypatch) -> None:
     """Stage 4b: with masks, the student fine-tuned on the nuclei FGNET learns from (the same budget),
     started from the student as trained; it is shipped, α is chosen for it, and a rerun trains nothing."""
-    from inpaintaff.io.records import checkpoint_sha1
+    from inpaintaff.io.records import content_sha1
     from inpaintaff.modules.loading import checkpoint_diameter, checkpoint_kind
     from inpaintaff.tasks.checkpoints import checkpoint_meta
 
@@ -294,9 +294,9 @@ def test_the_tuned_student_learns_from_fgnets_masks_and_is_shipped(compose, fold
     assert checkpoint_diameter(student) == 25.0  # the folder command resizes to the size it learned
     for net in ("fgnet", "tune"):
         record = checkpoint_meta(out / net / "checkpoints" / "last.ckpt")["record"]
-        assert record["checkpoints"]["init_from"] == checkpoint_sha1(base)
+        assert record["checkpoints"]["init_from"] == content_sha1(base)
     select = json.loads((out / selfsup.SELECT_RECORD).read_text())["record"]
-    assert json.dumps(checkpoint_sha1(student)) in json.dumps(select)  # α chosen for the tuned student
+    assert json.dumps(content_sha1(student)) in json.dumps(select)  # α chosen for the tuned student
 
     def no_training(*a, **k):
         raise AssertionError("trained again")
@@ -312,7 +312,7 @@ def test_a_student_shipped_by_an_earlier_version_is_taken_over_byte_for_byte(tmp
     (and so every record naming it) are kept as ``student/student.ckpt``; otherwise it is slimmed anew."""
     from types import SimpleNamespace
 
-    from inpaintaff.io.records import checkpoint_sha1
+    from inpaintaff.io.records import content_sha1
 
     trained = tmp_path / "student" / "checkpoints" / "last.ckpt"
     trained.parent.mkdir(parents=True)
@@ -321,7 +321,7 @@ def test_a_student_shipped_by_an_earlier_version_is_taken_over_byte_for_byte(tmp
     earlier = selfsup.ship_checkpoint(str(trained), Path(t.ship), tmp_path)  # what an earlier run left
     base = selfsup.base_student(str(trained), t, tmp_path)
     assert base == tmp_path / "student" / "student.ckpt" and base.read_bytes() == earlier.read_bytes()
-    assert checkpoint_sha1(base) == checkpoint_sha1(earlier)
+    assert content_sha1(base) == content_sha1(earlier)
     other = tmp_path / "other"
     other.mkdir()
     (other / "student").mkdir()

@@ -42,11 +42,6 @@ def content_sha1(path: str | Path) -> str:
     return _cached_sha1(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
-def checkpoint_sha1(path: str | Path) -> str:
-    """SHA-1 of a checkpoint (``content_sha1``)."""
-    return content_sha1(path)
-
-
 def source_settings(source: Any) -> dict:
     """How a frame source turns a file into an image (``data.normalize``, ``data.channel``,
     ``data.planes``): with the file's SHA-1, what the input of a result is."""
@@ -64,7 +59,7 @@ def make_record(settings: Mapping[str, Any], inputs: Mapping[str, str | Path | N
     return {
         "settings": json.loads(json.dumps(dict(settings), default=str, sort_keys=True)),
         "inputs": {k: None if p is None else content_sha1(p) for k, p in sorted(inputs.items())},
-        "checkpoints": {k: None if p is None else checkpoint_sha1(p) for k, p in sorted(checkpoints.items())},
+        "checkpoints": {k: None if p is None else content_sha1(p) for k, p in sorted(checkpoints.items())},
     }
 
 

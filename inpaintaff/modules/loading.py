@@ -16,9 +16,9 @@ from inpaintaff.utils.errors import InputError
 def checkpoint_fingerprint(path: str | Path) -> str:
     """A short SHA-1 of the checkpoint file: outputs record it, so a changed checkpoint is noticed
     even under the same file name (the records' one file hash, computed once per file version)."""
-    from inpaintaff.io.records import checkpoint_sha1
+    from inpaintaff.io.records import content_sha1
 
-    return checkpoint_sha1(path)
+    return content_sha1(path)
 
 
 # The project's LightningModules and the task that uses each one's checkpoints.

@@ -44,7 +44,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from inpaintaff.data.scaled import TRAINING_SCALE
 from inpaintaff.io.files import write_json
-from inpaintaff.io.records import checkpoint_sha1, differences, make_record, source_settings
+from inpaintaff.io.records import content_sha1, differences, make_record, source_settings
 from inpaintaff.modules.export import slim_checkpoint
 from inpaintaff.segment.alpha import ALPHA_FILE, checkpoint_alpha_file, checkpoint_fgnet_file, load_alpha_file
 from inpaintaff.segment.scale import estimate_scale, rescale_image
@@ -230,7 +230,7 @@ def ship_checkpoint(checkpoint: str, dst: Path, out: Path, slimmed: Path | None 
     """A trained checkpoint without optimizer state at ``dst`` (``slimmed``: a copy of that file, already
     slimmed from it); kept as it is when it was shipped from this very checkpoint before (saving again
     would change its bytes, and with them every record naming it)."""
-    record, source = out / SHIP_RECORD, checkpoint_sha1(checkpoint)
+    record, source = out / SHIP_RECORD, content_sha1(checkpoint)
     if dst.is_file() and record.is_file() and json.loads(record.read_text()).get("source_sha1") == source:
         return dst
     if slimmed is not None:
@@ -247,7 +247,7 @@ def base_student(checkpoint: str, t: SelfsupSettings, out: Path) -> Path:
     itself; that file is taken over byte for byte, so that the nets started from it are kept."""
     dst, record, earlier = out / "student" / BASE_STUDENT, out / SHIP_RECORD, Path(t.ship)
     shipped_before = (earlier.is_file() and record.is_file()
-                      and json.loads(record.read_text()).get("source_sha1") == checkpoint_sha1(checkpoint))
+                      and json.loads(record.read_text()).get("source_sha1") == content_sha1(checkpoint))
     return ship_checkpoint(checkpoint, dst, dst.parent, earlier if shipped_before else None)
 
 
@@ -263,7 +263,7 @@ def labeled_stage(cfg: DictConfig, t: SelfsupSettings, overrides: list[str], dat
         tcfg.seed = cfg.seed
         tcfg.data = OmegaConf.merge(cfg.data, {**data, **budget, "train_mode": "labeled", "resize_to": t.diameter,
                                                "splits": {"train": names, "val": []}})
-    key = {"overrides": list(overrides), "data": data_container(tcfg), "init_sha1": checkpoint_sha1(student)}
+    key = {"overrides": list(overrides), "data": data_container(tcfg), "init_sha1": content_sha1(student)}
     return fit_or_resume(tcfg, out, key)
 
 

@@ -30,7 +30,7 @@ from inpaintaff.igm.inpainters import COMPILE_MODES, GaussianInpainter, Inpainte
 from inpaintaff.igm.split import EngineConfig
 from inpaintaff.io.affinities import aff_path, read_affinities, read_affinity_metadata
 from inpaintaff.io.files import write_json
-from inpaintaff.io.records import checkpoint_sha1, content_sha1, file_sha1, source_settings
+from inpaintaff.io.records import content_sha1, file_sha1, source_settings
 from inpaintaff.modules.net_inpainter import load_net_inpainter
 from inpaintaff.offsets import MAX_OFFSET
 from inpaintaff.segment.alpha import seed_from_checkpoint
@@ -90,7 +90,7 @@ def build_inpainter(spec: str | Mapping[str, Any], ckpt: str | None, gaussian_si
     if kind == "net":
         inpainter = load_net_inpainter(ckpt, "cpu", compile=compile)
         # The content counts: training on rewrites last.ckpt under the same path.
-        return inpainter, {"inpainter": "net", "ckpt": str(Path(ckpt).resolve()), "ckpt_sha1": checkpoint_sha1(ckpt)}
+        return inpainter, {"inpainter": "net", "ckpt": str(Path(ckpt).resolve()), "ckpt_sha1": content_sha1(ckpt)}
     if kind == "gaussian":
         sigma = float(gaussian_sigma)
         return GaussianInpainter(sigma), {"inpainter": "gaussian", "gaussian_sigma": sigma}
