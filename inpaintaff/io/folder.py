@@ -225,11 +225,10 @@ def read_plane(path: str | Path, plane: int, channel: int | None = None, planes:
     """One 2D plane (and channel) of a stack file as float32, checked as ``read_channel`` checks an
     image; errors name the file and the plane. ``stack``: the file as ``read_with_axes`` gave it."""
     arr, axes = read_with_axes(path) if stack is None else stack
+    one = np.squeeze(take_plane(arr, axes, plane, planes, path))  # its errors name the plane already
     try:
-        return _one_channel(np.squeeze(take_plane(arr, axes, plane, planes, path)), channel, Path(path), in_stack=True)
+        return _one_channel(one, channel, Path(path), in_stack=True)
     except InputError as exc:
-        if exc.problem.startswith(f"plane {plane}"):
-            raise
         raise InputError(path, f"plane {plane}: {exc.problem}") from exc
 
 

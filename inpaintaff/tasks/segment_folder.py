@@ -16,6 +16,7 @@ are skipped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -309,8 +310,9 @@ def assemble_stacks(outputs: FolderOutputs, refs: list[FrameRef]) -> dict[str, P
         if not target.is_file() or target.stat().st_mtime_ns < max(m.stat().st_mtime_ns for m in masks):
             marked = {a for a in image_layout(path)[1] if a in "TZ"}
             axes = f"{marked.pop()}YX" if len(marked) == 1 else "QYX"  # a time-lapse, a z-stack, or either
-            first = read_labels(masks[0])
-            write_label_stack(target, (read_labels(m) for m in masks), (len(masks), *first.shape), axes)
+            first = read_labels(masks[0])  # its shape is the stack's; it is written first, not read again
+            rest = (read_labels(m) for m in masks[1:])
+            write_label_stack(target, itertools.chain([first], rest), (len(masks), *first.shape), axes)
             log.info("%s: the masks of its %d planes -> %s", path.name, len(masks), target)
         stacks[path.stem] = target
     return stacks
